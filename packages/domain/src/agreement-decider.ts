@@ -1,0 +1,310 @@
+// The agreement decider: commands on one agreement stream become events; events fold into
+// state. Pure: time, ids and the actor arrive inside the command.
+import type { AgreementEvent, Assessment, Timed } from './events';
+import { ConflictError, NotFoundError, ValidationError, type FieldError } from './errors';
+import type { AgreementKind, CommitmentStatus, Responsible, Session } from './primitives';
+
+export type Delay = { reason: string; previousDueDate: string; newDueDate: string; at: string };
+
+export type CommitmentState = {
+  id: string;
+  agreementId: string;
+  title: string;
+  description: string | null;
+  responsible: Responsible;
+  dueDate: string;
+  originalDueDate: string;
+  status: CommitmentStatus;
+  progress: number;
+  lastUpdateAt: string | null;
+  implementedAt: string | null;
+  cancelledAt: string | null;
+  cancellationReason: string | null;
+  delays: Delay[];
+};
+
+export type AgreementState =
+  | { exists: false }
+  | {
+      exists: true;
+      id: string;
+      title: string;
+      kind: AgreementKind;
+      sector: string;
+      parties: string[];
+      signedAt: string;
+      session: Session | null;
+      summary: string | null;
+      commitments: CommitmentState[];
+      terminated: { at: string; reason: string } | null;
+      lastReviewedAt: string | null;
+      lastAssessments: Assessment[];
+    };
+export type ExistingAgreement = Extract<AgreementState, { exists: true }>;
+
+export type CommitmentInput = {
+  commitmentId: string;
+  title: string;
+  description?: string | undefined;
+  dueDate: string;
+  responsible: Responsible;
+};
+
+export type AgreementCommand =
+  | {
+      type: 'SignAgreement';
+      agreementId: string;
+      title: string;
+      kind: AgreementKind;
+      sector: string;
+      parties: string[];
+      signedAt: string;
+      session?: Session | undefined;
+      summary?: string | undefined;
+      commitments: CommitmentInput[];
+    }
+  | { type: 'AddCommitment'; commitment: CommitmentInput }
+  | { type: 'ReportProgress'; commitmentId: string; percent: number; note?: string | undefined; evidenceUrl?: string | undefined }
+  | { type: 'ImplementCommitment'; commitmentId: string; note?: string | undefined; evidenceUrl?: string | undefined }
+  | { type: 'DelayCommitment'; commitmentId: string; reason: string; newDueDate: string }
+  | { type: 'CancelCommitment'; commitmentId: string; reason: string }
+  | { type: 'TerminateAgreement'; reason: string }
+  | { type: 'RecordAgreementReview'; reviewId: string; heldAt: string; assessments: Assessment[] };
+
+export const initialAgreementState = (): AgreementState => ({ exists: false });
+
+function strip<T extends Record<string, unknown>>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function checkCommitment(
+  state: { parties: string[] },
+  c: CommitmentInput,
+  path: string,
+): FieldError[] {
+  return state.parties.includes(c.responsible.party)
+    ? []
+    : [{ path: `${path}responsible.party`, message: `must be one of the agreement's parties (${state.parties.join(', ')})` }];
+}
+
+function requireAgreement(state: AgreementState): ExistingAgreement {
+  if (!state.exists) throw new NotFoundError('agreement not found', 'agreement_not_found');
+  return state;
+}
+
+function requireOpen(state: AgreementState): ExistingAgreement {
+  const a = requireAgreement(state);
+  if (a.terminated) throw new ConflictError(`agreement ${a.id} is terminated`, 'agreement_terminated');
+  return a;
+}
+
+function requireActiveCommitment(a: ExistingAgreement, commitmentId: string): CommitmentState {
+  const c = a.commitments.find((x) => x.id === commitmentId);
+  if (!c) throw new NotFoundError(`commitment ${commitmentId} not found in agreement ${a.id}`, 'commitment_not_found');
+  if (c.status === 'implemented' || c.status === 'cancelled') {
+    throw new ConflictError(`commitment ${c.id} is ${c.status}; it can no longer change`, `commitment_${c.status}`);
+  }
+  return c;
+}
+
+export function decideAgreement(command: AgreementCommand, state: AgreementState): AgreementEvent[] {
+  switch (command.type) {
+    case 'SignAgreement': {
+      if (state.exists) throw new ConflictError(`agreement ${command.agreementId} already exists`, 'agreement_exists');
+      const errors: FieldError[] = [];
+      const parties = [...new Set(command.parties)];
+      if (parties.length < 2) errors.push({ path: 'parties', message: 'must name at least two distinct parties' });
+      const seen = new Set<string>();
+      command.commitments.forEach((c, i) => {
+        if (seen.has(c.commitmentId)) errors.push({ path: `commitments.${i}.id`, message: `duplicate commitment id ${c.commitmentId}` });
+        seen.add(c.commitmentId);
+        errors.push(...checkCommitment({ parties }, c, `commitments.${i}.`));
+      });
+      if (errors.length) throw new ValidationError('the agreement is not valid', errors);
+      return [
+        {
+          type: 'AgreementSigned',
+          data: strip({
+            agreementId: command.agreementId,
+            title: command.title,
+            kind: command.kind,
+            sector: command.sector,
+            parties,
+            signedAt: command.signedAt,
+            session: command.session,
+            summary: command.summary,
+          }),
+        },
+        ...command.commitments.map((c) => commitmentAdded(command.agreementId, c)),
+      ];
+    }
+    case 'AddCommitment': {
+      const a = requireOpen(state);
+      if (a.commitments.some((c) => c.id === command.commitment.commitmentId)) {
+        throw new ConflictError(`commitment ${command.commitment.commitmentId} already exists`, 'commitment_exists');
+      }
+      const errors = checkCommitment(a, command.commitment, '');
+      if (errors.length) throw new ValidationError('the commitment is not valid', errors);
+      return [commitmentAdded(a.id, command.commitment)];
+    }
+    case 'ReportProgress': {
+      const a = requireOpen(state);
+      requireActiveCommitment(a, command.commitmentId);
+      return [{ type: 'ProgressReported', data: strip({ commitmentId: command.commitmentId, percent: command.percent, note: command.note, evidenceUrl: command.evidenceUrl }) }];
+    }
+    case 'ImplementCommitment': {
+      const a = requireOpen(state);
+      requireActiveCommitment(a, command.commitmentId);
+      return [{ type: 'CommitmentImplemented', data: strip({ commitmentId: command.commitmentId, note: command.note, evidenceUrl: command.evidenceUrl }) }];
+    }
+    case 'DelayCommitment': {
+      const a = requireOpen(state);
+      const c = requireActiveCommitment(a, command.commitmentId);
+      if (command.newDueDate <= c.dueDate) {
+        throw new ConflictError(
+          `newDueDate must be later than the current due date ${c.dueDate}`,
+          'due_date_not_later',
+          [{ path: 'newDueDate', message: `must be later than ${c.dueDate}` }],
+        );
+      }
+      return [{ type: 'CommitmentDelayed', data: { commitmentId: c.id, reason: command.reason, previousDueDate: c.dueDate, newDueDate: command.newDueDate } }];
+    }
+    case 'CancelCommitment': {
+      const a = requireOpen(state);
+      requireActiveCommitment(a, command.commitmentId);
+      return [{ type: 'CommitmentCancelled', data: { commitmentId: command.commitmentId, reason: command.reason } }];
+    }
+    case 'TerminateAgreement': {
+      requireOpen(state);
+      return [{ type: 'AgreementTerminated', data: { reason: command.reason } }];
+    }
+    case 'RecordAgreementReview': {
+      const a = requireAgreement(state);
+      return [{ type: 'AgreementReviewed', data: { reviewId: command.reviewId, heldAt: command.heldAt, assessments: command.assessments.filter((x) => x.agreementId === a.id) } }];
+    }
+    default: {
+      const unknown: never = command;
+      throw new Error(`unknown command ${(unknown as { type: string }).type}`);
+    }
+  }
+}
+
+function commitmentAdded(agreementId: string, c: CommitmentInput): AgreementEvent {
+  return {
+    type: 'CommitmentAdded',
+    data: strip({
+      agreementId,
+      commitmentId: c.commitmentId,
+      title: c.title,
+      description: c.description,
+      dueDate: c.dueDate,
+      responsible: c.responsible,
+    }),
+  };
+}
+
+function updateCommitment(
+  state: ExistingAgreement,
+  commitmentId: string,
+  change: (c: CommitmentState) => CommitmentState,
+): AgreementState {
+  return { ...state, commitments: state.commitments.map((c) => (c.id === commitmentId ? change(c) : c)) };
+}
+
+export function evolveAgreement(state: AgreementState, event: Timed<AgreementEvent>): AgreementState {
+  if (event.type === 'AgreementSigned') {
+    const d = event.data;
+    return {
+      exists: true,
+      id: d.agreementId,
+      title: d.title,
+      kind: d.kind,
+      sector: d.sector,
+      parties: d.parties,
+      signedAt: d.signedAt,
+      session: d.session ?? null,
+      summary: d.summary ?? null,
+      commitments: [],
+      terminated: null,
+      lastReviewedAt: null,
+      lastAssessments: [],
+    };
+  }
+  // Events other than the first one only ever follow AgreementSigned in a stream.
+  if (!state.exists) return state;
+  const at = event.occurredAt;
+  switch (event.type) {
+    case 'CommitmentAdded': {
+      const d = event.data;
+      return {
+        ...state,
+        commitments: [
+          ...state.commitments,
+          {
+            id: d.commitmentId,
+            agreementId: state.id,
+            title: d.title,
+            description: d.description ?? null,
+            responsible: d.responsible,
+            dueDate: d.dueDate,
+            originalDueDate: d.dueDate,
+            status: 'pending',
+            progress: 0,
+            lastUpdateAt: null,
+            implementedAt: null,
+            cancelledAt: null,
+            cancellationReason: null,
+            delays: [],
+          },
+        ],
+      };
+    }
+    case 'ProgressReported':
+      return updateCommitment(state, event.data.commitmentId, (c) => ({
+        ...c,
+        progress: event.data.percent,
+        status: c.status === 'delayed' ? 'delayed' : 'in_progress',
+        lastUpdateAt: at,
+      }));
+    case 'CommitmentImplemented':
+      return updateCommitment(state, event.data.commitmentId, (c) => ({
+        ...c,
+        progress: 100,
+        status: 'implemented',
+        implementedAt: at,
+        lastUpdateAt: at,
+      }));
+    case 'CommitmentDelayed':
+      return updateCommitment(state, event.data.commitmentId, (c) => ({
+        ...c,
+        status: 'delayed',
+        dueDate: event.data.newDueDate,
+        lastUpdateAt: at,
+        delays: [...c.delays, { reason: event.data.reason, previousDueDate: event.data.previousDueDate, newDueDate: event.data.newDueDate, at }],
+      }));
+    case 'CommitmentCancelled':
+      return updateCommitment(state, event.data.commitmentId, (c) => ({
+        ...c,
+        status: 'cancelled',
+        cancelledAt: at,
+        cancellationReason: event.data.reason,
+        lastUpdateAt: at,
+      }));
+    case 'AgreementTerminated':
+      return { ...state, terminated: { at, reason: event.data.reason } };
+    case 'AgreementReviewed':
+      return state.lastReviewedAt && state.lastReviewedAt > event.data.heldAt
+        ? state
+        : { ...state, lastReviewedAt: event.data.heldAt, lastAssessments: event.data.assessments };
+    default: {
+      const unknown: never = event;
+      throw new Error(`unknown event ${(unknown as { type: string }).type}`);
+    }
+  }
+}
+
+export function foldAgreement(events: Iterable<Timed<AgreementEvent>>): AgreementState {
+  let s = initialAgreementState();
+  for (const e of events) s = evolveAgreement(s, e);
+  return s;
+}

@@ -1,0 +1,123 @@
+// Every event of the ledger, past tense. Payloads hold what the command said; envelope
+// fields (ids, actor, times, revision) live in the event store's metadata, not here.
+import { z } from 'zod';
+import {
+  agreementKind, attendee, isoDate, instant, party, rating, responsible, sector, session, slug, text, url,
+} from './primitives';
+
+const commitmentRef = { commitmentId: slug };
+
+export const agreementSigned = z.object({
+  agreementId: slug,
+  title: text(300),
+  kind: agreementKind,
+  sector,
+  parties: z.array(party),
+  signedAt: isoDate,
+  session: session.optional(),
+  summary: text(4000).optional(),
+});
+export const commitmentAdded = z.object({
+  agreementId: slug,
+  commitmentId: slug,
+  title: text(300),
+  description: text(4000).optional(),
+  dueDate: isoDate,
+  responsible,
+});
+export const progressReported = z.object({
+  ...commitmentRef,
+  percent: z.number().int().min(0).max(100),
+  note: text(4000).optional(),
+  evidenceUrl: url.optional(),
+});
+export const commitmentImplemented = z.object({
+  ...commitmentRef,
+  note: text(4000).optional(),
+  evidenceUrl: url.optional(),
+});
+export const commitmentDelayed = z.object({
+  ...commitmentRef,
+  reason: text(2000),
+  previousDueDate: isoDate,
+  newDueDate: isoDate,
+});
+export const commitmentCancelled = z.object({ ...commitmentRef, reason: text(2000) });
+export const agreementTerminated = z.object({ reason: text(2000) });
+export const assessment = z.object({
+  agreementId: slug,
+  commitmentId: slug.optional(),
+  rating,
+  note: text(2000).optional(),
+});
+export const agreementReviewed = z.object({
+  reviewId: slug,
+  heldAt: instant,
+  assessments: z.array(assessment),
+});
+
+export const reviewScheduled = z.object({
+  reviewId: slug,
+  title: text(300),
+  scheduledFor: instant,
+  agreementIds: z.array(slug),
+  attendees: z.array(attendee),
+  location: text(300).optional(),
+});
+export const reviewRescheduled = z.object({
+  previousScheduledFor: instant,
+  scheduledFor: instant,
+  reason: text(2000).optional(),
+});
+export const reviewCancelled = z.object({ reason: text(2000) });
+export const reviewHeld = z.object({
+  heldAt: instant,
+  summary: text(8000).optional(),
+  assessments: z.array(assessment),
+});
+export const reminderSent = z.object({
+  scheduledFor: instant,
+  offset: z.string(),
+  email: z.string(),
+  sentAt: instant,
+});
+
+const ev = <T extends string, S extends z.ZodType>(type: T, data: S) =>
+  z.object({ type: z.literal(type), data });
+
+export const agreementEvent = z.discriminatedUnion('type', [
+  ev('AgreementSigned', agreementSigned),
+  ev('CommitmentAdded', commitmentAdded),
+  ev('ProgressReported', progressReported),
+  ev('CommitmentImplemented', commitmentImplemented),
+  ev('CommitmentDelayed', commitmentDelayed),
+  ev('CommitmentCancelled', commitmentCancelled),
+  ev('AgreementTerminated', agreementTerminated),
+  ev('AgreementReviewed', agreementReviewed),
+]);
+export const reviewEvent = z.discriminatedUnion('type', [
+  ev('ReviewScheduled', reviewScheduled),
+  ev('ReviewRescheduled', reviewRescheduled),
+  ev('ReviewCancelled', reviewCancelled),
+  ev('ReviewHeld', reviewHeld),
+  ev('ReminderSent', reminderSent),
+]);
+
+export type AgreementEvent = z.infer<typeof agreementEvent>;
+export type ReviewEvent = z.infer<typeof reviewEvent>;
+export type DomainEvent = AgreementEvent | ReviewEvent;
+export type Assessment = z.infer<typeof assessment>;
+
+/** An event as a decider's evolve sees it: the payload plus when it happened in the world. */
+export type Timed<E> = E & { occurredAt: string };
+
+export const AGREEMENT_EVENT_TYPES = new Set<string>(agreementEvent.options.map((o) => o.shape.type.value));
+export const REVIEW_EVENT_TYPES = new Set<string>(reviewEvent.options.map((o) => o.shape.type.value));
+
+export const agreementStream = (id: string) => `agreement-${id}`;
+export const reviewStream = (id: string) => `review-${id}`;
+
+export function parseStreamName(stream: string): { kind: 'agreement' | 'review'; id: string } | null {
+  const m = /^(agreement|review)-(.+)$/.exec(stream);
+  return m ? { kind: m[1] as 'agreement' | 'review', id: m[2]! } : null;
+}

@@ -1,0 +1,44 @@
+// Status rules that depend on "now": computed when asked, never stored, so a read model
+// never goes stale just because a due date passed overnight.
+import type { CommitmentState, ExistingAgreement } from './agreement-decider';
+import type { AgreementStatus, CommitmentStatus } from './primitives';
+
+/** Due date passed (strictly before the day of `asOf`, UTC) and neither implemented nor cancelled. */
+export function isOverdue(c: Pick<CommitmentState, 'status' | 'dueDate'>, asOf: string): boolean {
+  if (c.status === 'implemented' || c.status === 'cancelled') return false;
+  return c.dueDate < asOf.slice(0, 10);
+}
+
+export type CommitmentCounts = Record<CommitmentStatus, number> & { total: number; overdue: number };
+
+export function commitmentCounts(commitments: readonly CommitmentState[], asOf: string): CommitmentCounts {
+  const counts: CommitmentCounts = { total: 0, pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0, overdue: 0 };
+  for (const c of commitments) {
+    counts.total++;
+    counts[c.status]++;
+    if (isOverdue(c, asOf)) counts.overdue++;
+  }
+  return counts;
+}
+
+/** Mean progress over non-cancelled commitments, one decimal; 0 when there are none. */
+export function agreementProgress(commitments: readonly CommitmentState[]): number {
+  const active = commitments.filter((c) => c.status !== 'cancelled');
+  if (active.length === 0) return 0;
+  const mean = active.reduce((sum, c) => sum + c.progress, 0) / active.length;
+  return Math.round(mean * 10) / 10;
+}
+
+/**
+ * First match wins: terminated; implemented (every non-cancelled commitment implemented, and at
+ * least one of them: an agreement whose commitments were all cancelled has implemented nothing);
+ * delayed (a live commitment delayed or overdue); in_implementation (any progress); signed.
+ */
+export function deriveAgreementStatus(a: Pick<ExistingAgreement, 'terminated' | 'commitments'>, asOf: string): AgreementStatus {
+  if (a.terminated) return 'terminated';
+  const active = a.commitments.filter((c) => c.status !== 'cancelled');
+  if (active.length > 0 && active.every((c) => c.status === 'implemented')) return 'implemented';
+  if (active.some((c) => c.status === 'delayed' || isOverdue(c, asOf))) return 'delayed';
+  if (active.some((c) => c.status !== 'pending' || c.progress > 0)) return 'in_implementation';
+  return 'signed';
+}

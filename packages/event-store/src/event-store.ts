@@ -1,0 +1,95 @@
+// The EventStore port: what the core needs from a log, whatever engine holds it.
+// Positions are opaque to clients but are decimal bigints inside, so any adapter can
+// compare them (SQLite: the row's global sequence; EventStoreDB: the commit position).
+
+export type Position = string;
+
+export type EventMetadata = {
+  actor: string;
+  /** When it happened in the world, as the caller said. */
+  occurredAt: string;
+  correlationId: string;
+  causationId?: string;
+};
+
+export type NewEvent = {
+  /** Unique across the log: appending the same id again is a no-op. */
+  id: string;
+  type: string;
+  data: unknown;
+  metadata: EventMetadata;
+};
+
+export type StoredEvent = {
+  id: string;
+  stream: string;
+  /** 0 for a stream's first event. */
+  revision: number;
+  position: Position;
+  type: string;
+  data: unknown;
+  /** Metadata as given plus `recordedAt`, stamped by the store. */
+  metadata: EventMetadata & { recordedAt: string };
+  prevHash: string;
+  hash: string;
+};
+
+/** `no_stream`: the stream must not exist; a number: its last event's revision; `any`: no check. */
+export type ExpectedRevision = number | 'no_stream' | 'any';
+
+export type AppendResult = {
+  /** The stream's revision after the append (its last event's). */
+  revision: number;
+  /** The position of the last event appended (or found, for a repeated append). */
+  position: Position;
+  events: StoredEvent[];
+  /** True when every event id was already in the log: nothing was written. */
+  duplicate: boolean;
+};
+
+export type ReadStreamOptions = {
+  fromRevision?: number;
+  /** Inclusive. */
+  toRevision?: number;
+  /** Only events recorded at or before this instant (ISO 8601). */
+  recordedUpTo?: string;
+  limit?: number;
+};
+
+export type Subscription = { close(): Promise<void> };
+
+export type SubscribeOptions = {
+  /** Deliver events after this position; null: from the start of the log. */
+  after: Position | null;
+  batchSize?: number;
+  /** Awaited before the next batch: a subscriber applies batches one at a time, in order. */
+  onEvents(events: StoredEvent[]): Promise<void>;
+  onError(err: unknown): void;
+};
+
+export interface EventStore {
+  append(stream: string, events: NewEvent[], options: { expectedRevision: ExpectedRevision }): Promise<AppendResult>;
+  /** Events of one stream in revision order; empty when the stream does not exist. */
+  readStream(stream: string, options?: ReadStreamOptions): Promise<StoredEvent[]>;
+  /** The revision of the stream's last event, or -1 when it does not exist. */
+  streamRevision(stream: string): Promise<number>;
+  /** The global log after a position, in order. */
+  readAll(options: { after: Position | null; limit: number }): Promise<StoredEvent[]>;
+  /** The position of the last event in the log, or null when the log is empty. */
+  headPosition(): Promise<Position | null>;
+  subscribe(options: SubscribeOptions): Subscription;
+  /** Every stream name, in order of creation (for exports and checks). */
+  listStreams(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export function comparePositions(a: Position | null, b: Position | null): number {
+  if (a === b) return 0;
+  if (a === null) return -1;
+  if (b === null) return 1;
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export const POSITION_PATTERN = /^\d{1,20}$/;

@@ -1,0 +1,4 @@
+export * from './event-store';
+export * from './hash-chain';
+export * from './sqlite-event-store';
+export * from './idempotency-store';

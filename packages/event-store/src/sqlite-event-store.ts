@@ -1,0 +1,244 @@
+// The embedded log: one SQLite file in WAL mode, fsynced before an append returns
+// (synchronous=FULL). Appends run in BEGIN IMMEDIATE transactions, so writers from several
+// processes are serialised and global positions are assigned in commit order: a reader that
+// sees position N has already been able to see every position below N.
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConcurrencyError } from '@cm/domain';
+import type {
+  AppendResult, EventStore, ExpectedRevision, NewEvent, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
+} from './event-store';
+import { GENESIS_HASH, eventHash } from './hash-chain';
+
+type Row = {
+  position: number | bigint;
+  event_id: string;
+  stream: string;
+  revision: number;
+  type: string;
+  data: string;
+  metadata: string;
+  prev_hash: string;
+  hash: string;
+};
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  position   INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id   TEXT NOT NULL UNIQUE,
+  stream     TEXT NOT NULL,
+  revision   INTEGER NOT NULL,
+  type       TEXT NOT NULL,
+  data       TEXT NOT NULL,
+  metadata   TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  prev_hash  TEXT NOT NULL,
+  hash       TEXT NOT NULL,
+  UNIQUE (stream, revision)
+);
+CREATE TABLE IF NOT EXISTS streams (
+  stream     TEXT PRIMARY KEY,
+  revision   INTEGER NOT NULL,
+  hash       TEXT NOT NULL,
+  created_position INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS streams_created ON streams (created_position);
+CREATE INDEX IF NOT EXISTS events_stream_recorded ON events (stream, recorded_at);
+`;
+
+export type SqliteEventStoreOptions = {
+  /** Path of the database file; its folder is created if missing. */
+  path: string;
+  now?: () => Date;
+  /** How often a subscriber looks for events appended by other processes. */
+  pollIntervalMs?: number;
+};
+
+export type SqliteEventStore = EventStore & { readonly db: Database.Database };
+
+export function openSqliteDatabase(path: string): Database.Database {
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 10000');
+  return db;
+}
+
+export function createSqliteEventStore(options: SqliteEventStoreOptions): SqliteEventStore {
+  const now = options.now ?? (() => new Date());
+  const pollIntervalMs = options.pollIntervalMs ?? 50;
+  const db = openSqliteDatabase(options.path);
+  db.exec(SCHEMA);
+  const appended = new EventEmitter();
+  appended.setMaxListeners(0);
+
+  const stmt = {
+    streamHead: db.prepare<[string], { revision: number; hash: string }>('SELECT revision, hash FROM streams WHERE stream = ?'),
+    byEventId: db.prepare<[string], Row>('SELECT * FROM events WHERE event_id = ?'),
+    lastRecordedAt: db.prepare<[], { recorded_at: string }>('SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1'),
+    insert: db.prepare(
+      `INSERT INTO events (event_id, stream, revision, type, data, metadata, recorded_at, prev_hash, hash)
+       VALUES (@id, @stream, @revision, @type, @data, @metadata, @recordedAt, @prevHash, @hash)`,
+    ),
+    upsertStream: db.prepare(
+      `INSERT INTO streams (stream, revision, hash, created_position) VALUES (@stream, @revision, @hash, @position)
+       ON CONFLICT (stream) DO UPDATE SET revision = excluded.revision, hash = excluded.hash`,
+    ),
+    readAll: db.prepare<[number | bigint, number], Row>('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?'),
+    head: db.prepare<[], { p: number | bigint | null }>('SELECT max(position) AS p FROM events'),
+    streams: db.prepare<[], { stream: string }>('SELECT stream FROM streams ORDER BY created_position'),
+  };
+  stmt.readAll.safeIntegers(true);
+  stmt.head.safeIntegers(true);
+
+  const toStored = (r: Row): StoredEvent => ({
+    id: r.event_id,
+    stream: r.stream,
+    revision: Number(r.revision),
+    position: String(r.position),
+    type: r.type,
+    data: JSON.parse(r.data) as unknown,
+    metadata: JSON.parse(r.metadata) as StoredEvent['metadata'],
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  });
+
+  const appendTx = db.transaction((stream: string, events: NewEvent[], expected: ExpectedRevision): AppendResult => {
+    const first = events[0];
+    if (first) {
+      const existing = stmt.byEventId.get(first.id);
+      if (existing) return repeatedAppend(stream, events, existing);
+    }
+    const head = stmt.streamHead.get(stream);
+    const current = head ? head.revision : -1;
+    if (expected !== 'any') {
+      const want = expected === 'no_stream' ? -1 : expected;
+      if (want !== current) throw new ConcurrencyError(stream, want, current);
+    }
+    if (events.length === 0) {
+      const last = current >= 0 ? (db.prepare<[string, number], Row>('SELECT * FROM events WHERE stream = ? AND revision = ?').get(stream, current)) : undefined;
+      return { revision: current, position: last ? String(last.position) : '0', events: [], duplicate: false };
+    }
+    // recordedAt never goes backwards, so "as of an instant" is always a prefix of the log.
+    const clock = now().toISOString();
+    const lastAt = stmt.lastRecordedAt.get()?.recorded_at;
+    const recordedAt = lastAt && lastAt > clock ? lastAt : clock;
+    let prevHash = head?.hash ?? GENESIS_HASH;
+    let revision = current;
+    const stored: StoredEvent[] = [];
+    for (const e of events) {
+      revision++;
+      const metadata = { ...e.metadata, recordedAt };
+      const hash = eventHash(prevHash, e.type, e.data, metadata);
+      const info = stmt.insert.run({
+        id: e.id, stream, revision, type: e.type, data: JSON.stringify(e.data), metadata: JSON.stringify(metadata), recordedAt, prevHash, hash,
+      });
+      stored.push({ id: e.id, stream, revision, position: String(info.lastInsertRowid), type: e.type, data: e.data, metadata, prevHash, hash });
+      prevHash = hash;
+    }
+    const last = stored.at(-1)!;
+    stmt.upsertStream.run({ stream, revision, hash: prevHash, position: stored[0]!.position });
+    return { revision, position: last.position, events: stored, duplicate: false };
+  });
+
+  function repeatedAppend(stream: string, events: NewEvent[], first: Row): AppendResult {
+    // The same ids again: answer what the first append wrote, write nothing.
+    const found: StoredEvent[] = [toStored(first)];
+    for (const e of events.slice(1)) {
+      const r = stmt.byEventId.get(e.id);
+      if (!r) throw new Error(`append to ${stream} repeats event ${first.event_id} but not ${e.id}: refusing a partial duplicate`);
+      found.push(toStored(r));
+    }
+    if (found.some((e) => e.stream !== stream)) {
+      throw new Error(`event ${first.event_id} was already appended to stream ${first.stream}, not ${stream}`);
+    }
+    const last = found.at(-1)!;
+    return { revision: last.revision, position: last.position, events: found, duplicate: true };
+  }
+
+  let closed = false;
+  const subscriptions = new Set<() => void>();
+
+  const store: SqliteEventStore = {
+    db,
+    async append(stream, events, { expectedRevision }) {
+      const result = appendTx.immediate(stream, events, expectedRevision);
+      if (!result.duplicate && result.events.length > 0) appended.emit('appended');
+      return result;
+    },
+    async readStream(stream, opts: ReadStreamOptions = {}) {
+      const clauses = ['stream = @stream', 'revision >= @from'];
+      if (opts.toRevision !== undefined) clauses.push('revision <= @to');
+      if (opts.recordedUpTo !== undefined) clauses.push('recorded_at <= @upTo');
+      const sql = `SELECT * FROM events WHERE ${clauses.join(' AND ')} ORDER BY revision LIMIT @limit`;
+      const rows = db.prepare<Record<string, unknown>, Row>(sql).all({
+        stream, from: opts.fromRevision ?? 0, to: opts.toRevision, upTo: opts.recordedUpTo, limit: opts.limit ?? -1,
+      });
+      return rows.map(toStored);
+    },
+    async streamRevision(stream) {
+      return stmt.streamHead.get(stream)?.revision ?? -1;
+    },
+    async readAll({ after, limit }) {
+      return stmt.readAll.all(after === null ? 0n : BigInt(after), limit).map(toStored);
+    },
+    async headPosition() {
+      const p = stmt.head.get()?.p;
+      return p === null || p === undefined ? null : String(p);
+    },
+    async listStreams() {
+      return stmt.streams.all().map((r) => r.stream);
+    },
+    subscribe(opts: SubscribeOptions): Subscription {
+      let active = true;
+      let wake: (() => void) | null = null;
+      const poke = () => wake?.();
+      appended.on('appended', poke);
+      subscriptions.add(poke);
+      const batchSize = opts.batchSize ?? 500;
+      let after: Position | null = opts.after;
+      const done = (async () => {
+        while (active) {
+          try {
+            const batch = await store.readAll({ after, limit: batchSize });
+            if (batch.length > 0) {
+              await opts.onEvents(batch);
+              after = batch.at(-1)!.position;
+              continue;
+            }
+          } catch (err) {
+            if (!active) break;
+            opts.onError(err);
+          }
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, pollIntervalMs);
+            wake = () => {
+              clearTimeout(t);
+              resolve();
+            };
+          });
+          wake = null;
+        }
+      })();
+      return {
+        async close() {
+          active = false;
+          appended.off('appended', poke);
+          subscriptions.delete(poke);
+          poke();
+          await done;
+        },
+      };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const poke of subscriptions) poke();
+      db.close();
+    },
+  };
+  return store;
+}
