@@ -1,0 +1,57 @@
+// Given/when/then for deciders, for unit specs only (not exported from index.ts).
+// given(history) folds past events into state; when(command) decides; then* asserts on what a
+// caller would see: the events appended, the refusal, or the state after the new events.
+import { expect } from 'vitest';
+import type { AppError } from '../errors';
+import type { Timed } from '../events';
+
+export type Decider<Command, Event, State> = {
+  decide: (command: Command, state: State) => Event[];
+  evolve: (state: State, event: Timed<Event>) => State;
+  initialState: () => State;
+};
+
+type ErrorClass = abstract new (...args: never[]) => AppError;
+
+/** When the new events happened, unless the test says otherwise. */
+export const DEFAULT_OCCURRED_AT = '2026-03-02T10:00:00.000Z';
+
+export function createGiven<Command, Event, State>(decider: Decider<Command, Event, State>) {
+  return function given(history: readonly Timed<Event>[]) {
+    const state = history.reduce((s, e) => decider.evolve(s, e), decider.initialState());
+    return {
+      state,
+      when(command: Command, occurredAt: string = DEFAULT_OCCURRED_AT) {
+        const decide = () => decider.decide(command, state);
+        return {
+          /** The command appends exactly these events. */
+          then(expected: Event[]): void {
+            expect(decide()).toEqual(expected);
+          },
+          /** The command is accepted but appends nothing (an idempotent repeat, a no-op). */
+          thenNothing(): void {
+            expect(decide()).toEqual([]);
+          },
+          /** The command is refused with this kind and code; with `paths`, exactly these fields are named. */
+          thenThrows(errorClass: ErrorClass, code: string, paths?: string[]): AppError {
+            let caught: unknown;
+            try {
+              decide();
+            } catch (err) {
+              caught = err;
+            }
+            expect(caught).toBeInstanceOf(errorClass);
+            const error = caught as AppError;
+            expect(error.code).toBe(code);
+            if (paths) expect(error.errors.map((e) => e.path)).toEqual(paths);
+            return error;
+          },
+          /** The state once the decided events are folded in, stamped with `occurredAt`. */
+          thenState(): State {
+            return decide().reduce((s, e) => decider.evolve(s, { ...e, occurredAt }), state);
+          },
+        };
+      },
+    };
+  };
+}

@@ -1,0 +1,104 @@
+// Configuration from the environment, validated once at start. An empty variable counts as
+// unset; a bad value stops the start with one line naming the variable.
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const durationPattern = /^(\d+)(m|h|d|w)$/;
+const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+
+export function parseDuration(s: string): number {
+  const m = durationPattern.exec(s);
+  if (!m) throw new Error(`not a duration: ${s}`);
+  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}
+
+const ROLE_NAMES = ['api', 'projector', 'reminders'] as const;
+export type Role = (typeof ROLE_NAMES)[number];
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+export const isLoopbackHost = (host: string) => LOOPBACK_HOSTS.has(host) || (isIP(host) === 4 && host.startsWith('127.'));
+
+const configSchema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    DATA_DIR: z.string().min(1).default('./data'),
+    EVENT_STORE_URL: z
+      .string()
+      .refine((u) => /^(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\//.test(u) || /^(sqlite:|file:)/.test(u), 'must be esdb://... or sqlite:<path>')
+      .optional(),
+    REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port').optional(),
+    SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be smtp://... or smtps://...').optional(),
+    MAIL_FROM: z.string().min(3).default('Commitment monitor <monitor@localhost>'),
+    REMINDER_OFFSETS: z
+      .string()
+      .default('7d,1d')
+      .refine((s) => s.split(',').every((p) => durationPattern.test(p.trim())), 'must be a comma-separated list like 7d,1d,12h'),
+    ROLES: z
+      .string()
+      .default('api,projector,reminders')
+      .refine((s) => s.split(',').every((r) => (ROLE_NAMES as readonly string[]).includes(r.trim())), `must list roles among ${ROLE_NAMES.join(', ')}`),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    API_KEYS_FILE: z.string().min(1).optional(),
+    AUTH: z.enum(['on', 'off']).optional(),
+    PUBLIC_URL: z.url().optional(),
+    BODY_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+  })
+  .superRefine((c, ctx) => {
+    if (c.AUTH === 'off' && !isLoopbackHost(c.HOST)) {
+      ctx.addIssue({ code: 'custom', path: ['AUTH'], message: `AUTH=off is allowed only when HOST is a loopback address, not ${c.HOST}` });
+    }
+  });
+
+export type Config = {
+  port: number;
+  host: string;
+  dataDir: string;
+  eventStore: { kind: 'sqlite'; path: string } | { kind: 'esdb'; url: string };
+  redisUrl: string | null;
+  smtpUrl: string | null;
+  mailFrom: string;
+  reminderOffsets: { label: string; ms: number }[];
+  roles: Set<Role>;
+  logLevel: string;
+  apiKeysFile: string | null;
+  auth: 'on' | 'off' | null;
+  publicUrl: string | null;
+  bodyLimit: number;
+};
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== '').map(([k, v]) => [k, v!.trim()]));
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'configuration');
+    throw new ConfigError(`invalid configuration: ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`);
+  }
+  const c = parsed.data;
+  const dataDir = resolve(c.DATA_DIR);
+  const esUrl = c.EVENT_STORE_URL;
+  return {
+    port: c.PORT,
+    host: c.HOST,
+    dataDir,
+    eventStore: !esUrl
+      ? { kind: 'sqlite', path: resolve(dataDir, 'events.sqlite') }
+      : /^(sqlite|file):/.test(esUrl)
+        ? { kind: 'sqlite', path: resolve(esUrl.replace(/^(sqlite|file):(\/\/)?/, '')) }
+        : { kind: 'esdb', url: esUrl },
+    redisUrl: c.REDIS_URL ?? null,
+    smtpUrl: c.SMTP_URL ?? null,
+    mailFrom: c.MAIL_FROM,
+    reminderOffsets: c.REMINDER_OFFSETS.split(',').map((p) => ({ label: p.trim(), ms: parseDuration(p.trim()) })),
+    roles: new Set(c.ROLES.split(',').map((r) => r.trim() as Role)),
+    logLevel: c.LOG_LEVEL,
+    apiKeysFile: c.API_KEYS_FILE ?? null,
+    auth: c.AUTH ?? null,
+    publicUrl: c.PUBLIC_URL ?? null,
+    bodyLimit: c.BODY_LIMIT,
+  };
+}

@@ -1,0 +1,96 @@
+// Runs the ledger projection: subscribes to the log after the read store's checkpoint, loads
+// the documents each batch touches, folds the batch, and commits documents and checkpoint in
+// one write. An empty read store (the embedded default) is therefore rebuilt from the log.
+import type { Logger } from 'pino';
+import { comparePositions, type EventStore, type Position, type StoredEvent, type Subscription } from '@cm/event-store';
+import { documentsNeeded, projectBatch } from './ledger-projection';
+import type { ReadStore } from './read-store';
+
+export type ProjectorStatus = {
+  checkpoint: Position | null;
+  head: Position | null;
+  caughtUp: boolean;
+  eventsApplied: number;
+  lastError: string | null;
+};
+
+export function createProjector(deps: { eventStore: EventStore; readStore: ReadStore; logger: Logger; batchSize?: number }) {
+  const log = deps.logger.child({ component: 'projector' });
+  let subscription: Subscription | null = null;
+  let eventsApplied = 0;
+  let lastError: string | null = null;
+  let checkpoint: Position | null = null;
+
+  async function applyBatch(events: StoredEvent[]): Promise<void> {
+    const first = documentsNeeded(events, new Map());
+    const reviews = await deps.readStore.getReviews(first.reviewIds);
+    const { agreementIds } = documentsNeeded(events, reviews);
+    const agreements = await deps.readStore.getAgreements(agreementIds);
+    const changes = projectBatch({ agreements, reviews }, events);
+    const last = events.at(-1)!.position;
+    await deps.readStore.commit(changes, last);
+    checkpoint = last;
+    eventsApplied += events.length;
+    lastError = null;
+  }
+
+  return {
+    async start(): Promise<void> {
+      checkpoint = await deps.readStore.checkpoint();
+      log.info({ checkpoint }, 'projector starting after checkpoint');
+      const started = Date.now();
+      let reportedCatchUp = false;
+      subscription = deps.eventStore.subscribe({
+        after: checkpoint,
+        batchSize: deps.batchSize ?? 500,
+        onEvents: async (events) => {
+          await applyBatch(events);
+          if (!reportedCatchUp && events.length < (deps.batchSize ?? 500)) {
+            reportedCatchUp = true;
+            log.info({ events: eventsApplied, ms: Date.now() - started, checkpoint }, 'projector caught up with the log');
+          }
+        },
+        onError: (err) => {
+          lastError = err instanceof Error ? err.message : String(err);
+          log.error({ err, checkpoint }, 'projection batch failed; it will be retried');
+        },
+      });
+    },
+    async stop(): Promise<void> {
+      await subscription?.close();
+      subscription = null;
+    },
+    async status(): Promise<ProjectorStatus> {
+      const head = await deps.eventStore.headPosition();
+      const cp = await deps.readStore.checkpoint();
+      return { checkpoint: cp, head, caughtUp: comparePositions(cp, head) >= 0, eventsApplied, lastError };
+    },
+  };
+}
+export type Projector = ReturnType<typeof createProjector>;
+
+/** Resolves true once the read store has applied `position`, false after `timeoutMs`. */
+export async function waitForCheckpoint(store: ReadStore, position: Position, timeoutMs: number): Promise<boolean> {
+  if (comparePositions(await store.checkpoint(), position) >= 0) return true;
+  return new Promise<boolean>((resolve) => {
+    let settled = false;
+    const finish = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      off();
+      clearTimeout(timer);
+      clearInterval(poll);
+      resolve(ok);
+    };
+    const off = store.onCommit((cp) => {
+      if (comparePositions(cp, position) >= 0) finish(true);
+    });
+    // Another process may be the projector: poll as well as listen.
+    const poll = setInterval(() => {
+      void store.checkpoint().then((cp) => {
+        if (comparePositions(cp, position) >= 0) finish(true);
+      }, () => undefined);
+    }, 25);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+  });
+}

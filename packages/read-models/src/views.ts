@@ -1,0 +1,104 @@
+// What the API shows of a document, as of an instant: status, overdue and next review are
+// derived here, against the instant asked about.
+import {
+  agreementProgress, commitmentCounts, deriveAgreementStatus, isOverdue,
+  type CommitmentState, type ExistingAgreement, type ExistingReview,
+} from '@cm/domain';
+import type { AgreementDoc, ReviewDoc, ReviewRef } from './documents';
+
+export function commitmentView(c: CommitmentState, asOf: string) {
+  return {
+    id: c.id,
+    agreementId: c.agreementId,
+    title: c.title,
+    description: c.description,
+    responsible: c.responsible,
+    dueDate: c.dueDate,
+    originalDueDate: c.originalDueDate,
+    status: c.status,
+    overdue: isOverdue(c, asOf),
+    progress: c.progress,
+    lastUpdateAt: c.lastUpdateAt,
+    implementedAt: c.implementedAt,
+    cancelledAt: c.cancelledAt,
+    cancellationReason: c.cancellationReason,
+    delays: c.delays,
+  };
+}
+export type CommitmentView = ReturnType<typeof commitmentView>;
+
+function nextReviewAt(reviews: readonly ReviewRef[], asOf: string): string | null {
+  let next: string | null = null;
+  for (const r of reviews) if (r.status === 'scheduled' && r.scheduledFor > asOf && (next === null || r.scheduledFor < next)) next = r.scheduledFor;
+  return next;
+}
+
+export type AgreementLike = Pick<AgreementDoc, 'agreement' | 'revision' | 'updatedAt' | 'reviews'>;
+
+export function agreementSummary(doc: AgreementLike, asOf: string) {
+  const a: ExistingAgreement = doc.agreement;
+  return {
+    id: a.id,
+    title: a.title,
+    kind: a.kind,
+    sector: a.sector,
+    parties: a.parties,
+    signedAt: a.signedAt,
+    session: a.session,
+    status: deriveAgreementStatus(a, asOf),
+    progress: agreementProgress(a.commitments),
+    commitmentCounts: commitmentCounts(a.commitments, asOf),
+    nextReviewAt: nextReviewAt(doc.reviews, asOf),
+    lastReviewedAt: a.lastReviewedAt,
+    revision: doc.revision,
+    updatedAt: doc.updatedAt,
+  };
+}
+export type AgreementSummary = ReturnType<typeof agreementSummary>;
+
+export function agreementDetail(doc: AgreementLike, asOf: string) {
+  const a = doc.agreement;
+  return {
+    ...agreementSummary(doc, asOf),
+    summary: a.summary,
+    terminated: a.terminated,
+    lastAssessments: a.lastAssessments,
+    commitments: a.commitments.map((c) => commitmentView(c, asOf)),
+    reviews: doc.reviews.map((r) => ({ id: r.id, title: r.title, scheduledFor: r.scheduledFor, status: r.status })),
+  };
+}
+export type AgreementDetail = ReturnType<typeof agreementDetail>;
+
+export function reviewView(doc: Pick<ReviewDoc, 'review' | 'revision' | 'updatedAt'>) {
+  const r: ExistingReview = doc.review;
+  return {
+    id: r.id,
+    title: r.title,
+    scheduledFor: r.scheduledFor,
+    status: r.status,
+    agreementIds: r.agreementIds,
+    attendees: r.attendees,
+    location: r.location,
+    heldAt: r.heldAt,
+    summary: r.summary,
+    cancellationReason: r.cancellationReason,
+    sequence: r.sequence,
+    revision: doc.revision,
+    updatedAt: doc.updatedAt,
+  };
+}
+export type ReviewView = ReturnType<typeof reviewView>;
+
+/** The agenda of a review: each agreement in scope with what is delayed, overdue or due before the meeting. */
+export function reviewAgenda(review: ExistingReview, agreements: ReadonlyMap<string, AgreementDoc>, asOf: string) {
+  return review.agreementIds.flatMap((id) => {
+    const doc = agreements.get(id);
+    if (!doc) return [];
+    const a = doc.agreement;
+    const commitments = a.commitments
+      .filter((c) => c.status !== 'implemented' && c.status !== 'cancelled')
+      .filter((c) => c.status === 'delayed' || isOverdue(c, asOf) || c.dueDate <= review.scheduledFor.slice(0, 10))
+      .map((c) => commitmentView(c, asOf));
+    return [{ agreementId: a.id, title: a.title, status: deriveAgreementStatus(a, asOf), progress: agreementProgress(a.commitments), commitments }];
+  });
+}

@@ -1,0 +1,68 @@
+// buildApp(deps): the Fastify application, never listening; main.ts listens.
+import Fastify from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { AppDeps } from './deps';
+import { installErrorHandling } from './problem';
+import { agreementRoutes } from './routes/agreements';
+import { operationRoutes } from './routes/operations';
+
+// Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
+function configureMessages(): void {
+  z.config({
+    customError: (issue) => {
+      if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+      if (issue.code === 'invalid_type') return `must be ${issue.expected === 'int' ? 'an integer' : `of type ${issue.expected}`}`;
+      return undefined;
+    },
+  });
+}
+
+export async function buildApp(deps: AppDeps) {
+  configureMessages();
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'api' }),
+    bodyLimit: deps.bodyLimit,
+    disableRequestLogging: false,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app);
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-request-id', request.id);
+    return payload;
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Commitment monitor API',
+        version: '1.0.0',
+        description:
+          'The ledger of commitments in intergovernmental agreements. Commands answer with `revision` and `position`; ' +
+          'every GET accepts `?after=<position>` (read-your-writes, 503 after 5 s); single resources carry `ETag` and commands ' +
+          'accept `If-Match` (412 when stale) and `Idempotency-Key`. Errors are application/problem+json.',
+      },
+      tags: [
+        { name: 'agreements' }, { name: 'commitments' }, { name: 'dashboard' }, { name: 'audit' }, { name: 'operations' },
+      ],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(operationRoutes, deps);
+  await app.register(agreementRoutes, deps);
+  return app;
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>;

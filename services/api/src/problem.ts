@@ -1,0 +1,106 @@
+// The one place errors become HTTP answers: RFC 9457 problem+json, never a stack or an
+// internal message on a 5xx.
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { AppError, type FieldError } from '@cm/domain';
+
+export type Problem = { type: string; title: string; status: number; detail: string; code: string; errors?: FieldError[] };
+
+const TITLES: Record<number, string> = {
+  400: 'Invalid input',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not found',
+  405: 'Method not allowed',
+  409: 'Conflict',
+  412: 'Precondition failed',
+  413: 'Payload too large',
+  415: 'Unsupported media type',
+  422: 'Idempotency key reused',
+  429: 'Too many requests',
+  500: 'Internal error',
+  503: 'Service unavailable',
+};
+
+/** Thrown by route code for HTTP-level refusals that are not domain errors. */
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    detail: string,
+    readonly errors?: FieldError[],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+}
+
+export function problem(status: number, code: string, detail: string, errors?: FieldError[]): Problem {
+  return {
+    type: `https://commitment-monitor.dev/problems/${code.replaceAll('_', '-')}`,
+    title: TITLES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    ...(errors && errors.length ? { errors } : {}),
+  };
+}
+
+export function sendProblem(reply: FastifyReply, p: Problem, headers: Record<string, string> = {}): FastifyReply {
+  return reply.code(p.status).headers(headers).type('application/problem+json').send(p);
+}
+
+function dotted(instancePath: string): string {
+  return instancePath.replace(/^\//, '').split('/').filter(Boolean).join('.');
+}
+
+const STATUS_OF_KIND = { validation: 400, not_found: 404, conflict: 409, concurrency: 412 } as const;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any server/logger/type-provider flavour
+export function installErrorHandling(app: FastifyInstance<any, any, any, any, any>): void {
+  app.setNotFoundHandler((request, reply) => {
+    sendProblem(reply, problem(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const where = error.validationContext ?? 'body';
+      const errors = error.validation.map((v) => {
+        const base = dotted(v.instancePath);
+        const keys = (v.params as { keys?: string[] }).keys;
+        if (v.keyword === 'unrecognized_keys' && keys?.length) {
+          return keys.map((k) => ({ path: base ? `${base}.${k}` : k, message: 'is not a known field' }));
+        }
+        return [{ path: base || where, message: v.message ?? 'is invalid' }];
+      }).flat();
+      return sendProblem(reply, problem(400, 'invalid_input', `invalid ${where}: ${errors.map((e) => e.path).join(', ')}`, errors));
+    }
+    if (error instanceof AppError) {
+      const status = STATUS_OF_KIND[error.kind];
+      return sendProblem(reply, problem(status, error.code, error.message, error.errors));
+    }
+    if (error instanceof HttpProblem) {
+      return sendProblem(reply, problem(error.status, error.code, error.message, error.errors), error.headers);
+    }
+    switch (error.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendProblem(reply, problem(413, 'body_too_large', 'the request body is larger than the limit'));
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return sendProblem(reply, problem(415, 'unsupported_media_type', 'send the body as application/json'));
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return sendProblem(reply, problem(400, 'invalid_input', 'the JSON body is empty', [{ path: 'body', message: 'must be a JSON object' }]));
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return sendProblem(reply, problem(400, 'invalid_json', 'the body is not valid JSON', [{ path: 'body', message: 'must be valid JSON' }]));
+    }
+    if (error instanceof SyntaxError || error.statusCode === 400) {
+      // JSON.parse failures and prototype-poisoning refusals from the body parser.
+      return sendProblem(reply, problem(400, 'invalid_json', 'the body is not valid JSON', [{ path: 'body', message: error.message.slice(0, 200) }]));
+    }
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendProblem(reply, problem(error.statusCode, 'bad_request', error.message.slice(0, 300)));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, problem(500, 'internal_error', `the request failed; quote request id ${request.id} when reporting it`));
+  });
+}

@@ -1,0 +1,239 @@
+// Agreements and their commitments: commands append to `agreement-<id>`; reads come from the
+// read models, except history, integrity and `asOf`, which read the log itself.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import {
+  NotFoundError, agreementStream, decideAgreement, deriveAgreementStatus, evolveAgreement, foldReview, initialAgreementState, normalizeInstant, reviewStream,
+  type AgreementCommand, type AgreementEvent, type AgreementState, type ExistingAgreement, type ReviewEvent,
+} from '@cm/domain';
+import { verifyChain } from '@cm/event-store';
+import { agreementDetail, agreementFilter, commitmentFilter, commitmentView, type AgreementLike, type ReviewRef } from '@cm/read-models';
+import { runCommand, toTimed, type CommandResult, type StreamDecider } from '../command-runner';
+import type { AppDeps } from '../deps';
+import { answerCommand, awaitPosition, commandContext } from '../http-support';
+import { idFromTitle } from '../ids';
+import {
+  addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, historyQuery, implementationBody,
+  progressBody, readQuery, reasonBody,
+} from '../schemas';
+
+const agreementDecider: StreamDecider<AgreementState, AgreementCommand, AgreementEvent> = {
+  initial: initialAgreementState,
+  evolve: evolveAgreement,
+  decide: decideAgreement,
+};
+
+export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
+  const { eventStore, readStore, queries } = deps;
+  const nowIso = () => deps.now().toISOString();
+
+  async function currentReviews(id: string): Promise<ReviewRef[]> {
+    return (await readStore.getAgreements([id])).get(id)?.reviews ?? [];
+  }
+
+  async function agreementAnswer(result: CommandResult<AgreementState>, id: string) {
+    const state = result.state as ExistingAgreement;
+    const doc: AgreementLike = {
+      agreement: state,
+      revision: result.revision,
+      updatedAt: result.appended.at(-1)?.metadata.recordedAt ?? (await readStore.getAgreements([id])).get(id)?.updatedAt ?? nowIso(),
+      reviews: await currentReviews(id),
+    };
+    return { ...agreementDetail(doc, nowIso()), position: result.position };
+  }
+
+  const etag = (revision: number) => `"${revision}"`;
+
+  async function commitmentCommand(
+    request: FastifyRequest & { params: { id: string; cid: string }; body: { occurredAt?: string | undefined } },
+    reply: FastifyReply,
+    command: AgreementCommand,
+  ) {
+    return answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, command, ctx);
+      const state = result.state as ExistingAgreement;
+      const c = state.commitments.find((x) => x.id === request.params.cid)!;
+      
+      return {
+        status: 200,
+        headers: { etag: etag(result.revision) },
+        body: { ...commitmentView(c, nowIso()), agreementStatus: deriveAgreementStatus(state, nowIso()), revision: result.revision, position: result.position },
+      };
+    });
+  }
+
+  app.post('/v1/agreements', {
+    schema: { tags: ['agreements'], summary: 'Record a signed agreement with its commitments', body: createAgreementBody },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const b = request.body;
+      const id = b.id ?? idFromTitle(b.title);
+      const ctx = commandContext(request, deps.now(), b.occurredAt);
+      const result = await runCommand(eventStore, agreementStream(id), agreementDecider, {
+        type: 'SignAgreement',
+        agreementId: id,
+        title: b.title,
+        kind: b.kind,
+        sector: b.sector,
+        parties: b.parties,
+        signedAt: b.signedAt,
+        session: b.session,
+        summary: b.summary,
+        commitments: (b.commitments ?? []).map((c) => ({
+          commitmentId: c.id ?? idFromTitle(c.title, 40),
+          title: c.title,
+          description: c.description,
+          dueDate: c.dueDate,
+          responsible: c.responsible,
+        })),
+      }, ctx);
+      return { status: 201, headers: { location: `/v1/agreements/${id}`, etag: etag(result.revision) }, body: await agreementAnswer(result, id) };
+    }));
+
+  app.get('/v1/agreements', {
+    schema: { tags: ['agreements'], summary: 'List agreements (newest signature first)', querystring: agreementFilter.extend(readQuery.shape) },
+  }, async (request) => {
+    await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    return queries.listAgreements(request.query, nowIso());
+  });
+
+  app.get('/v1/agreements/:id', {
+    schema: { tags: ['agreements'], summary: 'One agreement with its commitments; `asOf` replays the log to an instant', params: agreementParams, querystring: agreementQuery },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    if (request.query.asOf !== undefined) {
+      const now = nowIso();
+      const asked = normalizeInstant(request.query.asOf);
+      const asOf = asked > now ? now : asked;
+      const events = await eventStore.readStream(agreementStream(id), { recordedUpTo: asOf });
+      if (events.length === 0) throw new NotFoundError(`agreement ${id} did not exist at ${asOf}`, 'agreement_not_found');
+      let state: AgreementState = initialAgreementState();
+      for (const e of events) state = evolveAgreement(state, toTimed<AgreementEvent>(e));
+      const reviews: ReviewRef[] = [];
+      for (const ref of await currentReviews(id)) {
+        const r = foldReview((await eventStore.readStream(reviewStream(ref.id), { recordedUpTo: asOf })).map((e) => toTimed<ReviewEvent>(e)));
+        if (r.exists && r.agreementIds.includes(id)) reviews.push({ id: r.id, title: r.title, scheduledFor: r.scheduledFor, status: r.status });
+      }
+      const last = events.at(-1)!;
+      reply.header('etag', etag(last.revision));
+      return { ...agreementDetail({ agreement: state as ExistingAgreement, revision: last.revision, updatedAt: last.metadata.recordedAt, reviews }, asOf), asOf };
+    }
+    const doc = (await readStore.getAgreements([id])).get(id);
+    if (!doc) throw new NotFoundError(`agreement ${id} not found`, 'agreement_not_found');
+    reply.header('etag', etag(doc.revision));
+    return agreementDetail(doc, nowIso());
+  });
+
+  app.get('/v1/agreements/:id/history', {
+    schema: { tags: ['audit'], summary: "The agreement stream's events in order, with their hash chain", params: agreementParams, querystring: historyQuery },
+  }, async (request) => {
+    const { id } = request.params;
+    const { fromRevision, limit } = request.query;
+    const head = await eventStore.streamRevision(agreementStream(id));
+    if (head < 0) throw new NotFoundError(`agreement ${id} not found`, 'agreement_not_found');
+    const events = await eventStore.readStream(agreementStream(id), { fromRevision, limit });
+    const next = fromRevision + events.length;
+    return {
+      events: events.map((e) => ({
+        revision: e.revision,
+        position: e.position,
+        type: e.type,
+        occurredAt: e.metadata.occurredAt,
+        recordedAt: e.metadata.recordedAt,
+        actor: e.metadata.actor,
+        correlationId: e.metadata.correlationId,
+        data: e.data,
+        prevHash: e.prevHash,
+        hash: e.hash,
+      })),
+      revision: head,
+      nextFromRevision: next <= head ? next : null,
+    };
+  });
+
+  app.get('/v1/agreements/:id/integrity', {
+    schema: { tags: ['audit'], summary: "Verifies the agreement stream's hash chain", params: agreementParams },
+  }, async (request) => {
+    const events = await eventStore.readStream(agreementStream(request.params.id));
+    if (events.length === 0) throw new NotFoundError(`agreement ${request.params.id} not found`, 'agreement_not_found');
+    return verifyChain(events);
+  });
+
+  app.post('/v1/agreements/:id/termination', {
+    schema: { tags: ['agreements'], summary: 'Terminate an agreement (no command on it is accepted afterwards)', params: agreementParams, body: reasonBody },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, { type: 'TerminateAgreement', reason: request.body.reason }, ctx);
+      return { status: 200, headers: { etag: etag(result.revision) }, body: await agreementAnswer(result, request.params.id) };
+    }));
+
+  app.post('/v1/agreements/:id/commitments', {
+    schema: { tags: ['commitments'], summary: 'Add a commitment to an agreement', params: agreementParams, body: addCommitmentBody },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const b = request.body;
+      const cid = b.id ?? idFromTitle(b.title, 40);
+      const ctx = commandContext(request, deps.now(), b.occurredAt);
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, {
+        type: 'AddCommitment',
+        commitment: { commitmentId: cid, title: b.title, description: b.description, dueDate: b.dueDate, responsible: b.responsible },
+      }, ctx);
+      const state = result.state as ExistingAgreement;
+      const c = state.commitments.find((x) => x.id === cid)!;
+      
+      return {
+        status: 201,
+        headers: { location: `/v1/agreements/${request.params.id}/commitments/${cid}`, etag: etag(result.revision) },
+        body: { ...commitmentView(c, nowIso()), agreementStatus: deriveAgreementStatus(state, nowIso()), revision: result.revision, position: result.position },
+      };
+    }));
+
+  app.get('/v1/agreements/:id/commitments/:cid', {
+    schema: { tags: ['commitments'], summary: 'One commitment', params: commitmentParams, querystring: readQuery },
+  }, async (request, reply) => {
+    await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    const doc = (await readStore.getAgreements([request.params.id])).get(request.params.id);
+    if (!doc) throw new NotFoundError(`agreement ${request.params.id} not found`, 'agreement_not_found');
+    const c = doc.agreement.commitments.find((x) => x.id === request.params.cid);
+    if (!c) throw new NotFoundError(`commitment ${request.params.cid} not found in agreement ${request.params.id}`, 'commitment_not_found');
+    reply.header('etag', etag(doc.revision));
+    return { ...commitmentView(c, nowIso()), agreementTitle: doc.agreement.title, sector: doc.agreement.sector, revision: doc.revision };
+  });
+
+  app.post('/v1/agreements/:id/commitments/:cid/progress', {
+    schema: { tags: ['commitments'], summary: 'Report progress (0-100; may go down)', params: commitmentParams, body: progressBody },
+  }, async (request, reply) =>
+    commitmentCommand(request, reply, { type: 'ReportProgress', commitmentId: request.params.cid, percent: request.body.percent, note: request.body.note, evidenceUrl: request.body.evidenceUrl }));
+
+  app.post('/v1/agreements/:id/commitments/:cid/implementation', {
+    schema: { tags: ['commitments'], summary: 'Mark a commitment implemented', params: commitmentParams, body: implementationBody },
+  }, async (request, reply) =>
+    commitmentCommand(request, reply, { type: 'ImplementCommitment', commitmentId: request.params.cid, note: request.body.note, evidenceUrl: request.body.evidenceUrl }));
+
+  app.post('/v1/agreements/:id/commitments/:cid/delay', {
+    schema: { tags: ['commitments'], summary: 'Delay a commitment to a later due date', params: commitmentParams, body: delayBody },
+  }, async (request, reply) =>
+    commitmentCommand(request, reply, { type: 'DelayCommitment', commitmentId: request.params.cid, reason: request.body.reason, newDueDate: request.body.newDueDate }));
+
+  app.post('/v1/agreements/:id/commitments/:cid/cancellation', {
+    schema: { tags: ['commitments'], summary: 'Cancel a commitment', params: commitmentParams, body: reasonBody },
+  }, async (request, reply) =>
+    commitmentCommand(request, reply, { type: 'CancelCommitment', commitmentId: request.params.cid, reason: request.body.reason }));
+
+  app.get('/v1/commitments', {
+    schema: { tags: ['commitments'], summary: 'List commitments across agreements, by due date then id', querystring: commitmentFilter.extend(readQuery.shape) },
+  }, async (request) => {
+    await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    return queries.listCommitments(request.query, nowIso());
+  });
+
+  app.get('/v1/dashboard', {
+    schema: { tags: ['dashboard'], summary: 'Counts by status and sector, and the next reviews', querystring: readQuery },
+  }, async (request) => {
+    await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    return queries.dashboard(nowIso());
+  });
+};

@@ -1,0 +1,47 @@
+// A real app on a real SQLite file in a temp folder, with the projector running, for
+// integration tests through app.inject(). Not exported from the service's entry.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '@cm/platform';
+import { createSqliteEventStore, createSqliteIdempotencyStore, type SqliteEventStore } from '@cm/event-store';
+import { createMemoryReadStore, createProjector, createQueries, type ReadStore } from '@cm/read-models';
+import { buildApp, type App } from '../app';
+
+export type TestApp = {
+  app: App;
+  eventStore: SqliteEventStore;
+  readStore: ReadStore;
+  dir: string;
+  /** Moves the clock the app sees. */
+  setNow(iso: string): void;
+  close(): Promise<void>;
+};
+
+export async function createTestApp(options: { now?: string; readWaitMs?: number; dir?: string } = {}): Promise<TestApp> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'cm-api-'));
+  let now = options.now ? new Date(options.now) : null;
+  const clock = () => now ?? new Date();
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const eventStore = createSqliteEventStore({ path: join(dir, 'events.sqlite'), pollIntervalMs: 20 });
+  const readStore = createMemoryReadStore();
+  const projector = createProjector({ eventStore, readStore, logger });
+  await projector.start();
+  const app = await buildApp({
+    eventStore, readStore, queries: createQueries(readStore), idempotency: createSqliteIdempotencyStore(eventStore.db), projector, logger,
+    now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
+  });
+  await app.ready();
+  return {
+    app, eventStore, readStore, dir,
+    setNow(iso) {
+      now = new Date(iso);
+    },
+    async close() {
+      await app.close();
+      await projector.stop();
+      await eventStore.close();
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
