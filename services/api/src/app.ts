@@ -8,6 +8,7 @@ import type { AppDeps } from './deps';
 import { installErrorHandling } from './problem';
 import { agreementRoutes } from './routes/agreements';
 import { operationRoutes } from './routes/operations';
+import { reviewRoutes } from './routes/reviews';
 
 // Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
 function configureMessages(): void {
@@ -52,7 +53,7 @@ export async function buildApp(deps: AppDeps) {
           'accept `If-Match` (412 when stale) and `Idempotency-Key`. Errors are application/problem+json.',
       },
       tags: [
-        { name: 'agreements' }, { name: 'commitments' }, { name: 'dashboard' }, { name: 'audit' }, { name: 'operations' },
+        { name: 'agreements' }, { name: 'commitments' }, { name: 'reviews' }, { name: 'dashboard' }, { name: 'audit' }, { name: 'operations' },
       ],
     },
     transform: jsonSchemaTransform,
@@ -62,6 +63,7 @@ export async function buildApp(deps: AppDeps) {
 
   await app.register(operationRoutes, deps);
   await app.register(agreementRoutes, deps);
+  await app.register(reviewRoutes, deps);
   return app;
 }
 

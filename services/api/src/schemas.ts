@@ -1,6 +1,6 @@
 // HTTP bodies and parameters, built from the domain's zod primitives.
 import { z } from 'zod';
-import { agreementKind, instant, isoDate, party, responsible, sector, session, slug, text, url } from '@cm/domain';
+import { agreementKind, assessment, attendee, email, instant, isoDate, party, responsible, sector, session, slug, text, url } from '@cm/domain';
 
 const occurredAt = instant.optional().describe('When it happened in the world (default: now). Never in the future.');
 
@@ -48,3 +48,22 @@ export const historyQuery = readQuery.extend({
   fromRevision: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+export const reviewParams = z.object({ id: slug });
+export const scheduleReviewBody = z.strictObject({
+  id: slug.optional().describe('Generated from the title when omitted'),
+  title: text(300),
+  scheduledFor: instant.describe('A future instant'),
+  agreementIds: z.array(slug).min(1, 'must name at least one agreement').max(200),
+  attendees: z.array(attendee).min(1, 'must name at least one attendee').max(200),
+  location: text(300).optional(),
+  occurredAt,
+});
+export const rescheduleBody = z.strictObject({ scheduledFor: instant, reason: text(2000).optional(), occurredAt });
+export const outcomeBody = z.strictObject({
+  heldAt: instant.optional().describe('Default: now; never in the future'),
+  summary: text(8000).optional(),
+  assessments: z.array(assessment).max(1000),
+  occurredAt,
+});
+export const calendarQuery = readQuery.extend({ attendee: email.optional() });

@@ -1,0 +1,153 @@
+// Review meetings: commands append to `review-<id>`; an outcome also records, on each
+// agreement in scope, that it was reviewed. Reads come from the read models.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import ical, { ICalEventStatus } from 'ical-generator';
+import {
+  NotFoundError, ValidationError, agreementStream, decideAgreement, decideReview, evolveAgreement, evolveReview, initialAgreementState,
+  initialReviewState, normalizeInstant, reviewStream,
+  type AgreementCommand, type AgreementEvent, type AgreementState, type ExistingReview, type ReviewCommand, type ReviewEvent, type ReviewState,
+} from '@cm/domain';
+import { comparePositions } from '@cm/event-store';
+import { reviewFilter, reviewView } from '@cm/read-models';
+import { runCommand, type CommandResult, type StreamDecider } from '../command-runner';
+import type { AppDeps } from '../deps';
+import { answerCommand, awaitPosition, commandContext } from '../http-support';
+import { idFromTitle } from '../ids';
+import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, scheduleReviewBody } from '../schemas';
+
+const reviewDecider: StreamDecider<ReviewState, ReviewCommand, ReviewEvent> = { initial: initialReviewState, evolve: evolveReview, decide: decideReview };
+const agreementDecider: StreamDecider<AgreementState, AgreementCommand, AgreementEvent> = { initial: initialAgreementState, evolve: evolveAgreement, decide: decideAgreement };
+
+/** Meetings have no end time in the contract; calendars show them as two hours long. */
+const MEETING_MS = 2 * 3_600_000;
+
+export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
+  const { eventStore, readStore, queries } = deps;
+  const nowIso = () => deps.now().toISOString();
+  const etag = (revision: number) => `"${revision}"`;
+
+  function reviewAnswer(result: CommandResult<ReviewState>, updatedAt: string) {
+    return { ...reviewView({ review: result.state as ExistingReview, revision: result.revision, updatedAt }), position: result.position };
+  }
+
+  app.post('/v1/reviews', {
+    schema: { tags: ['reviews'], summary: 'Schedule a review meeting of some agreements', body: scheduleReviewBody },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const b = request.body;
+      const missing: { path: string; message: string }[] = [];
+      for (const [i, id] of b.agreementIds.entries()) {
+        if ((await eventStore.streamRevision(agreementStream(id))) < 0) missing.push({ path: `agreementIds.${i}`, message: `agreement ${id} does not exist` });
+      }
+      if (missing.length) throw new ValidationError('the review names agreements that do not exist', missing, 'unknown_agreement');
+      const id = b.id ?? idFromTitle(b.title);
+      const ctx = commandContext(request, deps.now(), b.occurredAt);
+      const result = await runCommand(eventStore, reviewStream(id), reviewDecider, {
+        type: 'ScheduleReview',
+        now: nowIso(),
+        reviewId: id,
+        title: b.title,
+        scheduledFor: normalizeInstant(b.scheduledFor),
+        agreementIds: b.agreementIds,
+        attendees: b.attendees,
+        location: b.location,
+      }, ctx);
+      return {
+        status: 201,
+        headers: { location: `/v1/reviews/${id}`, etag: etag(result.revision) },
+        body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()),
+      };
+    }));
+
+  app.get('/v1/reviews', {
+    schema: { tags: ['reviews'], summary: 'Review meetings by date', querystring: reviewFilter.extend(readQuery.shape) },
+  }, async (request) => {
+    await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    return queries.listReviews(request.query);
+  });
+
+  app.get('/v1/reviews.ics', {
+    schema: { tags: ['reviews'], summary: 'iCalendar feed of review meetings (one attendee with ?attendee=)', querystring: calendarQuery },
+  }, async (request, reply) => {
+    await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    const who = request.query.attendee?.toLowerCase();
+    const calendar = ical({ name: 'Commitment reviews', prodId: { company: 'commitment-monitor', product: 'reviews', language: 'EN' } });
+    for (const doc of await readStore.allReviews()) {
+      const r = doc.review;
+      if (who && !r.attendees.some((a) => a.email.toLowerCase() === who)) continue;
+      const start = new Date(r.scheduledFor);
+      calendar.createEvent({
+        id: `${r.id}@commitment-monitor`,
+        start,
+        end: new Date(start.getTime() + MEETING_MS),
+        stamp: new Date(doc.updatedAt),
+        summary: r.title,
+        location: r.location,
+        sequence: r.sequence,
+        status: r.status === 'cancelled' ? ICalEventStatus.CANCELLED : ICalEventStatus.CONFIRMED,
+        description: `Review of ${r.agreementIds.length} agreement(s): ${r.agreementIds.join(', ')}`,
+        attendees: r.attendees.map((a) => ({ email: a.email, name: a.name ?? null })),
+      });
+    }
+    reply.type('text/calendar; charset=utf-8');
+    return calendar.toString();
+  });
+
+  app.get('/v1/reviews/:id', {
+    schema: { tags: ['reviews'], summary: 'A review with its agenda (what is late) and the reminders sent', params: reviewParams, querystring: readQuery },
+  }, async (request, reply) => {
+    await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    const detail = await queries.reviewDetail(request.params.id, nowIso());
+    if (!detail) throw new NotFoundError(`review ${request.params.id} not found`, 'review_not_found');
+    reply.header('etag', etag(detail.revision));
+    return detail;
+  });
+
+  app.post('/v1/reviews/:id/reschedule', {
+    schema: { tags: ['reviews'], summary: 'Move a scheduled review to another future instant', params: reviewParams, body: rescheduleBody },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+      const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
+        type: 'RescheduleReview', now: nowIso(), scheduledFor: normalizeInstant(request.body.scheduledFor), reason: request.body.reason,
+      }, ctx);
+      return { status: 200, headers: { etag: etag(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
+    }));
+
+  app.post('/v1/reviews/:id/cancellation', {
+    schema: { tags: ['reviews'], summary: 'Cancel a scheduled review', params: reviewParams, body: reasonBody },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+      const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, { type: 'CancelReview', reason: request.body.reason }, ctx);
+      return { status: 200, headers: { etag: etag(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
+    }));
+
+  app.post('/v1/reviews/:id/outcome', {
+    schema: { tags: ['reviews'], summary: 'Record that the review was held, with an assessment per agreement', params: reviewParams, body: outcomeBody },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const b = request.body;
+      const now = nowIso();
+      const heldAt = b.heldAt ? normalizeInstant(b.heldAt) : now;
+      const ctx = commandContext(request, deps.now(), b.occurredAt ?? heldAt);
+      const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
+        type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments,
+      }, ctx);
+      const review = result.state as ExistingReview;
+      let position = result.position;
+      for (const agreementId of review.agreementIds) {
+        // Each agreement in scope records the review on its own stream, so its history shows it.
+        const scope = `${ctx.idempotencyScope ?? result.appended[0]?.id ?? request.id}|${agreementId}`;
+        const r = await runCommand(eventStore, agreementStream(agreementId), agreementDecider, {
+          type: 'RecordAgreementReview', reviewId: review.id, heldAt, assessments: b.assessments,
+        }, { ...ctx, idempotencyScope: scope, ifMatch: null });
+        if (comparePositions(r.position, position) > 0) position = r.position;
+      }
+      return {
+        status: 200,
+        headers: { etag: etag(result.revision) },
+        body: { ...reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? now), position },
+      };
+    }));
+};
