@@ -15,14 +15,14 @@ function isRealDate(s: string): boolean {
 
 export const isoDate = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD')
+  .regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'must be a date YYYY-MM-DD', abort: true })
   .refine(isRealDate, 'must be a real calendar date');
 
 export const instant = z
   .string()
   .regex(
     /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/,
-    'must be an ISO 8601 instant such as 2026-03-01T09:00:00Z',
+    { message: 'must be an ISO 8601 instant such as 2026-03-01T09:00:00Z', abort: true },
   )
   .refine((s) => {
     const t = Date.parse(s);

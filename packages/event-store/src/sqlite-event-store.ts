@@ -94,6 +94,8 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
   stmt.readAll.safeIntegers(true);
   stmt.head.safeIntegers(true);
 
+  const readStreamStatements = new Map<string, Database.Statement<Record<string, unknown>, Row>>();
+
   const toStored = (r: Row): StoredEvent => ({
     id: r.event_id,
     stream: r.stream,
@@ -174,7 +176,9 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
       if (opts.toRevision !== undefined) clauses.push('revision <= @to');
       if (opts.recordedUpTo !== undefined) clauses.push('recorded_at <= @upTo');
       const sql = `SELECT * FROM events WHERE ${clauses.join(' AND ')} ORDER BY revision LIMIT @limit`;
-      const rows = db.prepare<Record<string, unknown>, Row>(sql).all({
+      let prepared = readStreamStatements.get(sql);
+      if (!prepared) readStreamStatements.set(sql, (prepared = db.prepare<Record<string, unknown>, Row>(sql)));
+      const rows = prepared.all({
         stream, from: opts.fromRevision ?? 0, to: opts.toRevision, upTo: opts.recordedUpTo, limit: opts.limit ?? -1,
       });
       return rows.map(toStored);

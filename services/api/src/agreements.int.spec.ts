@@ -65,6 +65,11 @@ describe('POST /v1/agreements', () => {
 
     const again = (await post(t, '/v1/agreements', agreementInput({ title: 'Acuerdo de Cooperación Energética — Fase II' }))).json<Json>();
     expect(again.id).not.toBe(body.id);
+
+    // A title with no Latin letter at all still yields a valid slug.
+    const russian = await post(t, '/v1/agreements', agreementInput({ title: 'Соглашение о сотрудничестве' }));
+    expect(russian.statusCode).toBe(201);
+    expect(russian.json<Json>().id).toMatch(SLUG_PATTERN);
   });
 
   it('is visible at once to a GET with ?after=<position>, with the same ETag', async () => {
@@ -97,6 +102,26 @@ describe('POST /v1/agreements', () => {
 });
 
 describe('GET /v1/agreements/{id}', () => {
+  const SUMMARY_FIELDS = ['id', 'title', 'kind', 'sector', 'parties', 'signedAt', 'session', 'status', 'progress', 'commitmentCounts', 'nextReviewAt', 'lastReviewedAt', 'revision', 'updatedAt'];
+  const COMMITMENT_FIELDS = ['id', 'agreementId', 'title', 'description', 'responsible', 'dueDate', 'originalDueDate', 'status', 'overdue', 'progress', 'lastUpdateAt', 'implementedAt', 'delays'];
+
+  it('carries every field of the contract, in the list and in the detail', async () => {
+    const created = await createAgreement(t, { id: 'full-shape', summary: 'Cooperation in public health', session: { name: 'CIAN XIX', date: '2025-11-28' }, commitments: [commitmentInput({ id: 'c-1', description: 'Two plants' })] });
+    const detail = (await get(t, '/v1/agreements/full-shape')).json<Json>();
+    expect(Object.keys(detail)).toEqual(expect.arrayContaining([...SUMMARY_FIELDS, 'summary', 'commitments', 'reviews']));
+    expect(Object.keys(detail.commitments[0])).toEqual(expect.arrayContaining(COMMITMENT_FIELDS));
+    expect(detail).toMatchObject({ summary: 'Cooperation in public health', session: { name: 'CIAN XIX', date: '2025-11-28' }, nextReviewAt: null, lastReviewedAt: null, reviews: [] });
+    expect(detail.commitmentCounts).toEqual({ total: 1, pending: 1, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0, overdue: 0 });
+    expect(detail.commitments[0]).toMatchObject({ description: 'Two plants', lastUpdateAt: null, implementedAt: null });
+    const [signedEvent] = (await get(t, '/v1/agreements/full-shape/history')).json<Json>().events;
+    expect(detail.updatedAt).toBe(signedEvent.recordedAt);
+    expect(created.updatedAt).toBe(signedEvent.recordedAt);
+
+    const item = (await get(t, '/v1/agreements')).json<Json>().items[0];
+    expect(Object.keys(item)).toEqual(expect.arrayContaining(SUMMARY_FIELDS));
+    expect(item).toMatchObject({ id: 'full-shape', revision: 1, updatedAt: detail.updatedAt });
+  });
+
   it('answers 404 problem+json for an unknown agreement', async () => {
     const p = expectProblem(await get(t, '/v1/agreements/no-such-agreement'), 404);
     expect(p.code).toBe('agreement_not_found');

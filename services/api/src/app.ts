@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AppDeps } from './deps';
-import { installErrorHandling } from './problem';
+import { installErrorHandling, problem, sendProblem } from './problem';
 import { agreementRoutes } from './routes/agreements';
 import { operationRoutes } from './routes/operations';
 import { reviewRoutes } from './routes/reviews';
@@ -14,7 +14,7 @@ import { reviewRoutes } from './routes/reviews';
 function configureMessages(): void {
   z.config({
     customError: (issue) => {
-      if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+      if (issue.input === undefined) return 'is required';
       if (issue.code === 'invalid_type') return `must be ${issue.expected === 'int' ? 'an integer' : `of type ${issue.expected}`}`;
       return undefined;
     },
@@ -30,11 +30,29 @@ export async function buildApp(deps: AppDeps) {
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Refusals while closing are answered below as problem+json, like every other error.
+    return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>();
 
+  // Only JSON bodies are accepted. Reading every other body before refusing it keeps the
+  // contract's order: a body over the limit is 413 whatever its type, then 415.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => {
+    done(Object.assign(new Error('send the body as application/json'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }), undefined);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) {
+      return sendProblem(reply, problem(503, 'shutting_down', 'the service is shutting down; retry on another instance or in a moment'), { 'retry-after': '2', connection: 'close' });
+    }
+  });
 
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);

@@ -38,6 +38,7 @@ describe('adding a commitment', () => {
 
     const one = await get(t, `${base}/commitments/clinic?after=${body.position}`);
     expect(one.statusCode).toBe(200);
+    expect(one.headers.etag).toBe('"2"');
     expect(one.json()).toMatchObject({ id: 'clinic', agreementTitle: 'Health cooperation agreement', sector: 'health' });
     expect((await agreement()).commitmentCounts.total).toBe(2);
   });

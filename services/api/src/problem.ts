@@ -3,6 +3,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, type FieldError } from '@cm/domain';
+import { StreamBusyError } from './command-runner';
 
 export type Problem = { type: string; title: string; status: number; detail: string; code: string; errors?: FieldError[] };
 
@@ -78,6 +79,9 @@ export function installErrorHandling(app: FastifyInstance<any, any, any, any, an
     if (error instanceof AppError) {
       const status = STATUS_OF_KIND[error.kind];
       return sendProblem(reply, problem(status, error.code, error.message, error.errors));
+    }
+    if (error instanceof StreamBusyError) {
+      return sendProblem(reply, problem(503, 'stream_busy', error.message), { 'retry-after': '1' });
     }
     if (error instanceof HttpProblem) {
       return sendProblem(reply, problem(error.status, error.code, error.message, error.errors), error.headers);

@@ -23,6 +23,12 @@ const agreementDecider: StreamDecider<AgreementState, AgreementCommand, Agreemen
   decide: decideAgreement,
 };
 
+function commitmentIn(state: ExistingAgreement, id: string) {
+  const c = state.commitments.find((x) => x.id === id);
+  if (!c) throw new NotFoundError(`commitment ${id} not found in agreement ${state.id}`, 'commitment_not_found');
+  return c;
+}
+
 export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const { eventStore, readStore, queries } = deps;
   const nowIso = () => deps.now().toISOString();
@@ -53,7 +59,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, command, ctx);
       const state = result.state as ExistingAgreement;
-      const c = state.commitments.find((x) => x.id === request.params.cid)!;
+      const c = commitmentIn(state, request.params.cid);
       
       return {
         status: 200,
@@ -68,8 +74,8 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
-      const id = b.id ?? idFromTitle(b.title);
       const ctx = commandContext(request, deps.now(), b.occurredAt);
+      const id = b.id ?? idFromTitle(b.title, 48, ctx.idempotencyScope);
       const result = await runCommand(eventStore, agreementStream(id), agreementDecider, {
         type: 'SignAgreement',
         agreementId: id,
@@ -80,8 +86,8 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
         signedAt: b.signedAt,
         session: b.session,
         summary: b.summary,
-        commitments: (b.commitments ?? []).map((c) => ({
-          commitmentId: c.id ?? idFromTitle(c.title, 40),
+        commitments: (b.commitments ?? []).map((c, i) => ({
+          commitmentId: c.id ?? idFromTitle(c.title, 40, ctx.idempotencyScope && `${ctx.idempotencyScope}|${i}`),
           title: c.title,
           description: c.description,
           dueDate: c.dueDate,
@@ -175,14 +181,14 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
-      const cid = b.id ?? idFromTitle(b.title, 40);
       const ctx = commandContext(request, deps.now(), b.occurredAt);
+      const cid = b.id ?? idFromTitle(b.title, 40, ctx.idempotencyScope);
       const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, {
         type: 'AddCommitment',
         commitment: { commitmentId: cid, title: b.title, description: b.description, dueDate: b.dueDate, responsible: b.responsible },
       }, ctx);
       const state = result.state as ExistingAgreement;
-      const c = state.commitments.find((x) => x.id === cid)!;
+      const c = commitmentIn(state, cid);
       
       return {
         status: 201,

@@ -1,10 +1,12 @@
 // Liveness, readiness and metrics: what an orchestrator and an operator look at.
+import fp from 'fastify-plugin';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { comparePositions } from '@cm/event-store';
 import type { AppDeps } from '../deps';
 import { sendProblem, problem } from '../problem';
 
-export const operationRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
+// Wrapped with fastify-plugin so the request counter sees every route of the app.
+const operations: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const startedAt = Date.now();
   const counters = new Map<string, number>();
   app.addHook('onResponse', async (request, reply) => {
@@ -62,3 +64,5 @@ export const operationRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     return `${lines.join('\n')}\n`;
   });
 };
+
+export const operationRoutes = fp(operations, { name: 'operations' });

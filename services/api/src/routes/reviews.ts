@@ -40,8 +40,8 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         if ((await eventStore.streamRevision(agreementStream(id))) < 0) missing.push({ path: `agreementIds.${i}`, message: `agreement ${id} does not exist` });
       }
       if (missing.length) throw new ValidationError('the review names agreements that do not exist', missing, 'unknown_agreement');
-      const id = b.id ?? idFromTitle(b.title);
       const ctx = commandContext(request, deps.now(), b.occurredAt);
+      const id = b.id ?? idFromTitle(b.title, 48, ctx.idempotencyScope);
       const result = await runCommand(eventStore, reviewStream(id), reviewDecider, {
         type: 'ScheduleReview',
         now: nowIso(),
