@@ -80,7 +80,16 @@ function paginate<T>(sorted: T[], key: (t: T) => string[], after: string[] | nul
 // Agreements list newest signature first; a descending date sorts ascending by its complement.
 const descDate = (d: string) => String(99999999 - Number(d.replaceAll('-', ''))).padStart(8, '0');
 
-export function createQueries(store: ReadStore) {
+export type ListQueries = {
+  listAgreements(f: AgreementFilter, now: string): Promise<Page<AgreementSummary>>;
+  listCommitments(f: CommitmentFilter, now: string): Promise<Page<CommitmentListItem>>;
+  listReviews(f: ReviewFilter): Promise<{ items: ReviewView[] }>;
+  dashboard(now: string, upcoming?: number): Promise<Dashboard>;
+};
+export type CommitmentListItem = CommitmentView & { agreementTitle: string; sector: string };
+
+/** Queries answered by filtering every document: the memory adapter's way, and the reference for others. */
+export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allReviews'>) {
   return {
     async listAgreements(f: AgreementFilter, now: string): Promise<Page<AgreementSummary>> {
       const q = f.q ? fold(f.q) : null;
@@ -101,10 +110,10 @@ export function createQueries(store: ReadStore) {
       return { ...page, items: page.items.map((r) => agreementSummary(r.d, now)) };
     },
 
-    async listCommitments(f: CommitmentFilter, now: string): Promise<Page<CommitmentView & { agreementTitle: string; sector: string }>> {
+    async listCommitments(f: CommitmentFilter, now: string): Promise<Page<CommitmentListItem>> {
       const after = decodeCursor(f.cursor, 3);
       const institution = f.institution ? fold(f.institution) : null;
-      const rows: { key: string[]; v: CommitmentView & { agreementTitle: string; sector: string } }[] = [];
+      const rows: { key: string[]; v: CommitmentListItem }[] = [];
       for (const d of await store.allAgreements()) {
         const a = d.agreement;
         if (f.agreementId && a.id !== f.agreementId) continue;
@@ -144,18 +153,7 @@ export function createQueries(store: ReadStore) {
       return { items };
     },
 
-    async reviewDetail(id: string, now: string) {
-      const doc = (await store.getReviews([id])).get(id);
-      if (!doc) return null;
-      const agreements = await store.getAgreements(doc.review.agreementIds);
-      return {
-        ...reviewView(doc),
-        agenda: reviewAgenda(doc.review, agreements, now),
-        reminders: doc.review.reminders.map((r) => ({ offset: r.offset, email: r.email, scheduledFor: r.scheduledFor, sentAt: r.sentAt })),
-      };
-    },
-
-    async dashboard(now: string, upcoming = 10) {
+    async dashboard(now: string, upcoming = 10): Promise<Dashboard> {
       const byStatus = (): Record<AgreementStatus, number> => ({ signed: 0, in_implementation: 0, delayed: 0, implemented: 0, terminated: 0 });
       const agreements = { total: 0, byStatus: byStatus(), bySector: {} as Record<string, { total: number; byStatus: Record<AgreementStatus, number> }> };
       const commitments = { total: 0, byStatus: { pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0 } as Record<CommitmentStatus, number>, overdue: 0 };
@@ -175,11 +173,37 @@ export function createQueries(store: ReadStore) {
       }
       const upcomingReviews = (await store.allReviews())
         .filter((d) => d.review.status === 'scheduled' && d.review.scheduledFor > now)
-        .sort((x, y) => x.review.scheduledFor.localeCompare(y.review.scheduledFor))
+        .sort((x, y) => x.review.scheduledFor.localeCompare(y.review.scheduledFor) || x.review.id.localeCompare(y.review.id))
         .slice(0, upcoming)
         .map(reviewView);
       return { agreements, commitments, upcomingReviews };
     },
+  };
+}
+export type Dashboard = {
+  agreements: { total: number; byStatus: Record<AgreementStatus, number>; bySector: Record<string, { total: number; byStatus: Record<AgreementStatus, number> }> };
+  commitments: { total: number; byStatus: Record<CommitmentStatus, number>; overdue: number };
+  upcomingReviews: ReviewView[];
+};
+
+/** The queries the API asks: lists from the store's own indexes, details from documents. */
+export function createQueries(store: ReadStore) {
+  return {
+    listAgreements: (f: AgreementFilter, now: string) => store.listAgreements(f, now),
+    listCommitments: (f: CommitmentFilter, now: string) => store.listCommitments(f, now),
+    listReviews: (f: ReviewFilter) => store.listReviews(f),
+    dashboard: (now: string, upcoming = 10) => store.dashboard(now, upcoming),
+    async reviewDetail(id: string, now: string) {
+      const doc = (await store.getReviews([id])).get(id);
+      if (!doc) return null;
+      const agreements = await store.getAgreements(doc.review.agreementIds);
+      return {
+        ...reviewView(doc),
+        agenda: reviewAgenda(doc.review, agreements, now),
+        reminders: doc.review.reminders.map((r) => ({ offset: r.offset, email: r.email, scheduledFor: r.scheduledFor, sentAt: r.sentAt })),
+      };
+    },
+
   };
 }
 export type Queries = ReturnType<typeof createQueries>;

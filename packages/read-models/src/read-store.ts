@@ -2,12 +2,13 @@
 // atomic commit so a crash can never leave documents ahead of or behind the checkpoint.
 import type { Position } from '@cm/event-store';
 import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents';
+import { createScanQueries, type ListQueries } from './queries';
 
-export interface ReadStore {
+export interface ReadStore extends ListQueries {
   checkpoint(): Promise<Position | null>;
   getAgreements(ids: Iterable<string>): Promise<Map<string, AgreementDoc>>;
   getReviews(ids: Iterable<string>): Promise<Map<string, ReviewDoc>>;
-  /** Every agreement document (queries filter them; a Redis adapter will serve indexes instead). */
+  /** Every document: for rebuild checks and exports, never for answering a request. */
   allAgreements(): Promise<AgreementDoc[]>;
   allReviews(): Promise<ReviewDoc[]>;
   /** Writes the changed documents and moves the checkpoint, all or nothing. */
@@ -30,7 +31,12 @@ export function createMemoryReadStore(): ReadStore {
     }
     return out;
   };
+  const scan = createScanQueries({
+    allAgreements: async () => [...agreements.values()],
+    allReviews: async () => [...reviews.values()],
+  });
   return {
+    ...scan,
     async checkpoint() {
       return checkpoint;
     },

@@ -72,15 +72,14 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
     const who = request.query.attendee?.toLowerCase();
     const calendar = ical({ name: 'Commitment reviews', prodId: { company: 'commitment-monitor', product: 'reviews', language: 'EN' } });
-    for (const doc of await readStore.allReviews()) {
-      const r = doc.review;
+    for (const r of (await queries.listReviews({})).items) {
       if (who && !r.attendees.some((a) => a.email.toLowerCase() === who)) continue;
       const start = new Date(r.scheduledFor);
       calendar.createEvent({
         id: `${r.id}@commitment-monitor`,
         start,
         end: new Date(start.getTime() + MEETING_MS),
-        stamp: new Date(doc.updatedAt),
+        stamp: new Date(r.updatedAt),
         summary: r.title,
         location: r.location,
         sequence: r.sequence,
