@@ -4,3 +4,5 @@ export * from './read-store';
 export * from './views';
 export * from './queries';
 export * from './projector';
+export * from './redis-read-store';
+export * from './projection-lease';

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { comparePositions, type EventStore, type Position, type StoredEvent, type Subscription } from '@cm/event-store';
 import { documentsNeeded, projectBatch } from './ledger-projection';
+import type { HeldLease } from './projection-lease';
 import type { ReadStore } from './read-store';
 
 export type ProjectorStatus = {
@@ -14,7 +15,14 @@ export type ProjectorStatus = {
   lastError: string | null;
 };
 
-export function createProjector(deps: { eventStore: EventStore; readStore: ReadStore; logger: Logger; batchSize?: number }) {
+export function createProjector(deps: {
+  eventStore: EventStore;
+  readStore: ReadStore;
+  logger: Logger;
+  batchSize?: number;
+  /** The lease this projector writes under, when several instances compete for it. */
+  fence?: HeldLease;
+}) {
   const log = deps.logger.child({ component: 'projector' });
   let subscription: Subscription | null = null;
   let eventsApplied = 0;
@@ -28,7 +36,7 @@ export function createProjector(deps: { eventStore: EventStore; readStore: ReadS
     const agreements = await deps.readStore.getAgreements(agreementIds);
     const changes = projectBatch({ agreements, reviews }, events);
     const last = events.at(-1)!.position;
-    await deps.readStore.commit(changes, last);
+    await deps.readStore.commit(changes, last, deps.fence ? { fence: deps.fence } : {});
     checkpoint = last;
     eventsApplied += events.length;
     lastError = null;

@@ -46,12 +46,12 @@ export type ReviewFilter = z.infer<typeof reviewFilter>;
 
 export type Page<T> = { items: T[]; total: number; nextCursor: string | null };
 
-const fold = (s: string) => s.normalize('NFD').replace(/\p{Diacritic}/gu, '').toLowerCase();
+export const foldText = (s: string) => s.normalize('NFD').replace(/\p{Diacritic}/gu, '').toLowerCase();
 
-function encodeCursor(key: string[]): string {
+export function encodeCursor(key: string[]): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
-function decodeCursor(c: string | undefined, size: number): string[] | null {
+export function decodeCursor(c: string | undefined, size: number): string[] | null {
   if (c === undefined) return null;
   try {
     const key = JSON.parse(Buffer.from(c, 'base64url').toString('utf8')) as unknown;
@@ -78,7 +78,7 @@ function paginate<T>(sorted: T[], key: (t: T) => string[], after: string[] | nul
 }
 
 // Agreements list newest signature first; a descending date sorts ascending by its complement.
-const descDate = (d: string) => String(99999999 - Number(d.replaceAll('-', ''))).padStart(8, '0');
+export const descDate = (d: string) => String(99999999 - Number(d.replaceAll('-', ''))).padStart(8, '0');
 
 export type ListQueries = {
   listAgreements(f: AgreementFilter, now: string): Promise<Page<AgreementSummary>>;
@@ -92,7 +92,7 @@ export type CommitmentListItem = CommitmentView & { agreementTitle: string; sect
 export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allReviews'>) {
   return {
     async listAgreements(f: AgreementFilter, now: string): Promise<Page<AgreementSummary>> {
-      const q = f.q ? fold(f.q) : null;
+      const q = f.q ? foldText(f.q) : null;
       const after = decodeCursor(f.cursor, 2);
       const rows = (await store.allAgreements())
         .filter((d) => {
@@ -100,7 +100,7 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
           if (f.sector && a.sector !== f.sector) return false;
           if (f.party && !a.parties.includes(f.party)) return false;
           if (f.session && a.session?.name !== f.session) return false;
-          if (q && !fold(a.title).includes(q)) return false;
+          if (q && !foldText(a.title).includes(q)) return false;
           if (f.status && deriveAgreementStatus(a, now) !== f.status) return false;
           return true;
         })
@@ -112,7 +112,7 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
 
     async listCommitments(f: CommitmentFilter, now: string): Promise<Page<CommitmentListItem>> {
       const after = decodeCursor(f.cursor, 3);
-      const institution = f.institution ? fold(f.institution) : null;
+      const institution = f.institution ? foldText(f.institution) : null;
       const rows: { key: string[]; v: CommitmentListItem }[] = [];
       for (const d of await store.allAgreements()) {
         const a = d.agreement;
@@ -121,7 +121,7 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
         for (const c of a.commitments) {
           if (f.status && c.status !== f.status) continue;
           if (f.party && c.responsible.party !== f.party) continue;
-          if (institution && !fold(c.responsible.institution).includes(institution)) continue;
+          if (institution && !foldText(c.responsible.institution).includes(institution)) continue;
           if (f.dueBefore && !(c.dueDate < f.dueBefore)) continue;
           if (f.dueAfter && !(c.dueDate > f.dueAfter)) continue;
           if (f.overdue && isOverdue(c, now) !== (f.overdue === 'true')) continue;

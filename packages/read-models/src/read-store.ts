@@ -4,6 +4,11 @@ import type { Position } from '@cm/event-store';
 import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents';
 import { createScanQueries, type ListQueries } from './queries';
 
+export type CommitOptions = {
+  /** Write only while `key` still holds `token` (the projection lease): a stale holder cannot write. */
+  fence?: { key: string; token: string };
+};
+
 export interface ReadStore extends ListQueries {
   checkpoint(): Promise<Position | null>;
   getAgreements(ids: Iterable<string>): Promise<Map<string, AgreementDoc>>;
@@ -12,7 +17,7 @@ export interface ReadStore extends ListQueries {
   allAgreements(): Promise<AgreementDoc[]>;
   allReviews(): Promise<ReviewDoc[]>;
   /** Writes the changed documents and moves the checkpoint, all or nothing. */
-  commit(changes: ProjectionChanges, checkpoint: Position): Promise<void>;
+  commit(changes: ProjectionChanges, checkpoint: Position, options?: CommitOptions): Promise<void>;
   /** Called after each commit with the new checkpoint (same process only). */
   onCommit(listener: (checkpoint: Position) => void): () => void;
   close(): Promise<void>;

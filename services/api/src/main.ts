@@ -2,7 +2,9 @@
 // process; the default (api + projector + reminders on embedded stores) needs no service.
 import { loadConfig, ConfigError, createLogger, createShutdown } from '@cm/platform';
 import { createSqliteEventStore, createSqliteIdempotencyStore } from '@cm/event-store';
-import { createMemoryReadStore, createProjector, createQueries } from '@cm/read-models';
+import {
+  createMemoryReadStore, createProjector, createQueries, createRedisReadStore, runWithLease, type Projector, type ReadStore,
+} from '@cm/read-models';
 import { buildApp } from './app';
 
 async function main(): Promise<void> {
@@ -24,22 +26,43 @@ async function main(): Promise<void> {
     logger.fatal('EVENT_STORE_URL=esdb://... needs the EventStoreDB adapter, which this version does not include yet; unset EVENT_STORE_URL to use the embedded SQLite log');
     process.exit(78);
   }
-  if (config.redisUrl) {
-    logger.fatal('REDIS_URL is set, but this version keeps read models in memory only; unset REDIS_URL to run embedded');
-    process.exit(78);
-  }
-
   const eventStore = createSqliteEventStore({ path: config.eventStore.path });
   shutdown.add('event store', () => eventStore.close());
   const idempotency = createSqliteIdempotencyStore(eventStore.db);
-  const readStore = createMemoryReadStore();
-  const queries = createQueries(readStore);
-  logger.info({ roles: [...config.roles], log: config.eventStore.path }, 'starting');
+  logger.info({ roles: [...config.roles], log: config.eventStore.path, readModels: config.redisUrl ? 'redis' : 'memory' }, 'starting');
 
-  // In-memory read models live in this process, so the projector always runs beside the api.
-  const projector = createProjector({ eventStore, readStore, logger });
-  await projector.start();
-  shutdown.add('projector', () => projector.stop());
+  let readStore: ReadStore;
+  let projector: Projector | null = null;
+  if (!config.redisUrl) {
+    readStore = createMemoryReadStore();
+    // In-memory read models live in this process, so the projector always runs beside the api.
+    projector = createProjector({ eventStore, readStore, logger });
+    await projector.start();
+    shutdown.add('projector', () => projector!.stop());
+  } else {
+    const redisStore = createRedisReadStore({ url: config.redisUrl });
+    try {
+      await redisStore.redis.ping();
+    } catch (err) {
+      logger.fatal({ err }, `cannot reach Redis at REDIS_URL=${config.redisUrl}: start Redis or unset REDIS_URL to run embedded`);
+      process.exit(69);
+    }
+    readStore = redisStore;
+    shutdown.add('read store', () => readStore.close());
+    if (config.roles.has('projector')) {
+      const lease = runWithLease({ redis: redisStore.redis, key: 'cm:lease:ledger', logger }, async (held) => {
+        const leased = createProjector({ eventStore, readStore, logger, fence: held });
+        await leased.start();
+        projector = leased;
+        return async () => {
+          projector = null;
+          await leased.stop();
+        };
+      });
+      shutdown.add('projector lease', () => lease.stop());
+    }
+  }
+  const queries = createQueries(readStore);
 
   if (config.roles.has('reminders')) {
     logger.warn('the reminders role is not part of this version yet: no reminder e-mail will be sent');

@@ -11,7 +11,8 @@ import type { AppendResult, EventStore, StoredEvent } from '@cm/event-store';
 
 const timed = <E>(e: StoredEvent) => ({ type: e.type, data: e.data, occurredAt: e.metadata.occurredAt }) as unknown as Timed<E>;
 
-export function createLedgerWriter(store: EventStore) {
+/** Only `readStream` and `append` are used, so an in-memory log (see decided-ledger.ts) serves as well. */
+export function createLedgerWriter(store: Pick<EventStore, 'readStream' | 'append'>) {
   async function run<S, C, E extends { type: string; data: unknown }>(
     stream: string,
     initial: () => S,

@@ -1,0 +1,443 @@
+// The Redis read store: documents as JSON strings, and every list served from sorted-set
+// indexes (lexicographic members encode the sort order), never by reading every document.
+// A batch of documents, their index changes and the checkpoint go in one MULTI/EXEC, guarded
+// by WATCH on the projection lease so a projector that lost its lease cannot write.
+import { Redis } from 'ioredis';
+import {
+  deriveAgreementStatus, type AgreementStatus, type CommitmentStatus, type ExistingAgreement,
+} from '@cm/domain';
+import { comparePositions, type Position } from '@cm/event-store';
+import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents';
+import {
+  decodeCursor, descDate, encodeCursor, foldText,
+  type AgreementFilter, type CommitmentFilter, type CommitmentListItem, type Dashboard, type Page, type ReviewFilter,
+} from './queries';
+import type { CommitOptions, ReadStore } from './read-store';
+import { agreementSummary, commitmentView, reviewView, type AgreementSummary, type ReviewView } from './views';
+
+export type RedisReadStoreOptions = {
+  url: string;
+  /** Keys live under `<namespace>:g<generation>:`; a rebuild writes a new generation and switches. */
+  namespace?: string;
+  /** A fixed generation (rebuilds), or follow `<namespace>:current` (default). */
+  generation?: number;
+};
+
+/** Raised when the projection lease changed hands between reading and writing a batch. */
+export class LeaseLostError extends Error {}
+
+const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'];
+const COMMITMENT_STATUSES: CommitmentStatus[] = ['pending', 'in_progress', 'delayed', 'implemented', 'cancelled'];
+/** Statuses whose agreements turn `delayed` when an open commitment's due date passes. */
+const CAN_FALL_OVERDUE = ['signed', 'in_implementation'] as const;
+const SEP = '!'; // sorts below every slug character, so "abc!" < "abc-d!" as "abc" < "abc-d"
+const PAST = '0001-01-01T00:00:00.000Z';
+const DAY_MS = 86_400_000;
+
+const dayNumber = (isoDate: string) => Math.floor(Date.parse(`${isoDate.slice(0, 10)}T00:00:00Z`) / DAY_MS);
+const agreementMember = (a: ExistingAgreement) => `${descDate(a.signedAt)}${SEP}${a.id}`;
+const commitmentMember = (dueDate: string, cid: string, aid: string) => `${dueDate}${SEP}${cid}${SEP}${aid}`;
+
+type IndexEntry = { key: string; member: string; score: number };
+type Footprint = { entries: IndexEntry[]; counters: Map<string, number>; hashes: { key: string; field: string; value: string }[]; sets: { key: string; member: string }[] };
+
+/** Everything a document contributes to the indexes: removed as a whole and re-added on change. */
+function agreementFootprint(doc: AgreementDoc): Footprint {
+  const a = doc.agreement;
+  const m = agreementMember(a);
+  const staticStatus = deriveAgreementStatus(a, PAST);
+  const entries: IndexEntry[] = [
+    { key: 'a:all', member: m, score: 0 },
+    { key: `a:sector:${a.sector}`, member: m, score: 0 },
+    { key: `a:static:${staticStatus}`, member: m, score: 0 },
+    ...a.parties.map((p) => ({ key: `a:party:${p}`, member: m, score: 0 })),
+  ];
+  if (a.session) entries.push({ key: `a:session:${a.session.name}`, member: m, score: 0 });
+  const open = a.commitments.filter((c) => c.status !== 'implemented' && c.status !== 'cancelled');
+  if ((CAN_FALL_OVERDUE as readonly string[]).includes(staticStatus) && open.length > 0) {
+    const earliest = Math.min(...open.map((c) => dayNumber(c.dueDate)));
+    entries.push({ key: `a:due:${staticStatus}`, member: m, score: earliest }, { key: `a:due:${a.sector}:${staticStatus}`, member: m, score: earliest });
+  }
+  const counters = new Map<string, number>([
+    ['a:count|total', 1],
+    [`a:count|st:${staticStatus}`, 1],
+    [`a:count|sec:${a.sector}:total`, 1],
+    [`a:count|sec:${a.sector}:st:${staticStatus}`, 1],
+  ]);
+  const sets: Footprint['sets'] = [];
+  for (const c of a.commitments) {
+    const cm = commitmentMember(c.dueDate, c.id, a.id);
+    const inst = foldText(c.responsible.institution);
+    entries.push(
+      { key: 'c:all', member: cm, score: 0 },
+      { key: `c:status:${c.status}`, member: cm, score: 0 },
+      { key: `c:party:${c.responsible.party}`, member: cm, score: 0 },
+      { key: `c:sector:${a.sector}`, member: cm, score: 0 },
+      { key: `c:agreement:${a.id}`, member: cm, score: 0 },
+      { key: `c:inst:${inst}`, member: cm, score: 0 },
+    );
+    if (c.status !== 'implemented' && c.status !== 'cancelled') entries.push({ key: 'c:open', member: cm, score: 0 });
+    sets.push({ key: 'c:institutions', member: inst });
+    counters.set('c:count|total', (counters.get('c:count|total') ?? 0) + 1);
+    counters.set(`c:count|st:${c.status}`, (counters.get(`c:count|st:${c.status}`) ?? 0) + 1);
+  }
+  return { entries, counters, hashes: [{ key: 'a:titles', field: a.id, value: `${m}\n${foldText(a.title)}` }], sets };
+}
+
+function reviewFootprint(doc: ReviewDoc): Footprint {
+  const r = doc.review;
+  const score = Date.parse(r.scheduledFor);
+  return {
+    entries: [
+      { key: 'r:all', member: r.id, score },
+      { key: `r:status:${r.status}`, member: r.id, score },
+      ...r.agreementIds.map((id) => ({ key: `r:agreement:${id}`, member: r.id, score })),
+    ],
+    counters: new Map(),
+    hashes: [],
+    sets: [],
+  };
+}
+
+export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore & { readonly redis: Redis; generation(): Promise<number> } {
+  const ns = options.namespace ?? 'cm';
+  const redis = new Redis(options.url, { maxRetriesPerRequest: 3, lazyConnect: false });
+  // WATCH is per connection: writes get their own so a query's MULTI cannot cancel it.
+  const writer = redis.duplicate();
+  redis.on('error', () => undefined);
+  writer.on('error', () => undefined);
+  const listeners = new Set<(p: Position) => void>();
+  let tmpSeq = 0;
+
+  async function generation(): Promise<number> {
+    if (options.generation !== undefined) return options.generation;
+    const g = await redis.get(`${ns}:current`);
+    return g ? Number(g) : 1;
+  }
+  const prefixOf = (g: number) => `${ns}:g${g}:`;
+  const tmpKey = (p: string) => `${p}tmp:${process.pid}:${Date.now()}:${tmpSeq++}`;
+
+  async function getDocs<T>(p: string, kind: 'a' | 'r', ids: Iterable<string>): Promise<Map<string, T>> {
+    const list = [...new Set(ids)];
+    const out = new Map<string, T>();
+    if (list.length === 0) return out;
+    const values = await redis.mget(list.map((id) => `${p}${kind}:${id}`));
+    values.forEach((v, i) => {
+      if (v) out.set(list[i]!, JSON.parse(v) as T);
+    });
+    return out;
+  }
+
+  /** Queues commands that leave in `dest` the agreements matching the filter's status and indexes. */
+  function agreementCandidates(m: ReturnType<Redis['multi']>, p: string, f: AgreementFilter, now: string, dest: string, temps: string[], titleMatches: string[] | null): void {
+    const sets: string[] = [`${p}a:all`];
+    if (f.sector) sets.push(`${p}a:sector:${f.sector}`);
+    if (f.party) sets.push(`${p}a:party:${f.party}`);
+    if (f.session) sets.push(`${p}a:session:${f.session}`);
+    if (titleMatches) {
+      const t = tmpKey(p);
+      temps.push(t);
+      m.del(t);
+      if (titleMatches.length) m.zadd(t, ...titleMatches.flatMap((member) => [0, member]));
+      sets.push(t);
+    }
+    if (f.status) {
+      const status = tmpKey(p);
+      temps.push(status);
+      const overdueBefore = `(${dayNumber(now)}`;
+      if (f.status === 'delayed') {
+        const parts = [`${p}a:static:delayed`];
+        for (const s of CAN_FALL_OVERDUE) {
+          const t = tmpKey(p);
+          temps.push(t);
+          m.zrangestore(t, `${p}a:due:${s}`, '-inf', overdueBefore, 'BYSCORE');
+          parts.push(t);
+        }
+        m.zunionstore(status, parts.length, ...parts, 'WEIGHTS', ...parts.map(() => 0));
+      } else if ((CAN_FALL_OVERDUE as readonly string[]).includes(f.status)) {
+        const overdue = tmpKey(p);
+        temps.push(overdue);
+        m.zrangestore(overdue, `${p}a:due:${f.status}`, '-inf', overdueBefore, 'BYSCORE');
+        m.zdiffstore(status, 2, `${p}a:static:${f.status}`, overdue);
+      } else {
+        m.zunionstore(status, 1, `${p}a:static:${f.status}`);
+      }
+      sets.push(status);
+    }
+    m.zinterstore(dest, sets.length, ...sets, 'WEIGHTS', ...sets.map(() => 0));
+  }
+
+  async function execOrThrow(m: ReturnType<Redis['multi']>): Promise<unknown[]> {
+    const res = await m.exec();
+    if (!res) throw new Error('redis transaction was aborted');
+    return res.map(([err, value]) => {
+      if (err) throw err;
+      return value;
+    });
+  }
+
+  return {
+    redis,
+    generation,
+
+    async checkpoint() {
+      return redis.get(`${prefixOf(await generation())}checkpoint`);
+    },
+
+    async getAgreements(ids) {
+      return getDocs<AgreementDoc>(prefixOf(await generation()), 'a', ids);
+    },
+
+    async getReviews(ids) {
+      return getDocs<ReviewDoc>(prefixOf(await generation()), 'r', ids);
+    },
+
+    async allAgreements() {
+      const p = prefixOf(await generation());
+      const ids = (await redis.zrange(`${p}a:all`, '0', '-1')).map((m) => m.slice(m.indexOf(SEP) + 1));
+      return [...(await getDocs<AgreementDoc>(p, 'a', ids)).values()];
+    },
+
+    async allReviews() {
+      const p = prefixOf(await generation());
+      return [...(await getDocs<ReviewDoc>(p, 'r', await redis.zrange(`${p}r:all`, '0', '-1'))).values()];
+    },
+
+    async commit(changes: ProjectionChanges, checkpoint: Position, commitOptions: CommitOptions = {}) {
+      const g = await generation();
+      const p = prefixOf(g);
+      const fence = commitOptions.fence;
+      const watched = [`${p}checkpoint`, ...(fence ? [fence.key] : []), ...(options.generation === undefined ? [`${ns}:current`] : [])];
+      await writer.watch(...watched);
+      try {
+        if (fence && (await writer.get(fence.key)) !== fence.token) throw new LeaseLostError(`projection lease ${fence.key} is no longer held by ${fence.token}`);
+        if (options.generation === undefined && (await generation()) !== g) throw new LeaseLostError('the read models were switched to another generation during the batch');
+        const current = await writer.get(`${p}checkpoint`);
+        if (comparePositions(current, checkpoint) > 0) {
+          // Already applied further by a previous holder of the lease: nothing to write.
+          await writer.unwatch();
+          return;
+        }
+        const ids = { a: [...changes.agreements.keys()], r: [...changes.reviews.keys()] };
+        const [oldA, oldR] = await Promise.all([
+          ids.a.length ? writer.mget(ids.a.map((id) => `${p}a:${id}`)) : Promise.resolve([]),
+          ids.r.length ? writer.mget(ids.r.map((id) => `${p}r:${id}`)) : Promise.resolve([]),
+        ]);
+        const m = writer.multi();
+        const apply = (fp: Footprint, sign: 1 | -1) => {
+          for (const e of fp.entries) {
+            if (sign < 0) m.zrem(`${p}${e.key}`, e.member);
+            else m.zadd(`${p}${e.key}`, e.score, e.member);
+          }
+          for (const [k, n] of fp.counters) {
+            const [key, field] = k.split('|') as [string, string];
+            m.hincrby(`${p}${key}`, field, sign * n);
+          }
+          for (const h of fp.hashes) {
+            if (sign < 0) m.hdel(`${p}${h.key}`, h.field);
+            else m.hset(`${p}${h.key}`, h.field, h.value);
+          }
+          if (sign > 0) for (const s of fp.sets) m.sadd(`${p}${s.key}`, s.member);
+        };
+        ids.a.forEach((id, i) => {
+          const old = oldA[i];
+          if (old) apply(agreementFootprint(JSON.parse(old) as AgreementDoc), -1);
+          const doc = changes.agreements.get(id)!;
+          apply(agreementFootprint(doc), 1);
+          m.set(`${p}a:${id}`, JSON.stringify(doc));
+        });
+        ids.r.forEach((id, i) => {
+          const old = oldR[i];
+          if (old) apply(reviewFootprint(JSON.parse(old) as ReviewDoc), -1);
+          const doc = changes.reviews.get(id)!;
+          apply(reviewFootprint(doc), 1);
+          m.set(`${p}r:${id}`, JSON.stringify(doc));
+        });
+        m.set(`${p}checkpoint`, checkpoint);
+        const res = await m.exec();
+        if (!res) throw new LeaseLostError('the read models changed under the batch (lease or generation moved); it was not written');
+        for (const [err] of res) if (err) throw err;
+      } catch (err) {
+        await writer.unwatch().catch(() => undefined);
+        throw err;
+      }
+      for (const l of listeners) l(checkpoint);
+    },
+
+    onCommit(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    async listAgreements(f: AgreementFilter, now: string): Promise<Page<AgreementSummary>> {
+      const p = prefixOf(await generation());
+      const after = decodeCursor(f.cursor, 2);
+      let titleMatches: string[] | null = null;
+      if (f.q) {
+        const q = foldText(f.q);
+        titleMatches = Object.values(await redis.hgetall(`${p}a:titles`))
+          .filter((v) => v.slice(v.indexOf('\n') + 1).includes(q))
+          .map((v) => v.slice(0, v.indexOf('\n')));
+      }
+      const temps: string[] = [];
+      const dest = tmpKey(p);
+      temps.push(dest);
+      const m = redis.multi();
+      agreementCandidates(m, p, f, now, dest, temps, titleMatches);
+      m.zcard(dest);
+      m.zrange(dest, after ? `(${after.join(SEP)}` : '-', '+', 'BYLEX', 'LIMIT', 0, f.limit + 1);
+      m.del(...temps);
+      const res = await execOrThrow(m);
+      const total = res.at(-3) as number;
+      const members = res.at(-2) as string[];
+      const page = members.slice(0, f.limit);
+      const docs = await getDocs<AgreementDoc>(p, 'a', page.map((x) => x.slice(x.indexOf(SEP) + 1)));
+      const items = page.flatMap((x) => {
+        const d = docs.get(x.slice(x.indexOf(SEP) + 1));
+        return d ? [agreementSummary(d, now)] : [];
+      });
+      const last = page.at(-1);
+      return { items, total, nextCursor: members.length > f.limit && last ? encodeCursor(last.split(SEP)) : null };
+    },
+
+    async listCommitments(f: CommitmentFilter, now: string): Promise<Page<CommitmentListItem>> {
+      const p = prefixOf(await generation());
+      const after = decodeCursor(f.cursor, 3);
+      const temps: string[] = [];
+      const m = redis.multi();
+      const sets: string[] = [`${p}c:all`];
+      if (f.status) sets.push(`${p}c:status:${f.status}`);
+      if (f.party) sets.push(`${p}c:party:${f.party}`);
+      if (f.sector) sets.push(`${p}c:sector:${f.sector}`);
+      if (f.agreementId) sets.push(`${p}c:agreement:${f.agreementId}`);
+      if (f.institution) {
+        const needle = foldText(f.institution);
+        const names = (await redis.smembers(`${p}c:institutions`)).filter((n) => n.includes(needle));
+        const t = tmpKey(p);
+        temps.push(t);
+        if (names.length) m.zunionstore(t, names.length, ...names.map((n) => `${p}c:inst:${n}`));
+        else m.del(t);
+        sets.push(t);
+      }
+      const today = now.slice(0, 10);
+      if (f.overdue) {
+        const overdue = tmpKey(p);
+        temps.push(overdue);
+        m.zrangestore(overdue, `${p}c:open`, '-', `(${today}`, 'BYLEX');
+        if (f.overdue === 'true') sets.push(overdue);
+        else {
+          const notOverdue = tmpKey(p);
+          temps.push(notOverdue);
+          m.zdiffstore(notOverdue, 2, `${p}c:all`, overdue);
+          sets.push(notOverdue);
+        }
+      }
+      const dest = tmpKey(p);
+      temps.push(dest);
+      m.zinterstore(dest, sets.length, ...sets, 'WEIGHTS', ...sets.map(() => 0));
+      // Due-date bounds are exclusive: members start with the date, then the separator.
+      const min = f.dueAfter ? `(${f.dueAfter}${SEP}\x7f` : '-';
+      const max = f.dueBefore ? `(${f.dueBefore}` : '+';
+      m.zlexcount(dest, min, max);
+      const from = after ? `(${after.join(SEP)}` : min;
+      const start = after && min !== '-' && `(${after.join(SEP)}` < min ? min : from;
+      m.zrange(dest, start, max, 'BYLEX', 'LIMIT', 0, f.limit + 1);
+      m.del(...temps);
+      const res = await execOrThrow(m);
+      const total = res.at(-3) as number;
+      const members = res.at(-2) as string[];
+      const page = members.slice(0, f.limit).map((x) => x.split(SEP) as [string, string, string]);
+      const docs = await getDocs<AgreementDoc>(p, 'a', page.map(([, , aid]) => aid));
+      const items = page.flatMap(([, cid, aid]) => {
+        const d = docs.get(aid);
+        const c = d?.agreement.commitments.find((x) => x.id === cid);
+        return d && c ? [{ ...commitmentView(c, now), agreementTitle: d.agreement.title, sector: d.agreement.sector }] : [];
+      });
+      const last = page.at(-1);
+      return { items, total, nextCursor: members.length > f.limit && last ? encodeCursor(last) : null };
+    },
+
+    async listReviews(f: ReviewFilter): Promise<{ items: ReviewView[] }> {
+      const p = prefixOf(await generation());
+      const sets = [`${p}r:all`];
+      if (f.status) sets.push(`${p}r:status:${f.status}`);
+      if (f.agreementId) sets.push(`${p}r:agreement:${f.agreementId}`);
+      const dest = tmpKey(p);
+      const m = redis.multi();
+      m.zinterstore(dest, sets.length, ...sets, 'WEIGHTS', 1, ...sets.slice(1).map(() => 0));
+      m.zrange(dest, f.from ? String(Date.parse(f.from)) : '-inf', f.to ? String(Date.parse(f.to)) : '+inf', 'BYSCORE');
+      m.del(dest);
+      const res = await execOrThrow(m);
+      const ids = res[1] as string[];
+      const docs = await getDocs<ReviewDoc>(p, 'r', ids);
+      return { items: ids.flatMap((id) => (docs.has(id) ? [reviewView(docs.get(id)!)] : [])) };
+    },
+
+    async dashboard(now: string, upcoming = 10): Promise<Dashboard> {
+      const p = prefixOf(await generation());
+      const overdueBefore = `(${dayNumber(now)}`;
+      const [aCount, cCount] = await Promise.all([redis.hgetall(`${p}a:count`), redis.hgetall(`${p}c:count`)]);
+      const sectors = Object.keys(aCount).flatMap((k) => {
+        const m = /^sec:(.+):total$/.exec(k);
+        return m && Number(aCount[k]) > 0 ? [m[1]!] : [];
+      });
+      const m = redis.multi();
+      for (const s of CAN_FALL_OVERDUE) m.zcount(`${p}a:due:${s}`, '-inf', overdueBefore);
+      for (const sector of sectors) for (const s of CAN_FALL_OVERDUE) m.zcount(`${p}a:due:${sector}:${s}`, '-inf', overdueBefore);
+      m.zlexcount(`${p}c:open`, '-', `(${now.slice(0, 10)}`);
+      m.zrange(`${p}r:status:scheduled`, `(${Date.parse(now)}`, '+inf', 'BYSCORE', 'LIMIT', 0, upcoming);
+      const res = await execOrThrow(m);
+      let i = 0;
+      const num = (v: string | undefined) => Number(v ?? 0);
+      const statusCounts = (get: (s: AgreementStatus) => number, fallen: number[]) => {
+        const out = Object.fromEntries(AGREEMENT_STATUSES.map((s) => [s, get(s)])) as Record<AgreementStatus, number>;
+        CAN_FALL_OVERDUE.forEach((s, k) => {
+          out[s] -= fallen[k]!;
+          out.delayed += fallen[k]!;
+        });
+        return out;
+      };
+      const totalFallen = CAN_FALL_OVERDUE.map(() => res[i++] as number);
+      const bySector: Dashboard['agreements']['bySector'] = {};
+      for (const sector of sectors) {
+        const fallen = CAN_FALL_OVERDUE.map(() => res[i++] as number);
+        bySector[sector] = { total: num(aCount[`sec:${sector}:total`]), byStatus: statusCounts((s) => num(aCount[`sec:${sector}:st:${s}`]), fallen) };
+      }
+      const overdue = res[i++] as number;
+      const upcomingIds = res[i++] as string[];
+      const reviews = await getDocs<ReviewDoc>(p, 'r', upcomingIds);
+      return {
+        agreements: { total: num(aCount.total), byStatus: statusCounts((s) => num(aCount[`st:${s}`]), totalFallen), bySector },
+        commitments: {
+          total: num(cCount.total),
+          byStatus: Object.fromEntries(COMMITMENT_STATUSES.map((s) => [s, num(cCount[`st:${s}`])])) as Record<CommitmentStatus, number>,
+          overdue,
+        },
+        upcomingReviews: upcomingIds.flatMap((id) => (reviews.has(id) ? [reviewView(reviews.get(id)!)] : [])),
+      };
+    },
+
+    async close() {
+      listeners.clear();
+      await Promise.allSettled([redis.quit(), writer.quit()]);
+    },
+  };
+}
+
+/** Points readers at another generation of keys, atomically. */
+export async function switchGeneration(redis: Redis, namespace: string, generation: number): Promise<void> {
+  await redis.set(`${namespace}:current`, String(generation));
+}
+
+/** Deletes every key of a generation (after a switch, the old one), in batches. */
+export async function dropGeneration(redis: Redis, namespace: string, generation: number): Promise<number> {
+  let cursor = '0';
+  let dropped = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:g${generation}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) dropped += await redis.unlink(...keys);
+  } while (cursor !== '0');
+  return dropped;
+}
+
