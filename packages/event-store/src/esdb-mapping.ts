@@ -162,7 +162,7 @@ export function prepareAppend(stream: string, events: readonly NewEvent[], head:
 }
 
 export function joinMetadata(metadata: LedgerMetadata, prevHash: string, hash: string): EsdbMetadata {
-  return { ...metadata, recordedAt: metadata.recordedAt, prevHash, hash };
+  return { ...metadata, prevHash, hash };
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

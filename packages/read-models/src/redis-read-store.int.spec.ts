@@ -16,7 +16,7 @@ it('answers every list and the dashboard exactly as the reference scan does, acr
   const events = await es.readAll({ after: null, limit: 100000 });
   const mem = createMemoryReadStore();
   const ns = `scratch${Date.now()}`;
-  const red = createRedisReadStore({ url: 'redis://127.0.0.1:6379', namespace: ns });
+  const red = createRedisReadStore({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', namespace: ns });
   for (let i = 0; i < events.length; i += 37) {
     const b = events.slice(i, i + 37);
     await projectInto(mem, b);
