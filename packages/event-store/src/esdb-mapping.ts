@@ -41,8 +41,7 @@ export type PreparedEvent = Omit<StoredEvent, 'position'>;
 // uint64 max; neither can be a real event: the log opens with a system record at 0.
 const UNKNOWN_POSITION_FLOOR = 2n ** 63n;
 
-export function isKnownPosition(p: EsdbPosition | undefined): p is EsdbPosition {
-  if (p === undefined) return false;
+export function isKnownPosition(p: EsdbPosition): boolean {
   if (p.commit === 0n && p.prepare === 0n) return false;
   return p.commit >= 0n && p.commit < UNKNOWN_POSITION_FLOOR && p.prepare >= 0n && p.prepare < UNKNOWN_POSITION_FLOOR;
 }
@@ -78,10 +77,10 @@ export function compareEsdbPositions(a: EsdbPosition, b: EsdbPosition): number {
 /** Where a resolved event sits in $all; stream reads may only carry the commit position. */
 export function positionOf(resolved: EsdbResolvedEvent): EsdbPosition | undefined {
   const own = resolved.event?.position;
-  if (isKnownPosition(own)) return own;
+  if (own && isKnownPosition(own)) return own;
   const commit = resolved.commitPosition;
   const fromCommit = commit === undefined ? undefined : { commit, prepare: commit };
-  return isKnownPosition(fromCommit) ? fromCommit : undefined;
+  return fromCommit && isKnownPosition(fromCommit) ? fromCommit : undefined;
 }
 
 // --- revisions ---------------------------------------------------------------------------

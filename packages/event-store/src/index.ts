@@ -2,3 +2,4 @@ export * from './event-store';
 export * from './hash-chain';
 export * from './sqlite-event-store';
 export * from './idempotency-store';
+export * from './esdb-event-store';

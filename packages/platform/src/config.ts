@@ -29,6 +29,7 @@ const configSchema = z
       .refine((u) => /^(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\//.test(u) || /^(sqlite:|file:)/.test(u), 'must be esdb://... or sqlite:<path>')
       .optional(),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port').optional(),
+    REDIS_NAMESPACE: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/, 'must be 1-40 letters, digits, dots, dashes or underscores').default('cm'),
     SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be smtp://... or smtps://...').optional(),
     MAIL_FROM: z.string().min(3).default('Commitment monitor <monitor@localhost>'),
     REMINDER_OFFSETS: z
@@ -57,6 +58,8 @@ export type Config = {
   dataDir: string;
   eventStore: { kind: 'sqlite'; path: string } | { kind: 'esdb'; url: string };
   redisUrl: string | null;
+  /** Prefix of every Redis key of this deployment (read models, lease). */
+  redisNamespace: string;
   smtpUrl: string | null;
   mailFrom: string;
   reminderOffsets: { label: string; ms: number }[];
@@ -91,6 +94,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         ? { kind: 'sqlite', path: resolve(esUrl.replace(/^(sqlite|file):(\/\/)?/, '')) }
         : { kind: 'esdb', url: esUrl },
     redisUrl: c.REDIS_URL ?? null,
+    redisNamespace: c.REDIS_NAMESPACE,
     smtpUrl: c.SMTP_URL ?? null,
     mailFrom: c.MAIL_FROM,
     reminderOffsets: c.REMINDER_OFFSETS.split(',').map((p) => ({ label: p.trim(), ms: parseDuration(p.trim()) })),

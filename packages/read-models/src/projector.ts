@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { comparePositions, type EventStore, type Position, type StoredEvent, type Subscription } from '@cm/event-store';
 import { documentsNeeded, projectBatch } from './ledger-projection';
 import type { HeldLease } from './projection-lease';
+import { GenerationChangedError } from './redis-read-store';
 import type { ReadStore } from './read-store';
 
 export type ProjectorStatus = {
@@ -42,28 +43,48 @@ export function createProjector(deps: {
     lastError = null;
   }
 
+  async function start(): Promise<void> {
+    checkpoint = await deps.readStore.checkpoint();
+    log.info({ checkpoint }, 'projector starting after checkpoint');
+    const started = Date.now();
+    let reportedCatchUp = false;
+    subscription = deps.eventStore.subscribe({
+      after: checkpoint,
+      batchSize: deps.batchSize ?? 500,
+      onEvents: async (events) => {
+        await applyBatch(events);
+        if (!reportedCatchUp && events.length < (deps.batchSize ?? 500)) {
+          reportedCatchUp = true;
+          log.info({ events: eventsApplied, ms: Date.now() - started, checkpoint }, 'projector caught up with the log');
+        }
+      },
+      onError: (err) => {
+        lastError = err instanceof Error ? err.message : String(err);
+        if (err instanceof GenerationChangedError) {
+          // A rebuild switched generations: continue from the new generation's own checkpoint.
+          log.warn({ checkpoint }, 'read models switched to a rebuilt generation; resubscribing from its checkpoint');
+          void restart();
+          return;
+        }
+        log.error({ err, checkpoint }, 'projection batch failed; it will be retried');
+      },
+    });
+    }
+
+  async function restart(): Promise<void> {
+    const old = subscription;
+    subscription = null;
+    // Closing from inside the failing handler would wait on itself: let the handler return first.
+    setImmediate(() => {
+      void (async () => {
+        await old?.close();
+        await start();
+      })().catch((err: unknown) => log.error({ err }, 'projector restart failed'));
+    });
+  }
+
   return {
-    async start(): Promise<void> {
-      checkpoint = await deps.readStore.checkpoint();
-      log.info({ checkpoint }, 'projector starting after checkpoint');
-      const started = Date.now();
-      let reportedCatchUp = false;
-      subscription = deps.eventStore.subscribe({
-        after: checkpoint,
-        batchSize: deps.batchSize ?? 500,
-        onEvents: async (events) => {
-          await applyBatch(events);
-          if (!reportedCatchUp && events.length < (deps.batchSize ?? 500)) {
-            reportedCatchUp = true;
-            log.info({ events: eventsApplied, ms: Date.now() - started, checkpoint }, 'projector caught up with the log');
-          }
-        },
-        onError: (err) => {
-          lastError = err instanceof Error ? err.message : String(err);
-          log.error({ err, checkpoint }, 'projection batch failed; it will be retried');
-        },
-      });
-    },
+    start,
     async stop(): Promise<void> {
       await subscription?.close();
       subscription = null;

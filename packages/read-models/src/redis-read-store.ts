@@ -26,6 +26,9 @@ export type RedisReadStoreOptions = {
 /** Raised when the projection lease changed hands between reading and writing a batch. */
 export class LeaseLostError extends Error {}
 
+/** Raised when a rebuild switched readers to another generation: the writer must restart from its checkpoint. */
+export class GenerationChangedError extends Error {}
+
 const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'];
 const COMMITMENT_STATUSES: CommitmentStatus[] = ['pending', 'in_progress', 'delayed', 'implemented', 'cancelled'];
 /** Statuses whose agreements turn `delayed` when an open commitment's due date passes. */
@@ -211,7 +214,7 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       await writer.watch(...watched);
       try {
         if (fence && (await writer.get(fence.key)) !== fence.token) throw new LeaseLostError(`projection lease ${fence.key} is no longer held by ${fence.token}`);
-        if (options.generation === undefined && (await generation()) !== g) throw new LeaseLostError('the read models were switched to another generation during the batch');
+        if (options.generation === undefined && (await generation()) !== g) throw new GenerationChangedError(`the read models were switched from generation ${g}`);
         const current = await writer.get(`${p}checkpoint`);
         if (comparePositions(current, checkpoint) > 0) {
           // Already applied further by a previous holder of the lease: nothing to write.
@@ -255,7 +258,10 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
         });
         m.set(`${p}checkpoint`, checkpoint);
         const res = await m.exec();
-        if (!res) throw new LeaseLostError('the read models changed under the batch (lease or generation moved); it was not written');
+        if (!res) {
+          if (options.generation === undefined && (await generation()) !== g) throw new GenerationChangedError(`the read models were switched from generation ${g}`);
+          throw new LeaseLostError('the projection lease changed hands during the batch; it was not written');
+        }
         for (const [err] of res) if (err) throw err;
       } catch (err) {
         await writer.unwatch().catch(() => undefined);

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     await projector.start();
     shutdown.add('projector', () => projector!.stop());
   } else {
-    const redisStore = createRedisReadStore({ url: config.redisUrl });
+    const redisStore = createRedisReadStore({ url: config.redisUrl, namespace: config.redisNamespace });
     try {
       await redisStore.redis.ping();
     } catch (err) {
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     readStore = redisStore;
     shutdown.add('read store', () => readStore.close());
     if (config.roles.has('projector')) {
-      const lease = runWithLease({ redis: redisStore.redis, key: 'cm:lease:ledger', logger }, async (held) => {
+      const lease = runWithLease({ redis: redisStore.redis, key: `${config.redisNamespace}:lease:ledger`, logger }, async (held) => {
         const leased = createProjector({ eventStore, readStore, logger, fence: held });
         await leased.start();
         projector = leased;

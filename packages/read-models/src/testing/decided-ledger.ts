@@ -103,9 +103,13 @@ export function createDecidedLedger(options: { commandsFrom?: string } = {}) {
       return log.events.length - committed;
     },
 
-    /** Projects what was written since the last commit and commits it, `batchSize` events per commit. */
-    async commitTo(store: ReadStore, batchSize = Number.POSITIVE_INFINITY): Promise<Position | null> {
-      const events = log.events.slice(committed);
+    /**
+     * Projects what was written since the last commit (or only its first `events`) and commits
+     * it, `batchSize` events per commit; answers the last position committed.
+     */
+    async commitTo(store: ReadStore, o: { batchSize?: number; events?: number } = {}): Promise<Position | null> {
+      const batchSize = o.batchSize ?? Number.POSITIVE_INFINITY;
+      const events = log.events.slice(committed, o.events === undefined ? undefined : committed + o.events);
       for (let i = 0; i < events.length; i += batchSize) {
         const batch = events.slice(i, i + batchSize);
         const changes = projectBatch(documents, batch);
@@ -114,7 +118,7 @@ export function createDecidedLedger(options: { commandsFrom?: string } = {}) {
         for (const [id, d] of changes.reviews) documents.reviews.set(id, d);
         committed += batch.length;
       }
-      return this.head();
+      return log.events[committed - 1]?.position ?? null;
     },
 
     mixed(o: { agreements: number; reviews: number; targetEvents: number; seed: number }): Promise<MixedLedger> {
