@@ -161,15 +161,50 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     return { revision: last.revision, position: last.position, events: found, duplicate: true };
   }
 
+  // Group commit: appends that arrive in the same turn of the event loop share one transaction
+  // and so one fsync. Each runs in its own savepoint, so one refused append (a stale revision)
+  // does not undo the others; every caller is answered only after the commit is durable.
+  type Pending = { stream: string; events: NewEvent[]; expected: ExpectedRevision; resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
+  let pending: Pending[] = [];
+  const groupTx = db.transaction((group: Pending[]) =>
+    group.map((p) => {
+      try {
+        return { ok: appendTx(p.stream, p.events, p.expected) };
+      } catch (err) {
+        return { err };
+      }
+    }),
+  );
+  function flush(): void {
+    const group = pending;
+    pending = [];
+    let outcomes: ({ ok: AppendResult } | { err: unknown })[];
+    try {
+      outcomes = groupTx.immediate(group);
+    } catch (err) {
+      for (const p of group) p.reject(err);
+      return;
+    }
+    let wrote = false;
+    outcomes.forEach((o, i) => {
+      if ('ok' in o) {
+        if (!o.ok.duplicate && o.ok.events.length > 0) wrote = true;
+        group[i]!.resolve(o.ok);
+      } else group[i]!.reject(o.err);
+    });
+    if (wrote) appended.emit('appended');
+  }
+
   let closed = false;
   const subscriptions = new Set<() => void>();
 
   const store: SqliteEventStore = {
     db,
-    async append(stream, events, { expectedRevision }) {
-      const result = appendTx.immediate(stream, events, expectedRevision);
-      if (!result.duplicate && result.events.length > 0) appended.emit('appended');
-      return result;
+    append(stream, events, { expectedRevision }) {
+      return new Promise<AppendResult>((resolve, reject) => {
+        pending.push({ stream, events, expected: expectedRevision, resolve, reject });
+        if (pending.length === 1) setImmediate(flush);
+      });
     },
     async readStream(stream, opts: ReadStreamOptions = {}) {
       const clauses = ['stream = @stream', 'revision >= @from'];
