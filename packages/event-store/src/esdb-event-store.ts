@@ -41,12 +41,12 @@ const RESUBSCRIBE_MIN_MS = 100;
 const RESUBSCRIBE_MAX_MS = 5000;
 
 export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventStore {
-  const client = EventStoreDBClient.connectionString(options.connectionString);
-  const now = options.now ?? (() => new Date());
   const prefixes = [...(options.streamPrefixes ?? DEFAULT_STREAM_PREFIXES)];
   if (prefixes.length === 0 || prefixes.some((p) => p.length === 0 || p.startsWith('$'))) {
     throw new Error('streamPrefixes must name at least one non-empty, non-system stream prefix');
   }
+  const client = EventStoreDBClient.connectionString(options.connectionString);
+  const now = options.now ?? (() => new Date());
 
   async function readStreamEvents(stream: string, fromRevision: ReadRevision, maxCount: number, direction: Direction): Promise<StoredEvent[]> {
     const out: StoredEvent[] = [];

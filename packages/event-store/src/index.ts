@@ -3,3 +3,4 @@ export * from './hash-chain';
 export * from './sqlite-event-store';
 export * from './idempotency-store';
 export * from './esdb-event-store';
+export * from './redis-idempotency-store';

@@ -1,7 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { it, expect } from 'vitest';
+import { readStoreContract } from './contract/read-store-contract';
 import { createSqliteEventStore } from '@cm/event-store';
 import { createLedgerWriter } from './testing/ledger-writer';
 import { writeMixedLedger } from './testing/mixed-ledger';
@@ -40,3 +42,17 @@ it('answers every list and the dashboard exactly as the reference scan does, acr
   await red.close();
   await es.close();
 }, 60000);
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+readStoreContract('redis', async () => {
+  const ns = `contract-${randomUUID().slice(0, 8)}`;
+  const store = createRedisReadStore({ url, namespace: ns });
+  return {
+    store,
+    async cleanup() {
+      await dropGeneration(store.redis, ns, 1);
+      await store.redis.del(`${ns}:current`);
+      await store.close();
+    },
+  };
+});

@@ -1,7 +1,10 @@
 // The composition root: the only place that reads process.env. Runs any set of roles in one
 // process; the default (api + projector + reminders on embedded stores) needs no service.
 import { loadConfig, ConfigError, createLogger, createShutdown } from '@cm/platform';
-import { createSqliteEventStore, createSqliteIdempotencyStore } from '@cm/event-store';
+import {
+  createEsdbEventStore, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
+  type EventStore, type IdempotencyStore,
+} from '@cm/event-store';
 import {
   createMemoryReadStore, createProjector, createQueries, createRedisReadStore, runWithLease, type Projector, type ReadStore,
 } from '@cm/read-models';
@@ -22,35 +25,56 @@ async function main(): Promise<void> {
   const shutdown = createShutdown(logger);
   shutdown.listen();
 
-  if (config.eventStore.kind === 'esdb') {
-    logger.fatal('EVENT_STORE_URL=esdb://... needs the EventStoreDB adapter, which this version does not include yet; unset EVENT_STORE_URL to use the embedded SQLite log');
-    process.exit(78);
-  }
-  const eventStore = createSqliteEventStore({ path: config.eventStore.path });
-  shutdown.add('event store', () => eventStore.close());
-  const idempotency = createSqliteIdempotencyStore(eventStore.db);
-  logger.info({ roles: [...config.roles], log: config.eventStore.path, readModels: config.redisUrl ? 'redis' : 'memory' }, 'starting');
-
-  let readStore: ReadStore;
-  let projector: Projector | null = null;
-  if (!config.redisUrl) {
-    readStore = createMemoryReadStore();
-    // In-memory read models live in this process, so the projector always runs beside the api.
-    projector = createProjector({ eventStore, readStore, logger });
-    await projector.start();
-    shutdown.add('projector', () => projector!.stop());
-  } else {
-    const redisStore = createRedisReadStore({ url: config.redisUrl, namespace: config.redisNamespace });
+  let redisStore: ReturnType<typeof createRedisReadStore> | null = null;
+  if (config.redisUrl) {
+    redisStore = createRedisReadStore({ url: config.redisUrl, namespace: config.redisNamespace });
     try {
       await redisStore.redis.ping();
     } catch (err) {
       logger.fatal({ err }, `cannot reach Redis at REDIS_URL=${config.redisUrl}: start Redis or unset REDIS_URL to run embedded`);
       process.exit(69);
     }
+    shutdown.add('read store', () => redisStore!.close());
+  }
+
+  let eventStore: EventStore;
+  let idempotency: IdempotencyStore;
+  if (config.eventStore.kind === 'sqlite') {
+    const sqlite = createSqliteEventStore({ path: config.eventStore.path });
+    eventStore = sqlite;
+    idempotency = createSqliteIdempotencyStore(sqlite.db);
+  } else {
+    eventStore = createEsdbEventStore({ connectionString: config.eventStore.url });
+    try {
+      await eventStore.headPosition();
+    } catch (err) {
+      logger.fatal({ err }, 'cannot read the EventStoreDB log at EVENT_STORE_URL: check the cluster is up and the connection string (user with access to $all, tls settings)');
+      process.exit(69);
+    }
+    // Api processes on several machines share no file: their idempotency answers go to Redis when there is one.
+    idempotency = redisStore
+      ? createRedisIdempotencyStore(redisStore.redis, { namespace: config.redisNamespace })
+      : createSqliteIdempotencyStore(openSqliteDatabase(`${config.dataDir}/idempotency.sqlite`));
+  }
+  shutdown.add('event store', () => eventStore.close());
+  logger.info(
+    { roles: [...config.roles], log: config.eventStore.kind === 'sqlite' ? config.eventStore.path : 'eventstoredb', readModels: redisStore ? 'redis' : 'memory' },
+    'starting',
+  );
+
+  let readStore: ReadStore;
+  let projector: Projector | null = null;
+  if (!redisStore) {
+    readStore = createMemoryReadStore();
+    // In-memory read models live in this process, so the projector always runs beside the api.
+    projector = createProjector({ eventStore, readStore, logger });
+    await projector.start();
+    shutdown.add('projector', () => projector!.stop());
+  } else {
     readStore = redisStore;
-    shutdown.add('read store', () => readStore.close());
+    const leaseStore = redisStore;
     if (config.roles.has('projector')) {
-      const lease = runWithLease({ redis: redisStore.redis, key: `${config.redisNamespace}:lease:ledger`, logger }, async (held) => {
+      const lease = runWithLease({ redis: leaseStore.redis, key: `${config.redisNamespace}:lease:ledger`, logger }, async (held) => {
         const leased = createProjector({ eventStore, readStore, logger, fence: held });
         await leased.start();
         projector = leased;

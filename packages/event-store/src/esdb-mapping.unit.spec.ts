@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { NO_STREAM } from '@eventstore/db-client';
+import type { JSONEventData } from '@eventstore/db-client';
+import { comparePositions, type NewEvent } from './event-store';
+import { GENESIS_HASH, verifyChain } from './hash-chain';
+import {
+  compareEsdbPositions, decodePosition, encodePosition, fromEsdbRevision, fromResolvedEvent, headOf, isOwnEvent, positionOf,
+  prepareAppend, sameEventId, splitMetadata, stampRecordedAt, toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision,
+  wantedRevision, type EsdbRecord, type EsdbResolvedEvent, type PreparedEvent,
+} from './esdb-mapping';
+
+const ev = (type: string, data: unknown): NewEvent => ({
+  id: randomUUID(),
+  type,
+  data,
+  metadata: { actor: 'unit', occurredAt: '2025-11-28T10:00:00.000Z', correlationId: randomUUID() },
+});
+
+/** What the server hands back for a written event: the JSON bytes parsed again, plus its place. */
+function asServerWouldStore(p: PreparedEvent, commit: bigint): EsdbResolvedEvent {
+  const written = toEsdbEvent(p) as JSONEventData;
+  const record: EsdbRecord = {
+    streamId: p.stream,
+    id: written.id,
+    revision: BigInt(p.revision),
+    type: written.type,
+    isJson: true,
+    data: JSON.parse(JSON.stringify(written.data)) as unknown,
+    metadata: JSON.parse(JSON.stringify(written.metadata)) as unknown,
+    position: { commit, prepare: commit },
+  };
+  return { event: record };
+}
+
+const at = (iso: string) => new Date(iso);
+
+describe('EventStoreDB mapping: events', () => {
+  it('round-trips appended events through an EventStoreDB record, and the chain verifies', () => {
+    const data = { text: 'Вакцина contra el cáncer ✓', nested: { list: [1, 2.5, null, true], empty: {} } };
+    const events = [ev('AgreementSigned', data), ev('CommitmentAdded', { n: 2 })];
+    const prepared = prepareAppend('agreement-x', events, null, at('2025-11-28T10:00:00.123Z'));
+    const stored = prepared.map((p, i) => fromResolvedEvent(asServerWouldStore(p, 1000n + BigInt(i) * 200n)));
+
+    expect(stored.map((e) => [e.id, e.stream, e.revision, e.position, e.type])).toEqual([
+      [events[0]!.id, 'agreement-x', 0, '1000', 'AgreementSigned'],
+      [events[1]!.id, 'agreement-x', 1, '1200', 'CommitmentAdded'],
+    ]);
+    expect(stored[0]!.data).toEqual(data);
+    expect(stored[0]!.metadata).toEqual({ ...events[0]!.metadata, recordedAt: '2025-11-28T10:00:00.123Z' });
+    expect(stored[0]!.prevHash).toBe(GENESIS_HASH);
+    expect(stored[1]!.prevHash).toBe(stored[0]!.hash);
+    expect(verifyChain(stored)).toMatchObject({ valid: true, events: 2, firstInvalidRevision: null });
+  });
+
+  it('writes JSON events whose metadata carries the caller metadata, recordedAt and the chain', () => {
+    const [p] = prepareAppend('review-r', [ev('ReviewScheduled', { date: '2026-01-10' })], null, at('2026-01-01T00:00:00.000Z'));
+    const written = toEsdbEvent(p!) as JSONEventData;
+    expect(written).toMatchObject({ id: p!.id, type: 'ReviewScheduled', contentType: 'application/json', data: { date: '2026-01-10' } });
+    expect(written.metadata).toEqual({ ...p!.metadata, prevHash: GENESIS_HASH, hash: p!.hash });
+    expect(Object.keys(splitMetadata(written.metadata, 'x').metadata).sort()).toEqual(['actor', 'correlationId', 'occurredAt', 'recordedAt']);
+  });
+
+  it('continues a stream from its head: next revision, previous hash, recordedAt never earlier', () => {
+    const first = prepareAppend('agreement-y', [ev('A', {})], null, at('2025-11-28T10:00:05.000Z'));
+    const head = headOf(fromResolvedEvent(asServerWouldStore(first[0]!, 500n)));
+    // A writer whose clock lags behind the one that wrote the head.
+    const next = prepareAppend('agreement-y', [ev('B', {}), ev('C', {})], head, at('2025-11-28T10:00:01.000Z'));
+    expect(next.map((e) => e.revision)).toEqual([1, 2]);
+    expect(next[0]!.prevHash).toBe(first[0]!.hash);
+    expect(next.map((e) => e.metadata.recordedAt)).toEqual(['2025-11-28T10:00:05.000Z', '2025-11-28T10:00:05.000Z']);
+    expect(stampRecordedAt(at('2025-11-28T10:00:09.000Z'), head)).toBe('2025-11-28T10:00:09.000Z');
+    expect(verifyChain([...first, ...next].map((e, i) => ({ ...e, position: String(i + 1) })))).toMatchObject({ valid: true, events: 3 });
+  });
+
+  it('hashes what a read returns, so data that JSON changes still verifies after the round trip', () => {
+    const [p] = prepareAppend('agreement-z', [ev('A', { when: new Date('2025-01-01T00:00:00Z'), gone: undefined })], null, at('2025-11-28T10:00:00.000Z'));
+    expect(p!.data).toEqual({ when: '2025-01-01T00:00:00.000Z' });
+    expect(verifyChain([fromResolvedEvent(asServerWouldStore(p!, 700n))]).valid).toBe(true);
+  });
+
+  it('refuses event ids EventStoreDB cannot store, and compares ids as GUIDs', () => {
+    expect(() => prepareAppend('agreement-z', [{ ...ev('A', {}), id: 'cmd-42' }], null, new Date())).toThrow(/not a UUID/);
+    const id = randomUUID();
+    expect(sameEventId(id.toUpperCase(), id)).toBe(true);
+    expect(sameEventId(id, randomUUID())).toBe(false);
+  });
+
+  it('refuses records the ledger did not write: binary, missing chain, missing recordedAt, no position', () => {
+    const [p] = prepareAppend('agreement-w', [ev('A', {})], null, new Date());
+    const good = asServerWouldStore(p!, 900n);
+    const record = good.event!;
+    const meta = record.metadata as Record<string, unknown>;
+    expect(() => fromResolvedEvent({ event: { ...record, isJson: false } })).toThrow(/binary/);
+    expect(() => fromResolvedEvent({ event: { ...record, metadata: { ...meta, hash: undefined } } })).toThrow(/hash chain/);
+    expect(() => fromResolvedEvent({ event: { ...record, metadata: { ...meta, recordedAt: 5 } } })).toThrow(/recordedAt/);
+    expect(() => fromResolvedEvent({ event: { ...record, metadata: undefined } })).toThrow(/no JSON metadata/);
+    expect(() => fromResolvedEvent({ event: { ...record, position: undefined } })).toThrow(/22\.6/);
+    expect(() => fromResolvedEvent({})).toThrow(/link/);
+  });
+});
+
+describe('EventStoreDB mapping: which events are ours', () => {
+  const prefixes = ['agreement-', 'review-'];
+  const resolved = (streamId: string, type = 'AgreementSigned'): EsdbResolvedEvent => ({
+    event: { streamId, id: randomUUID(), revision: 0n, type, isJson: true, data: {}, metadata: {}, position: { commit: 10n, prepare: 10n } },
+  });
+
+  it('keeps this service streams and skips system records, metadata streams, links and other streams', () => {
+    expect(isOwnEvent(resolved('agreement-a1'), prefixes)).toBe(true);
+    expect(isOwnEvent(resolved('review-spring'), prefixes)).toBe(true);
+    expect(isOwnEvent(resolved('$stats-127.0.0.1:2113', '$statsCollected'), prefixes)).toBe(false);
+    expect(isOwnEvent(resolved('$$agreement-a1', '$metadata'), prefixes)).toBe(false);
+    expect(isOwnEvent(resolved('agreement-a1', '$>'), prefixes)).toBe(false);
+    expect(isOwnEvent(resolved('settings-main', 'SettingChanged'), prefixes)).toBe(false);
+    expect(isOwnEvent(resolved('agreements-list'), prefixes)).toBe(false);
+    expect(isOwnEvent({}, prefixes)).toBe(false);
+  });
+});
+
+describe('EventStoreDB mapping: positions', () => {
+  it('encodes a $all position as its commit position and decodes it back', () => {
+    expect(encodePosition({ commit: 1234n, prepare: 1234n })).toBe('1234');
+    expect(decodePosition('1234')).toEqual({ commit: 1234n, prepare: 1234n });
+    const big = 2n ** 62n + 17n;
+    expect(decodePosition(encodePosition({ commit: big, prepare: big }))).toEqual({ commit: big, prepare: big });
+  });
+
+  it('keeps the log order: encoded strings compare as the {commit, prepare} pairs do', () => {
+    const pairs = [5n, 120n, 121n, 9_999n, 10_000n, 2n ** 40n, 2n ** 62n].map((n) => ({ commit: n, prepare: n }));
+    for (const a of pairs) {
+      for (const b of pairs) {
+        expect(comparePositions(encodePosition(a), encodePosition(b))).toBe(compareEsdbPositions(a, b));
+      }
+    }
+    expect(compareEsdbPositions({ commit: 10n, prepare: 3n }, { commit: 10n, prepare: 4n })).toBe(-1);
+    expect(compareEsdbPositions({ commit: 9n, prepare: 30n }, { commit: 10n, prepare: 4n })).toBe(-1);
+    expect(comparePositions(null, encodePosition({ commit: 5n, prepare: 5n }))).toBe(-1);
+  });
+
+  it('refuses positions a decimal cannot carry or that mean "no position"', () => {
+    expect(() => encodePosition({ commit: 300n, prepare: 200n })).toThrow(/explicit transaction/);
+    expect(() => encodePosition({ commit: 0n, prepare: 0n })).toThrow(/not a real/);
+    expect(() => encodePosition({ commit: 2n ** 64n - 1n, prepare: 2n ** 64n - 1n })).toThrow(/not a real/);
+    expect(() => decodePosition('12a')).toThrow(/not a ledger position/);
+    expect(() => decodePosition('-1')).toThrow(/not a ledger position/);
+  });
+
+  it('takes the record position, else the commit position a stream read may carry', () => {
+    const event: EsdbRecord = { streamId: 'agreement-a', id: randomUUID(), revision: 0n, type: 'A', isJson: true, data: {}, metadata: {} };
+    expect(positionOf({ event: { ...event, position: { commit: 40n, prepare: 40n } }, commitPosition: 99n })).toEqual({ commit: 40n, prepare: 40n });
+    expect(positionOf({ event: { ...event, position: { commit: 0n, prepare: 0n } }, commitPosition: 99n })).toEqual({ commit: 99n, prepare: 99n });
+    expect(positionOf({ event })).toBeUndefined();
+  });
+});
+
+describe('EventStoreDB mapping: revisions', () => {
+  it('maps expected revisions to what an exact append must find', () => {
+    expect(wantedRevision('no_stream', 3)).toBe(-1);
+    expect(wantedRevision('any', 3)).toBe(3);
+    expect(wantedRevision(2, 3)).toBe(2);
+    expect(toEsdbExpectedRevision(-1)).toBe(NO_STREAM);
+    expect(toEsdbExpectedRevision(0)).toBe(0n);
+    expect(toEsdbExpectedRevision(41)).toBe(41n);
+    expect(() => toEsdbExpectedRevision(-2)).toThrow();
+    expect(() => toEsdbExpectedRevision(1.5)).toThrow();
+  });
+
+  it('converts revisions between bigint and number both ways', () => {
+    for (const n of [0, 1, 255, 2 ** 40]) expect(fromEsdbRevision(toEsdbRevision(n))).toBe(n);
+    expect(fromEsdbRevision('no_stream')).toBe(-1);
+    expect(() => fromEsdbRevision(2n ** 60n)).toThrow(/safe integer/);
+    expect(() => fromEsdbRevision('any')).toThrow();
+    expect(() => toEsdbRevision(-1)).toThrow();
+  });
+});

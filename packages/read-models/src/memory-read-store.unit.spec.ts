@@ -1,0 +1,8 @@
+// The memory adapter against the read-store contract every adapter passes.
+import { readStoreContract } from './contract/read-store-contract';
+import { createMemoryReadStore } from './read-store';
+
+readStoreContract('memory', async () => {
+  const store = createMemoryReadStore();
+  return { store, cleanup: () => store.close() };
+});
