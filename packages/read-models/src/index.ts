@@ -6,3 +6,4 @@ export * from './queries';
 export * from './projector';
 export * from './redis-read-store';
 export * from './projection-lease';
+export * from './rebuild';

@@ -1,0 +1,337 @@
+// The rebuild against the real Redis of this machine and real SQLite logs in a temp folder:
+// rebuilt equals live, readers never see an empty or half-built generation, a live projector
+// loses nothing across the switch, --check finds a corrupted document without switching, and
+// progress is reported as it goes. Each test works under a namespace of its own.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { createSqliteEventStore, type EventStore, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
+import { createLogger } from '@cm/platform';
+import type { AgreementDoc, ReviewDoc } from './documents';
+import { createProjector, waitForCheckpoint } from './projector';
+import { agreementFilter, commitmentFilter, reviewFilter, type ListQueries } from './queries';
+import { createMemoryReadStore, type ReadStore } from './read-store';
+import { rebuildReadModels, type RebuildProgress } from './rebuild';
+import { createRedisReadStore, dropGeneration } from './redis-read-store';
+import { createLedgerWriter } from './testing/ledger-writer';
+import { writeMixedLedger, type MixedLedger } from './testing/mixed-ledger';
+import { projectInto } from './testing/project-into';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const logger = createLogger({ level: 'silent' });
+
+let dir: string;
+let shared: SqliteEventStore;
+let ledger: MixedLedger;
+let log: StoredEvent[];
+let admin: Redis;
+const namespaces: string[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cm-rebuild-'));
+  shared = createSqliteEventStore({ path: join(dir, 'shared.sqlite') });
+  ledger = await writeMixedLedger(createLedgerWriter(shared), { agreements: 120, reviews: 12, targetEvents: 4000, seed: 19 });
+  log = await shared.readAll({ after: null, limit: 1_000_000 });
+  admin = new Redis(REDIS_URL);
+});
+
+afterAll(async () => {
+  await shared.close();
+  await admin.quit();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  for (const ns of namespaces.splice(0)) {
+    for (let g = 1; g <= 5; g++) await dropGeneration(admin, ns, g);
+    await admin.del(`${ns}:current`, `${ns}:rebuild:lock`);
+  }
+});
+
+function namespace(): string {
+  const ns = `rebuild-test-${randomUUID().slice(0, 8)}`;
+  namespaces.push(ns);
+  return ns;
+}
+
+/** A Redis store following `<ns>:current`, as every api process reads. */
+function followingCurrent(ns: string) {
+  const store = createRedisReadStore({ url: REDIS_URL, namespace: ns });
+  closers.push(() => store.close());
+  return store;
+}
+
+/** The live generation, written the way the projector does: many small commits. */
+async function projectLive(store: ReadStore, events: readonly StoredEvent[], batch = 37): Promise<void> {
+  for (let i = 0; i < events.length; i += batch) await projectInto(store, events.slice(i, i + batch));
+}
+
+const sortBy = <T>(xs: T[], key: (x: T) => string) => [...xs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+const documents = async (s: ReadStore) => ({
+  agreements: sortBy<AgreementDoc>(await s.allAgreements(), (d) => d.agreement.id),
+  reviews: sortBy<ReviewDoc>(await s.allReviews(), (d) => d.review.id),
+});
+
+/** Every list the API serves, with a second page where there is one, and the dashboard, at several instants. */
+async function answers(q: ListQueries, instants: string[]) {
+  const out: Record<string, unknown> = {};
+  for (const now of instants) {
+    for (const f of [{}, { status: 'delayed' }, { status: 'signed' }, { status: 'in_implementation' }, { status: 'implemented' }, { status: 'terminated' }, { sector: 'health', limit: '3' }, { party: 'VEN', status: 'delayed' }, { session: 'CIAN XIX' }, { q: 'cooperacion' }]) {
+      const page = await q.listAgreements(agreementFilter.parse(f), now);
+      out[`agreements ${now} ${JSON.stringify(f)}`] = page;
+      if (page.nextCursor) out[`agreements ${now} ${JSON.stringify(f)} p2`] = await q.listAgreements(agreementFilter.parse({ ...f, cursor: page.nextCursor }), now);
+    }
+    for (const f of [{}, { overdue: 'true' }, { overdue: 'false', limit: '7' }, { status: 'pending' }, { status: 'cancelled' }, { dueAfter: '2026-03-01', dueBefore: '2026-09-01' }, { institution: 'ministerio' }, { agreementId: 'agr-07' }, { party: 'RUS', sector: 'energy' }]) {
+      const page = await q.listCommitments(commitmentFilter.parse(f), now);
+      out[`commitments ${now} ${JSON.stringify(f)}`] = page;
+      if (page.nextCursor) out[`commitments ${now} ${JSON.stringify(f)} p2`] = await q.listCommitments(commitmentFilter.parse({ ...f, cursor: page.nextCursor }), now);
+    }
+    out[`dashboard ${now}`] = await q.dashboard(now);
+  }
+  for (const f of [{}, { status: 'scheduled' }, { status: 'held' }, { agreementId: 'agr-03' }, { from: '2026-07-01T00:00:00.000Z' }]) {
+    out[`reviews ${JSON.stringify(f)}`] = await q.listReviews(reviewFilter.parse(f));
+  }
+  return out;
+}
+
+async function keysOf(ns: string, generation: number): Promise<number> {
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${ns}:g${generation}:*`, 'COUNT', 1000);
+    cursor = next;
+    n += keys.length;
+  } while (cursor !== '0');
+  return n;
+}
+
+describe('rebuildReadModels', () => {
+  it('rebuilds a generation whose documents, lists and dashboards equal the live projection, switches to it and drops the old one', async () => {
+    const ns = namespace();
+    const live = followingCurrent(ns);
+    await projectLive(live, log);
+    const instants = ['2026-01-01T00:00:00.000Z', ledger.end, '2030-01-01T00:00:00.000Z'];
+    const before = { docs: await documents(live), answers: await answers(live, instants), checkpoint: await live.checkpoint() };
+    expect(before.docs.agreements).toHaveLength(120);
+
+    const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 1000, dropDelayMs: 0 });
+
+    expect(summary).toMatchObject({ events: log.length, generation: 2, previousGeneration: 1, switched: true, checkpoint: log.at(-1)!.position, differences: [] });
+    expect(summary.eventsPerSecond).toBeGreaterThan(0);
+    expect(await live.generation()).toBe(2);
+    const after = { docs: await documents(live), answers: await answers(live, instants), checkpoint: await live.checkpoint() };
+    expect(after.docs).toEqual(before.docs);
+    expect(after.answers).toEqual(before.answers);
+    expect(after.checkpoint).toBe(before.checkpoint);
+    // The reference: a plain replay of the log gives the same documents.
+    const replay = createMemoryReadStore();
+    await projectInto(replay, log);
+    expect(after.docs).toEqual(await documents(replay));
+    expect(summary.droppedKeys).toBeGreaterThan(120);
+    expect(await keysOf(ns, 1)).toBe(0);
+  });
+
+  it('switches readers atomically: they see the old generation until the switch and the new one after, never an empty one', async () => {
+    const ns = namespace();
+    // The live generation stops where agreement 60 was signed, so each generation answers its own totals.
+    const cut = log.findIndex((e) => e.stream === 'agreement-agr-60');
+    await projectLive(followingCurrent(ns), log.slice(0, cut));
+    const reader = followingCurrent(ns);
+    const oldCheckpoint = log[cut - 1]!.position;
+    const newCheckpoint = log.at(-1)!.position;
+
+    type Seen = { value: number | string | null; afterSwitchStarted: boolean; afterReturn: boolean };
+    const seen: { total: Seen[]; checkpoint: Seen[] } = { total: [], checkpoint: [] };
+    let switchStarted = false;
+    let returned = false;
+    let reading = true;
+    const note = (kind: keyof typeof seen, value: Seen['value']) => seen[kind].push({ value, afterSwitchStarted: switchStarted, afterReturn: returned });
+    // Each read resolves the generation on its own, so each is checked on its own.
+    const readerLoop = (async () => {
+      while (reading) {
+        note('total', (await reader.dashboard('2026-06-01T00:00:00.000Z')).agreements.total);
+        note('checkpoint', await reader.checkpoint());
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    const summary = await rebuildReadModels({
+      eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 400, dropDelayMs: 200,
+      onProgress: (p) => {
+        if (p.phase === 'switching') switchStarted = true;
+      },
+    });
+    returned = true;
+    await new Promise((r) => setTimeout(r, 50));
+    reading = false;
+    await readerLoop;
+
+    expect(summary.switched).toBe(true);
+    for (const [kind, oldValue, newValue] of [['total', 60, 120], ['checkpoint', oldCheckpoint, newCheckpoint]] as const) {
+      const values = seen[kind].map((s) => s.value);
+      expect(new Set(values), kind).toEqual(new Set([oldValue, newValue]));
+      // Until the switch began, only the old generation; once the new one shows, never the old again.
+      expect(seen[kind].filter((s) => !s.afterSwitchStarted).every((s) => s.value === oldValue), kind).toBe(true);
+      expect(values.slice(values.indexOf(newValue)).every((v) => v === newValue), kind).toBe(true);
+      expect(seen[kind].filter((s) => s.afterReturn).every((s) => s.value === newValue), kind).toBe(true);
+      expect(seen[kind].filter((s) => s.afterReturn).length, kind).toBeGreaterThan(0);
+      expect(seen[kind].filter((s) => !s.afterSwitchStarted).length, kind).toBeGreaterThan(5);
+    }
+  });
+
+  it('loses nothing written while it runs: a live projector following current ends equal to a fresh replay of the log', async () => {
+    const ns = namespace();
+    const own = createSqliteEventStore({ path: join(dir, `${ns}.sqlite`), pollIntervalMs: 10 });
+    closers.push(() => own.close());
+    const writer = createLedgerWriter(own);
+    const written = await writeMixedLedger(writer, { agreements: 40, reviews: 4, targetEvents: 1200, seed: 23 });
+    const liveStore = followingCurrent(ns);
+    const projector = createProjector({ eventStore: own, readStore: liveStore, logger, batchSize: 50 });
+    closers.push(() => projector.stop());
+    await projector.start();
+    expect(await waitForCheckpoint(liveStore, written.last.position, 5000)).toBe(true);
+
+    // Commands keep arriving: new agreements, progress on them, and a review whose moves touch agreements.
+    let appending = true;
+    let n = 0;
+    const counts = { duringRebuild: 0, afterSwitch: 0 };
+    let phase: 'rebuilding' | 'switched' = 'rebuilding';
+    const appendOne = async () => {
+      const i = n++;
+      if (i % 4 === 0) {
+        await writer.agreement(`live-${i}`, {
+          type: 'SignAgreement', agreementId: `live-${i}`, title: `Live agreement ${i}`, kind: 'agreement', sector: 'science', parties: ['VEN', 'CUB'], signedAt: '2026-01-10',
+          commitments: [{ commitmentId: 'c-0', title: 'Deliver', dueDate: '2026-08-01', responsible: { party: 'VEN', institution: 'Academia de Ciencias' } }],
+        }, '2026-03-01T00:00:00.000Z');
+      } else if (i % 7 === 0) {
+        // Review moves rewrite the review lists of the agreements in scope.
+        const now = '2026-03-02T00:00:00.000Z';
+        await writer.review(i % 2 ? 'review-2' : 'review-3', { type: 'RescheduleReview', now, scheduledFor: new Date(Date.parse('2026-07-01T09:00:00.000Z') + i * 3_600_000).toISOString() }, now);
+      } else {
+        await writer.agreement(`live-${Math.floor(i / 4) * 4}`, { type: 'ReportProgress', commitmentId: 'c-0', percent: 1 + (i % 98) }, '2026-03-03T00:00:00.000Z');
+      }
+      counts[phase === 'rebuilding' ? 'duringRebuild' : 'afterSwitch']++;
+    };
+    // One command at a time, as one client would send them: no concurrency conflicts to retry.
+    let queue = Promise.resolve();
+    const append = () => (queue = queue.then(appendOne));
+    const appender = (async () => {
+      while (appending) {
+        await append();
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+
+    // The first time the rebuild reaches the head, hold its answer until the live projector has
+    // moved past it: the switch must then catch up first, or the events in between would be lost.
+    let heldOnce = false;
+    const racingLog: Pick<EventStore, 'readAll' | 'headPosition'> = {
+      headPosition: () => own.headPosition(),
+      async readAll(o) {
+        const batch = await own.readAll(o);
+        if (!heldOnce && batch.length < o.limit) {
+          heldOnce = true;
+          for (let k = 0; k < 5; k++) await append();
+          expect(await waitForCheckpoint(liveStore, (await own.headPosition())!, 5000)).toBe(true);
+        }
+        return batch;
+      },
+    };
+    const progress: RebuildProgress[] = [];
+    const summary = await rebuildReadModels({ eventStore: racingLog, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 200, dropDelayMs: 50, onProgress: (p) => progress.push(p) });
+    phase = 'switched';
+    await new Promise((r) => setTimeout(r, 300));
+    appending = false;
+    await appender;
+
+    expect(summary.switched).toBe(true);
+    expect(progress.some((p) => p.phase === 'catching-up')).toBe(true);
+    expect(counts.duringRebuild).toBeGreaterThan(5);
+    expect(counts.afterSwitch).toBeGreaterThan(5);
+    const head = (await own.headPosition())!;
+    expect(await waitForCheckpoint(liveStore, head, 5000)).toBe(true);
+    expect(await liveStore.generation()).toBe(2);
+
+    const replay = createMemoryReadStore();
+    await projectInto(replay, await own.readAll({ after: null, limit: 1_000_000 }));
+    const instants = ['2026-04-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'];
+    expect(await documents(liveStore)).toEqual(await documents(replay));
+    expect(await answers(liveStore, instants)).toEqual(await answers(replay, instants));
+    expect(await liveStore.checkpoint()).toBe(head);
+  });
+
+  describe('check mode', () => {
+    it('finds no difference in healthy read models, and neither switches nor leaves the rebuilt generation behind', async () => {
+      const ns = namespace();
+      const live = followingCurrent(ns);
+      await projectLive(live, log);
+      const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, check: true });
+      expect(summary).toMatchObject({ switched: false, differences: [], compared: { agreements: 120, reviews: 12, exact: true, liveCheckpoint: log.at(-1)!.position } });
+      expect(await live.generation()).toBe(1);
+      expect(await admin.get(`${ns}:current`)).toBeNull();
+      expect(await keysOf(ns, 2)).toBe(0);
+    });
+
+    it('reports a live document corrupted in Redis by its id and first differing field, and one that went missing, without switching', async () => {
+      const ns = namespace();
+      const live = followingCurrent(ns);
+      await projectLive(live, log);
+      const key = `${ns}:g1:a:agr-03`;
+      const doc = JSON.parse((await admin.get(key))!) as AgreementDoc;
+      await admin.set(key, JSON.stringify({ ...doc, agreement: { ...doc.agreement, title: 'Rewritten behind the log' } }));
+      await admin.del(`${ns}:g1:r:review-5`);
+      const reviewRevision = (await projectInto(createMemoryReadStore(), log)).reviews.get('review-5')!.revision;
+
+      const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, check: true });
+
+      expect(summary.switched).toBe(false);
+      expect(summary.differences).toContainEqual({
+        kind: 'agreement', id: 'agr-03', description: `agreement.title: live "Rewritten behind the log", rebuilt ${JSON.stringify(doc.agreement.title)}`,
+      });
+      expect(summary.differences).toContainEqual({ kind: 'review', id: 'review-5', description: `missing from the live read models (the log gives revision ${reviewRevision})` });
+      expect(summary.differences.filter((d) => d.kind !== 'dashboard').map((d) => d.id)).toEqual(['agr-03', 'review-5']);
+      expect(await live.generation()).toBe(1);
+      expect((await live.getAgreements(['agr-03'])).get('agr-03')!.agreement.title).toBe('Rewritten behind the log');
+      expect(await keysOf(ns, 2)).toBe(0);
+    });
+
+    it('compares only documents at the same revision when the live read models lag behind the log', async () => {
+      const ns = namespace();
+      const live = followingCurrent(ns);
+      await projectLive(live, log.slice(0, Math.floor(log.length * 0.8)));
+      const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, check: true, alignWaitMs: 0 });
+      expect(summary.differences).toEqual([]);
+      expect(summary.compared).toMatchObject({ exact: false, liveCheckpoint: log[Math.floor(log.length * 0.8) - 1]!.position });
+      expect(summary.checkpoint).toBe(log.at(-1)!.position);
+    });
+  });
+
+  it('reports progress as it goes, with growing counts, a rate and an estimate of the time left', async () => {
+    const ns = namespace();
+    const calls: RebuildProgress[] = [];
+    const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 250, dropDelayMs: 0, onProgress: (p) => calls.push({ ...p }) });
+
+    const building = calls.filter((p) => p.phase === 'building' && p.events > 0);
+    expect(building.length).toBe(Math.ceil(log.length / 250));
+    for (let i = 1; i < building.length; i++) {
+      expect(building[i]!.events).toBeGreaterThan(building[i - 1]!.events);
+      expect(BigInt(building[i]!.position!)).toBeGreaterThan(BigInt(building[i - 1]!.position!));
+    }
+    expect(building.at(-1)).toMatchObject({ events: log.length, position: log.at(-1)!.position, head: log.at(-1)!.position, etaSeconds: 0 });
+    expect(building.every((p) => p.eventsPerSecond > 0 && p.etaSeconds !== null && p.etaSeconds >= 0)).toBe(true);
+    expect(building[0]!.etaSeconds).toBeGreaterThan(0);
+    expect(calls.map((p) => p.phase).filter((p, i, all) => p !== all[i - 1])).toEqual(['building', 'switching', 'dropping', 'done']);
+    expect(summary.events).toBe(log.length);
+  });
+
+  it('refuses to run beside another rebuild of the same namespace', async () => {
+    const ns = namespace();
+    await admin.set(`${ns}:rebuild:lock`, 'someone-else', 'PX', 10_000);
+    await expect(rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger })).rejects.toThrow(/another rebuild of namespace .* is running/);
+    expect(await admin.get(`${ns}:current`)).toBeNull();
+  });
+});
