@@ -9,12 +9,14 @@ export const REDACT_PATHS = [
   '*.secret',
 ];
 
-export function createLogger(options: { level: string; name?: string }): Logger {
-  return pino({
+export function createLogger(options: { level: string; name?: string; fd?: number }): Logger {
+  const settings = {
     level: options.level,
     name: options.name ?? 'commitment-monitor',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  // A command that prints its own output on stdout logs to stderr (fd 2) instead.
+  return options.fd === undefined ? pino(settings) : pino(settings, pino.destination({ fd: options.fd, sync: true }));
 }
 export type { Logger } from 'pino';

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { comparePositions, type EventStore, type Position, type StoredEvent, type Subscription } from '@cm/event-store';
 import { documentsNeeded, projectBatch } from './ledger-projection';
 import type { HeldLease } from './projection-lease';
-import { GenerationChangedError } from './redis-read-store';
+import { GenerationChangedError, LeaseLostError } from './redis-read-store';
 import type { ReadStore } from './read-store';
 
 export type ProjectorStatus = {
@@ -37,7 +37,13 @@ export function createProjector(deps: {
     const agreements = await deps.readStore.getAgreements(agreementIds);
     const changes = projectBatch({ agreements, reviews }, events);
     const last = events.at(-1)!.position;
-    await deps.readStore.commit(changes, last, deps.fence ? { fence: deps.fence } : {});
+    try {
+      await deps.readStore.commit(changes, last, deps.fence ? { fence: deps.fence } : {});
+    } catch (err) {
+      // Said here because the subscription may already be closed and drop the error silently.
+      if (err instanceof LeaseLostError) log.warn({ fence: deps.fence?.token, upTo: last }, 'batch refused: this projector no longer holds the lease');
+      throw err;
+    }
     checkpoint = last;
     eventsApplied += events.length;
     lastError = null;

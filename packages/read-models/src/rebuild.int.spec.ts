@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
 import { createSqliteEventStore, type EventStore, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
 import { createLogger } from '@cm/platform';
 import type { AgreementDoc, ReviewDoc } from './documents';
@@ -28,18 +29,27 @@ let shared: SqliteEventStore;
 let ledger: MixedLedger;
 let log: StoredEvent[];
 let admin: Redis;
+/** The whole shared log projected once, the way the projector does; tests copy it under their own namespace. */
+let liveTemplate: string;
 const namespaces: string[] = [];
 const closers: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cm-rebuild-'));
   shared = createSqliteEventStore({ path: join(dir, 'shared.sqlite') });
-  ledger = await writeMixedLedger(createLedgerWriter(shared), { agreements: 120, reviews: 12, targetEvents: 4000, seed: 19 });
+  // A fixture, not a ledger: no fsync per append (the test log is written once, then only read).
+  shared.db.pragma('synchronous = OFF');
+  ledger = await writeMixedLedger(createLedgerWriter(shared), { agreements: 120, reviews: 12, targetEvents: 3000, seed: 19 });
   log = await shared.readAll({ after: null, limit: 1_000_000 });
   admin = new Redis(REDIS_URL);
+  liveTemplate = namespace();
+  const store = createRedisReadStore({ url: REDIS_URL, namespace: liveTemplate, generation: 1 });
+  await projectLive(store, log);
+  await store.close();
 });
 
 afterAll(async () => {
+  await cleanNamespaces();
   await shared.close();
   await admin.quit();
   rmSync(dir, { recursive: true, force: true });
@@ -47,15 +57,34 @@ afterAll(async () => {
 
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
-  for (const ns of namespaces.splice(0)) {
+  await cleanNamespaces(liveTemplate);
+});
+
+async function cleanNamespaces(keep?: string): Promise<void> {
+  for (const ns of namespaces.filter((n) => n !== keep)) {
     for (let g = 1; g <= 5; g++) await dropGeneration(admin, ns, g);
     await admin.del(`${ns}:current`, `${ns}:rebuild:lock`);
   }
-});
+  namespaces.splice(0, namespaces.length, ...(keep ? [keep] : []));
+}
 
 function namespace(): string {
   const ns = `rebuild-test-${randomUUID().slice(0, 8)}`;
   namespaces.push(ns);
+  return ns;
+}
+
+/** A namespace whose live generation 1 holds the whole shared log, as a live projector left it. */
+async function liveNamespace(): Promise<string> {
+  const ns = namespace();
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${liveTemplate}:g1:*`, 'COUNT', 1000);
+    cursor = next;
+    const copy = admin.pipeline();
+    for (const key of keys) copy.copy(key, `${ns}${key.slice(liveTemplate.length)}`);
+    await copy.exec();
+  } while (cursor !== '0');
   return ns;
 }
 
@@ -66,8 +95,8 @@ function followingCurrent(ns: string) {
   return store;
 }
 
-/** The live generation, written the way the projector does: many small commits. */
-async function projectLive(store: ReadStore, events: readonly StoredEvent[], batch = 37): Promise<void> {
+/** The live generation, written the way the projector does: a commit per batch of its default size or less. */
+async function projectLive(store: ReadStore, events: readonly StoredEvent[], batch = 250): Promise<void> {
   for (let i = 0; i < events.length; i += batch) await projectInto(store, events.slice(i, i + batch));
 }
 
@@ -112,9 +141,8 @@ async function keysOf(ns: string, generation: number): Promise<number> {
 
 describe('rebuildReadModels', () => {
   it('rebuilds a generation whose documents, lists and dashboards equal the live projection, switches to it and drops the old one', async () => {
-    const ns = namespace();
+    const ns = await liveNamespace();
     const live = followingCurrent(ns);
-    await projectLive(live, log);
     const instants = ['2026-01-01T00:00:00.000Z', ledger.end, '2030-01-01T00:00:00.000Z'];
     const before = { docs: await documents(live), answers: await answers(live, instants), checkpoint: await live.checkpoint() };
     expect(before.docs.agreements).toHaveLength(120);
@@ -160,7 +188,7 @@ describe('rebuildReadModels', () => {
     })();
     await new Promise((r) => setTimeout(r, 50));
     const summary = await rebuildReadModels({
-      eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 400, dropDelayMs: 200,
+      eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 1000, dropDelayMs: 200,
       onProgress: (p) => {
         if (p.phase === 'switching') switchStarted = true;
       },
@@ -183,24 +211,24 @@ describe('rebuildReadModels', () => {
     }
   });
 
-  it('loses nothing written while it runs: a live projector following current ends equal to a fresh replay of the log', async () => {
-    const ns = namespace();
+  /**
+   * A log of its own with a live projector on a store following `current`, and a client that keeps
+   * sending commands (new agreements, progress on them, review moves that touch agreements).
+   */
+  async function liveService(ns: string, o: { wrap?: (store: ReturnType<typeof followingCurrent>) => ReadStore; logger?: Logger } = {}) {
     const own = createSqliteEventStore({ path: join(dir, `${ns}.sqlite`), pollIntervalMs: 10 });
+    own.db.pragma('synchronous = OFF');
     closers.push(() => own.close());
     const writer = createLedgerWriter(own);
-    const written = await writeMixedLedger(writer, { agreements: 40, reviews: 4, targetEvents: 1200, seed: 23 });
+    const written = await writeMixedLedger(writer, { agreements: 30, reviews: 4, targetEvents: 600, seed: 23 });
     const liveStore = followingCurrent(ns);
-    const projector = createProjector({ eventStore: own, readStore: liveStore, logger, batchSize: 50 });
+    const projector = createProjector({ eventStore: own, readStore: o.wrap ? o.wrap(liveStore) : liveStore, logger: o.logger ?? logger, batchSize: 50 });
     closers.push(() => projector.stop());
     await projector.start();
     expect(await waitForCheckpoint(liveStore, written.last.position, 5000)).toBe(true);
 
-    // Commands keep arriving: new agreements, progress on them, and a review whose moves touch agreements.
-    let appending = true;
     let n = 0;
-    const counts = { duringRebuild: 0, afterSwitch: 0 };
-    let phase: 'rebuilding' | 'switched' = 'rebuilding';
-    const appendOne = async () => {
+    const send = async (): Promise<void> => {
       const i = n++;
       if (i % 4 === 0) {
         await writer.agreement(`live-${i}`, {
@@ -208,67 +236,156 @@ describe('rebuildReadModels', () => {
           commitments: [{ commitmentId: 'c-0', title: 'Deliver', dueDate: '2026-08-01', responsible: { party: 'VEN', institution: 'Academia de Ciencias' } }],
         }, '2026-03-01T00:00:00.000Z');
       } else if (i % 7 === 0) {
-        // Review moves rewrite the review lists of the agreements in scope.
         const now = '2026-03-02T00:00:00.000Z';
         await writer.review(i % 2 ? 'review-2' : 'review-3', { type: 'RescheduleReview', now, scheduledFor: new Date(Date.parse('2026-07-01T09:00:00.000Z') + i * 3_600_000).toISOString() }, now);
       } else {
         await writer.agreement(`live-${Math.floor(i / 4) * 4}`, { type: 'ReportProgress', commitmentId: 'c-0', percent: 1 + (i % 98) }, '2026-03-03T00:00:00.000Z');
       }
-      counts[phase === 'rebuilding' ? 'duringRebuild' : 'afterSwitch']++;
     };
-    // One command at a time, as one client would send them: no concurrency conflicts to retry.
+    // One command at a time, as one client sends them: no concurrency conflicts to retry.
     let queue = Promise.resolve();
-    const append = () => (queue = queue.then(appendOne));
-    const appender = (async () => {
-      while (appending) {
-        await append();
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    })();
+    const command = () => (queue = queue.then(send));
+    let running = false;
+    let paused = false;
+    let loop: Promise<void> = Promise.resolve();
+    return {
+      own,
+      liveStore,
+      /** How many commands were sent so far. */
+      sent: () => n,
+      command,
+      startSending() {
+        running = true;
+        loop = (async () => {
+          while (running) {
+            if (!paused) await command();
+            await new Promise((r) => setTimeout(r, 2));
+          }
+        })();
+      },
+      /** Stops the stream of commands and waits for the one in flight. */
+      async pause() {
+        paused = true;
+        await queue;
+      },
+      resume() {
+        paused = false;
+      },
+      async stopSending() {
+        running = false;
+        await loop;
+        await queue;
+      },
+      /** Waits for the projector to apply the whole log, then holds every document and answer against a fresh replay. */
+      async expectEqualToReplay() {
+        const head = (await own.headPosition())!;
+        expect(await waitForCheckpoint(liveStore, head, 5000)).toBe(true);
+        const replay = createMemoryReadStore();
+        await projectInto(replay, await own.readAll({ after: null, limit: 1_000_000 }));
+        const instants = ['2026-04-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'];
+        expect(await documents(liveStore)).toEqual(await documents(replay));
+        expect(await answers(liveStore, instants)).toEqual(await answers(replay, instants));
+        expect(await liveStore.checkpoint()).toBe(head);
+      },
+    };
+  }
 
-    // The first time the rebuild reaches the head, hold its answer until the live projector has
-    // moved past it: the switch must then catch up first, or the events in between would be lost.
-    let heldOnce = false;
-    const racingLog: Pick<EventStore, 'readAll' | 'headPosition'> = {
+  /** The log as the rebuild sees it, with a hook the first time it reaches the head. */
+  function atHead(own: EventStore, hook: () => Promise<void>): Pick<EventStore, 'readAll' | 'headPosition'> {
+    let reached = false;
+    return {
       headPosition: () => own.headPosition(),
       async readAll(o) {
         const batch = await own.readAll(o);
-        if (!heldOnce && batch.length < o.limit) {
-          heldOnce = true;
-          for (let k = 0; k < 5; k++) await append();
-          expect(await waitForCheckpoint(liveStore, (await own.headPosition())!, 5000)).toBe(true);
+        if (!reached && batch.length < o.limit) {
+          reached = true;
+          await hook();
         }
         return batch;
       },
     };
+  }
+
+  it('loses nothing written while it runs: a live projector that got ahead of it ends equal to a fresh replay of the log', async () => {
+    const ns = namespace();
+    const service = await liveService(ns);
+    service.startSending();
+    // The first time the rebuild reaches the head, the live projector moves past it and goes idle
+    // before the switch: switching there would leave the rebuilt generation behind the projector,
+    // whose next commit (into the new generation) would then skip what lies in between.
+    const log = atHead(service.own, async () => {
+      await service.pause();
+      for (let k = 0; k < 6; k++) await service.command();
+      expect(await waitForCheckpoint(service.liveStore, (await service.own.headPosition())!, 5000)).toBe(true);
+    });
     const progress: RebuildProgress[] = [];
-    const summary = await rebuildReadModels({ eventStore: racingLog, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 200, dropDelayMs: 50, onProgress: (p) => progress.push(p) });
-    phase = 'switched';
-    await new Promise((r) => setTimeout(r, 300));
-    appending = false;
-    await appender;
+    const sentBefore = service.sent();
+    const summary = await rebuildReadModels({ eventStore: log, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 100, dropDelayMs: 50, onProgress: (p) => progress.push(p) });
+    const sentDuring = service.sent() - sentBefore;
+    service.resume();
+    await new Promise((r) => setTimeout(r, 200));
+    await service.stopSending();
 
     expect(summary.switched).toBe(true);
     expect(progress.some((p) => p.phase === 'catching-up')).toBe(true);
-    expect(counts.duringRebuild).toBeGreaterThan(5);
-    expect(counts.afterSwitch).toBeGreaterThan(5);
-    const head = (await own.headPosition())!;
-    expect(await waitForCheckpoint(liveStore, head, 5000)).toBe(true);
-    expect(await liveStore.generation()).toBe(2);
+    expect(sentDuring).toBeGreaterThan(6);
+    expect(service.sent() - sentBefore - sentDuring).toBeGreaterThan(10);
+    expect(await service.liveStore.generation()).toBe(2);
+    await service.expectEqualToReplay();
+  });
 
-    const replay = createMemoryReadStore();
-    await projectInto(replay, await own.readAll({ after: null, limit: 1_000_000 }));
-    const instants = ['2026-04-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'];
-    expect(await documents(liveStore)).toEqual(await documents(replay));
-    expect(await answers(liveStore, instants)).toEqual(await answers(replay, instants));
-    expect(await liveStore.checkpoint()).toBe(head);
+  it('makes a projector whose commit was in flight at the switch resubscribe from the new generation, losing nothing', async () => {
+    const ns = namespace();
+    const gate = `${ns}:test-gate`;
+    const warnings: string[] = [];
+    const captured = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    let armed: (() => void) | null = null;
+    // The store's commit reads `current`, WATCHes, then reads `current` again on the reader
+    // connection. A BLPOP queued behind the first read holds the second one until the gate opens,
+    // so the switch lands inside the commit, as it can in production.
+    const service = await liveService(ns, {
+      logger: captured,
+      wrap: (store) => ({
+        ...store,
+        commit(changes, checkpoint, o) {
+          const committing = store.commit(changes, checkpoint, o);
+          if (armed) {
+            void store.redis.blpop(gate, 10);
+            armed();
+            armed = null;
+          }
+          return committing;
+        },
+      }),
+    });
+    const log = atHead(service.own, async () => {
+      const blocked = new Promise<void>((resolve) => {
+        armed = resolve;
+      });
+      for (let k = 0; k < 3; k++) await service.command();
+      await blocked;
+    });
+    const summary = await rebuildReadModels({
+      eventStore: log, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 100, dropDelayMs: 50,
+      onProgress: (p) => {
+        if (p.phase === 'dropping') void admin.lpush(gate, 'open');
+      },
+    });
+    expect(summary.switched).toBe(true);
+    service.startSending();
+    await new Promise((r) => setTimeout(r, 200));
+    await service.stopSending();
+
+    expect(warnings.some((l) => l.includes('resubscribing from its checkpoint'))).toBe(true);
+    expect(await service.liveStore.generation()).toBe(2);
+    await service.expectEqualToReplay();
+    await admin.del(gate);
   });
 
   describe('check mode', () => {
     it('finds no difference in healthy read models, and neither switches nor leaves the rebuilt generation behind', async () => {
-      const ns = namespace();
+      const ns = await liveNamespace();
       const live = followingCurrent(ns);
-      await projectLive(live, log);
       const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, check: true });
       expect(summary).toMatchObject({ switched: false, differences: [], compared: { agreements: 120, reviews: 12, exact: true, liveCheckpoint: log.at(-1)!.position } });
       expect(await live.generation()).toBe(1);
@@ -277,9 +394,8 @@ describe('rebuildReadModels', () => {
     });
 
     it('reports a live document corrupted in Redis by its id and first differing field, and one that went missing, without switching', async () => {
-      const ns = namespace();
+      const ns = await liveNamespace();
       const live = followingCurrent(ns);
-      await projectLive(live, log);
       const key = `${ns}:g1:a:agr-03`;
       const doc = JSON.parse((await admin.get(key))!) as AgreementDoc;
       await admin.set(key, JSON.stringify({ ...doc, agreement: { ...doc.agreement, title: 'Rewritten behind the log' } }));
@@ -302,7 +418,7 @@ describe('rebuildReadModels', () => {
     it('compares only documents at the same revision when the live read models lag behind the log', async () => {
       const ns = namespace();
       const live = followingCurrent(ns);
-      await projectLive(live, log.slice(0, Math.floor(log.length * 0.8)));
+      await projectLive(live, log.slice(0, Math.floor(log.length * 0.8)), 1000);
       const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, check: true, alignWaitMs: 0 });
       expect(summary.differences).toEqual([]);
       expect(summary.compared).toMatchObject({ exact: false, liveCheckpoint: log[Math.floor(log.length * 0.8) - 1]!.position });
@@ -313,10 +429,10 @@ describe('rebuildReadModels', () => {
   it('reports progress as it goes, with growing counts, a rate and an estimate of the time left', async () => {
     const ns = namespace();
     const calls: RebuildProgress[] = [];
-    const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 250, dropDelayMs: 0, onProgress: (p) => calls.push({ ...p }) });
+    const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 500, dropDelayMs: 0, onProgress: (p) => calls.push({ ...p }) });
 
     const building = calls.filter((p) => p.phase === 'building' && p.events > 0);
-    expect(building.length).toBe(Math.ceil(log.length / 250));
+    expect(building.length).toBe(Math.ceil(log.length / 500));
     for (let i = 1; i < building.length; i++) {
       expect(building[i]!.events).toBeGreaterThan(building[i - 1]!.events);
       expect(BigInt(building[i]!.position!)).toBeGreaterThan(BigInt(building[i - 1]!.position!));

@@ -241,10 +241,11 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     log.info({ from: liveGeneration, to: nextGeneration, head, check }, 'rebuilding the read models from the log into a new generation');
     report('building');
     await catchUp();
-    log.info({ generation: nextGeneration, events, checkpoint, seconds: +elapsed().toFixed(2), eventsPerSecond: Math.round(rate()) }, 'new generation reached the head of the log');
+    const reachedHead = () => log.info({ generation: nextGeneration, events, checkpoint, seconds: +elapsed().toFixed(2), eventsPerSecond: Math.round(rate()) }, 'new generation reached the head of the log');
 
     if (check) {
       report('comparing');
+      reachedHead();
       const outcome = await compareWithLive();
       const seconds = elapsed();
       await dropGeneration(control, ns, nextGeneration);
@@ -260,6 +261,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     // Switch only once the new generation is at least as far as the live one. The live projector's
     // next commit follows `current`, and a store behind it would silently miss what lies between.
     report('switching');
+    reachedHead();
     for (let attempt = 1; !switched; attempt++) {
       ensureRunnable();
       const [outcome, value] = (await control.eval(

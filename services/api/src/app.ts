@@ -56,6 +56,8 @@ export async function buildApp(deps: AppDeps) {
 
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
+    // Answers finished while closing also close their connection, or keep-alive would hold close() open.
+    if (closing) reply.header('connection', 'close');
     return payload;
   });
 

@@ -81,9 +81,14 @@ export type StartOptions = {
   /** Extra variables (they win over the defaults). */
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /**
+   * A process without an HTTP listener (ROLES=projector): it counts as started once its stdout
+   * matches this, instead of once GET /ready answers 200.
+   */
+  readyWhenStdout?: RegExp;
 };
 
-/** Starts the service and resolves once GET /ready answers 200. */
+/** Starts the service and resolves once GET /ready answers 200 (or its stdout matches `readyWhenStdout`). */
 export async function startService(options: StartOptions = {}): Promise<ServiceProcess> {
   // Another process may grab the free port between our probe and the child's listen: try again.
   for (let attempt = 1; ; attempt++) {
@@ -148,6 +153,12 @@ async function startOnce(options: StartOptions): Promise<ServiceProcess> {
       live.delete(service);
       const e = early.exit;
       throw new Error(`service exited before it was ready (code ${e.code}, signal ${e.signal}); stderr:\n${err}`);
+    }
+    if (options.readyWhenStdout) {
+      if (options.readyWhenStdout.test(out)) return service;
+      last = `stdout does not match ${options.readyWhenStdout} yet`;
+      await sleep(50);
+      continue;
     }
     try {
       const res = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(2_000) });
