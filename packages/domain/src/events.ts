@@ -80,6 +80,17 @@ export const reminderSent = z.object({
   offset: z.string(),
   email: z.string(),
   sentAt: instant,
+  /** Offsets this one e-mail stands for, when several were already due and collapsed into it. */
+  covers: z.array(z.string()).optional(),
+  messageId: z.string().optional(),
+});
+export const reminderFailed = z.object({
+  scheduledFor: instant,
+  offset: z.string(),
+  email: z.string(),
+  failedAt: instant,
+  attempts: z.number().int(),
+  error: z.string(),
 });
 
 const ev = <T extends string, S extends z.ZodType>(type: T, data: S) =>
@@ -101,6 +112,7 @@ export const reviewEvent = z.discriminatedUnion('type', [
   ev('ReviewCancelled', reviewCancelled),
   ev('ReviewHeld', reviewHeld),
   ev('ReminderSent', reminderSent),
+  ev('ReminderFailed', reminderFailed),
 ]);
 
 export type AgreementEvent = z.infer<typeof agreementEvent>;

@@ -3,7 +3,16 @@ import type { Assessment, ReviewEvent, Timed } from './events';
 import { ConflictError, NotFoundError, ValidationError, type FieldError } from './errors';
 import type { Attendee, ReviewStatus } from './primitives';
 
-export type ReminderRecord = { scheduledFor: string; offset: string; email: string; sentAt: string };
+export type ReminderRecord = { scheduledFor: string; offset: string; email: string; sentAt: string; covers?: string[] | undefined; messageId?: string | undefined };
+export type ReminderFailure = { scheduledFor: string; offset: string; email: string; failedAt: string; attempts: number; error: string };
+
+/** Whether a reminder for (scheduledFor, offset, email) went out, alone or within a collapsed one. */
+export function reminderAlreadySent(reminders: readonly ReminderRecord[], scheduledFor: string, offset: string, email: string): boolean {
+  const who = email.toLowerCase();
+  return reminders.some(
+    (x) => x.scheduledFor === scheduledFor && x.email.toLowerCase() === who && (x.offset === offset || (x.covers ?? []).includes(offset)),
+  );
+}
 
 export type ReviewState =
   | { exists: false }
@@ -23,6 +32,7 @@ export type ReviewState =
       /** Bumped on every reschedule or cancellation: the iCalendar SEQUENCE. */
       sequence: number;
       reminders: ReminderRecord[];
+      reminderFailures: ReminderFailure[];
     };
 export type ExistingReview = Extract<ReviewState, { exists: true }>;
 
@@ -40,7 +50,8 @@ export type ReviewCommand =
   | { type: 'RescheduleReview'; now: string; scheduledFor: string; reason?: string | undefined }
   | { type: 'CancelReview'; reason: string }
   | { type: 'RecordReviewOutcome'; now: string; heldAt: string; summary?: string | undefined; assessments: Assessment[] }
-  | { type: 'RecordReminderSent'; scheduledFor: string; offset: string; email: string; sentAt: string };
+  | { type: 'RecordReminderSent'; scheduledFor: string; offset: string; email: string; sentAt: string; covers?: string[] | undefined; messageId?: string | undefined }
+  | { type: 'RecordReminderFailed'; scheduledFor: string; offset: string; email: string; failedAt: string; attempts: number; error: string };
 
 export const initialReviewState = (): ReviewState => ({ exists: false });
 
@@ -120,12 +131,15 @@ export function decideReview(command: ReviewCommand, state: ReviewState): Review
     }
     case 'RecordReminderSent': {
       if (!state.exists) throw new NotFoundError('review not found', 'review_not_found');
-      const already = state.reminders.some(
-        (x) => x.scheduledFor === command.scheduledFor && x.offset === command.offset && x.email === command.email,
-      );
-      if (already) return [];
+      if (reminderAlreadySent(state.reminders, command.scheduledFor, command.offset, command.email)) return [];
       const { type: _type, ...data } = command;
-      return [{ type: 'ReminderSent', data }];
+      return [{ type: 'ReminderSent', data: Object.fromEntries(Object.entries(data).filter(([, v]) => v !== undefined)) as typeof data & { covers?: string[] } }];
+    }
+    case 'RecordReminderFailed': {
+      if (!state.exists) throw new NotFoundError('review not found', 'review_not_found');
+      if (reminderAlreadySent(state.reminders, command.scheduledFor, command.offset, command.email)) return [];
+      const { type: _type, ...data } = command;
+      return [{ type: 'ReminderFailed', data }];
     }
     default: {
       const unknown: never = command;
@@ -152,6 +166,7 @@ export function evolveReview(state: ReviewState, event: Timed<ReviewEvent>): Rev
       cancellationReason: null,
       sequence: 0,
       reminders: [],
+      reminderFailures: [],
     };
   }
   if (!state.exists) return state;
@@ -164,6 +179,8 @@ export function evolveReview(state: ReviewState, event: Timed<ReviewEvent>): Rev
       return { ...state, status: 'held', heldAt: event.data.heldAt, summary: event.data.summary ?? null, assessments: event.data.assessments };
     case 'ReminderSent':
       return { ...state, reminders: [...state.reminders, event.data] };
+    case 'ReminderFailed':
+      return { ...state, reminderFailures: [...state.reminderFailures, event.data] };
     default: {
       const unknown: never = event;
       throw new Error(`unknown event ${(unknown as { type: string }).type}`);

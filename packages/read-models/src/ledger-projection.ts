@@ -71,7 +71,7 @@ export function projectBatch(
       const nextDoc: ReviewDoc = { review: next, revision: e.revision, position: e.position, createdAt: doc?.createdAt ?? recordedAt, updatedAt: recordedAt };
       reviews.set(s.id, nextDoc);
       changed.reviews.set(s.id, nextDoc);
-      if (e.type === 'ReminderSent') continue;
+      if (e.type === 'ReminderSent' || e.type === 'ReminderFailed') continue;
       const ref = refOf(nextDoc);
       for (const agreementId of next.agreementIds) {
         const a = agreements.get(agreementId);

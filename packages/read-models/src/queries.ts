@@ -200,7 +200,8 @@ export function createQueries(store: ReadStore) {
       return {
         ...reviewView(doc),
         agenda: reviewAgenda(doc.review, agreements, now),
-        reminders: doc.review.reminders.map((r) => ({ offset: r.offset, email: r.email, scheduledFor: r.scheduledFor, sentAt: r.sentAt })),
+        reminders: doc.review.reminders.map((r) => ({ offset: r.offset, email: r.email, scheduledFor: r.scheduledFor, sentAt: r.sentAt, ...(r.covers ? { covers: r.covers } : {}) })),
+        reminderFailures: (doc.review.reminderFailures ?? []).map((f) => ({ ...f })),
       };
     },
 

@@ -152,6 +152,7 @@ export async function writeMixedLedger(
       r.scheduledFor = scheduledFor;
     } else {
       count(await w.review(r.id, { type: 'RecordReminderSent', scheduledFor: r.scheduledFor, offset: rnd.pick(['7d', '1d']), email: rnd.pick(r.attendees), sentAt: at }, at));
+      count(await w.review(r.id, { type: 'RecordReminderFailed', scheduledFor: r.scheduledFor, offset: '1h', email: r.attendees[0]!, failedAt: at, attempts: 5, error: '550 mailbox unavailable' }, at));
     }
   }
 
