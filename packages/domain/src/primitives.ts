@@ -72,3 +72,4 @@ export type Rating = z.infer<typeof rating>;
 export type Responsible = z.infer<typeof responsible>;
 export type Session = z.infer<typeof session>;
 export type Attendee = z.infer<typeof attendee>;
+export type Locale = z.infer<typeof locale>;

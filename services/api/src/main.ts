@@ -1,5 +1,6 @@
 // The composition root: the only place that reads process.env. Runs any set of roles in one
 // process; the default (api + projector + reminders on embedded stores) needs no service.
+import { join } from 'node:path';
 import { loadConfig, ConfigError, createLogger, createShutdown } from '@cm/platform';
 import {
   createEsdbEventStore, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
@@ -8,6 +9,7 @@ import {
 import {
   createMemoryReadStore, createProjector, createQueries, createRedisReadStore, runWithLease, type Projector, type ReadStore,
 } from '@cm/read-models';
+import { createInProcessScheduler, createMailer, createReminderSender, createRemindersRole } from '@cm/reminders';
 import { buildApp } from './app';
 
 async function main(): Promise<void> {
@@ -89,7 +91,20 @@ async function main(): Promise<void> {
   const queries = createQueries(readStore);
 
   if (config.roles.has('reminders')) {
-    logger.warn('the reminders role is not part of this version yet: no reminder e-mail will be sent');
+    if (redisStore) {
+      logger.warn('with REDIS_URL the reminders role needs the BullMQ scheduler, which this version does not include yet: no reminder e-mail will be sent by this process');
+    } else {
+      const mailer = createMailer({ smtpUrl: config.smtpUrl, outboxDir: join(config.dataDir, 'outbox'), from: config.mailFrom });
+      const sender = createReminderSender({ eventStore, readStore, mailer, offsets: config.reminderOffsets, now: () => new Date(), publicUrl: config.publicUrl, logger });
+      const scheduler = createInProcessScheduler({ processor: sender, logger });
+      const reminders = createRemindersRole({ eventStore, scheduler, offsets: config.reminderOffsets, now: () => new Date(), logger });
+      await reminders.start();
+      shutdown.add('reminders', async () => {
+        await reminders.stop();
+        await mailer.close();
+      });
+      logger.info({ mail: config.smtpUrl ? 'smtp' : join(config.dataDir, 'outbox'), offsets: config.reminderOffsets.map((o) => o.label) }, 'reminders role running');
+    }
   }
 
   if (config.roles.has('api')) {

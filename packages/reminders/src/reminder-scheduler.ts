@@ -1,0 +1,91 @@
+// The scheduler port and its in-process adapter (timers). Jobs are keyed by the planned
+// send's deterministic id; `sync` makes the pending set of one review equal to its plan.
+import type { Logger } from 'pino';
+import type { PlannedReminder } from './reminder-planning';
+
+export type RetryPolicy = { attempts: number; backoffMs: number };
+
+export type ReminderProcessor = {
+  send(job: PlannedReminder): Promise<unknown>;
+  fail(job: PlannedReminder, error: unknown, attempts: number): Promise<void>;
+};
+
+export interface ReminderScheduler {
+  /** Pending sends of this review become exactly `plan` (missing ones added, others removed). */
+  sync(reviewId: string, plan: readonly PlannedReminder[]): Promise<void>;
+  /** Ids of the pending sends (for checks and tests). */
+  pending(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function createInProcessScheduler(deps: { processor: ReminderProcessor; logger: Logger; retry?: RetryPolicy; now?: () => Date }): ReminderScheduler {
+  const log = deps.logger.child({ component: 'reminder-scheduler', adapter: 'in-process' });
+  const retry = deps.retry ?? { attempts: 5, backoffMs: 2000 };
+  const now = deps.now ?? (() => new Date());
+  const jobs = new Map<string, { job: PlannedReminder; timer: NodeJS.Timeout | null; running: boolean }>();
+  let closed = false;
+  const inFlight = new Set<Promise<void>>();
+
+  function arm(id: string, at: number) {
+    const entry = jobs.get(id);
+    if (!entry || closed) return;
+    const delay = Math.max(0, at - now().getTime());
+    // Timers cap at ~24.8 days: far sends re-arm on the way.
+    entry.timer = setTimeout(() => (delay > MAX_TIMER_MS ? arm(id, at) : run(id, 1)), Math.min(delay, MAX_TIMER_MS));
+  }
+
+  function run(id: string, attempt: number) {
+    const entry = jobs.get(id);
+    if (!entry || closed) return;
+    entry.timer = null;
+    entry.running = true;
+    const p = (async () => {
+      try {
+        await deps.processor.send(entry.job);
+        jobs.delete(id);
+      } catch (err) {
+        if (attempt >= retry.attempts) {
+          jobs.delete(id);
+          await deps.processor.fail(entry.job, err, attempt).catch((e: unknown) => log.error({ err: e, reminder: id }, 'recording a failed reminder failed'));
+          return;
+        }
+        const wait = retry.backoffMs * 2 ** (attempt - 1);
+        log.warn({ err, reminder: id, attempt, retryInMs: wait }, 'reminder send failed; retrying');
+        entry.running = false;
+        if (!closed && jobs.has(id)) entry.timer = setTimeout(() => run(id, attempt + 1), wait);
+      } finally {
+        if (jobs.get(id) === entry) entry.running = false;
+      }
+    })();
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  }
+
+  return {
+    async sync(reviewId, plan) {
+      const wanted = new Map(plan.map((j) => [j.id, j]));
+      for (const [id, entry] of jobs) {
+        if (entry.job.reviewId === reviewId && !wanted.has(id) && !entry.running) {
+          if (entry.timer) clearTimeout(entry.timer);
+          jobs.delete(id);
+        }
+      }
+      for (const [id, job] of wanted) {
+        if (jobs.has(id)) continue;
+        jobs.set(id, { job, timer: null, running: false });
+        arm(id, Date.parse(job.sendAt));
+      }
+    },
+    async pending() {
+      return [...jobs.keys()];
+    },
+    async close() {
+      closed = true;
+      for (const entry of jobs.values()) if (entry.timer) clearTimeout(entry.timer);
+      await Promise.allSettled([...inFlight]);
+      jobs.clear();
+    },
+  };
+}
