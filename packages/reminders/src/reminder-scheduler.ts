@@ -32,8 +32,11 @@ export function createInProcessScheduler(deps: { processor: ReminderProcessor; l
     const entry = jobs.get(id);
     if (!entry || closed) return;
     const delay = Math.max(0, at - now().getTime());
-    // Timers cap at ~24.8 days: far sends re-arm on the way.
-    entry.timer = setTimeout(() => (delay > MAX_TIMER_MS ? arm(id, at) : run(id, 1)), Math.min(delay, MAX_TIMER_MS));
+    // Timers cap at ~24.8 days: far sends re-arm on the way. A Node timer also fires up to 1 ms
+    // before Date.now() reaches its time (timers run on the monotonic clock): run it then and the
+    // sender, re-planning by the wall clock, finds the send not yet due and drops it for good.
+    // So the job runs only once the clock the plan uses has reached `at`; otherwise re-arm.
+    entry.timer = setTimeout(() => (at > now().getTime() ? arm(id, at) : run(id, 1)), Math.min(delay, MAX_TIMER_MS));
   }
 
   function run(id: string, attempt: number) {

@@ -9,7 +9,7 @@ import {
 import {
   createMemoryReadStore, createProjector, createQueries, createRedisReadStore, runWithLease, type Projector, type ReadStore,
 } from '@cm/read-models';
-import { createInProcessScheduler, createMailer, createReminderSender, createRemindersRole } from '@cm/reminders';
+import { createBullmqScheduler, createInProcessScheduler, createMailer, createReminderSender, createRemindersRole } from '@cm/reminders';
 import { buildApp } from './app';
 
 async function main(): Promise<void> {
@@ -91,20 +91,23 @@ async function main(): Promise<void> {
   const queries = createQueries(readStore);
 
   if (config.roles.has('reminders')) {
-    if (redisStore) {
-      logger.warn('with REDIS_URL the reminders role needs the BullMQ scheduler, which this version does not include yet: no reminder e-mail will be sent by this process');
-    } else {
-      const mailer = createMailer({ smtpUrl: config.smtpUrl, outboxDir: join(config.dataDir, 'outbox'), from: config.mailFrom });
-      const sender = createReminderSender({ eventStore, readStore, mailer, offsets: config.reminderOffsets, now: () => new Date(), publicUrl: config.publicUrl, logger });
-      const scheduler = createInProcessScheduler({ processor: sender, logger });
-      const reminders = createRemindersRole({ eventStore, scheduler, offsets: config.reminderOffsets, now: () => new Date(), logger });
-      await reminders.start();
-      shutdown.add('reminders', async () => {
-        await reminders.stop();
-        await mailer.close();
-      });
-      logger.info({ mail: config.smtpUrl ? 'smtp' : join(config.dataDir, 'outbox'), offsets: config.reminderOffsets.map((o) => o.label) }, 'reminders role running');
-    }
+    const mailer = createMailer({ smtpUrl: config.smtpUrl, outboxDir: join(config.dataDir, 'outbox'), from: config.mailFrom });
+    const sender = createReminderSender({ eventStore, readStore, mailer, offsets: config.reminderOffsets, now: () => new Date(), publicUrl: config.publicUrl, logger });
+    // With Redis the sends live in BullMQ, so they outlive this process and several reminders
+    // processes share them; without it, timers in this process.
+    const scheduler = config.redisUrl
+      ? createBullmqScheduler({ redisUrl: config.redisUrl, namespace: config.redisNamespace, processor: sender, logger })
+      : createInProcessScheduler({ processor: sender, logger });
+    const reminders = createRemindersRole({ eventStore, scheduler, offsets: config.reminderOffsets, now: () => new Date(), logger });
+    await reminders.start();
+    shutdown.add('reminders', async () => {
+      await reminders.stop();
+      await mailer.close();
+    });
+    logger.info(
+      { mail: config.smtpUrl ? 'smtp' : join(config.dataDir, 'outbox'), scheduler: config.redisUrl ? 'bullmq' : 'in-process', offsets: config.reminderOffsets.map((o) => o.label) },
+      'reminders role running',
+    );
   }
 
   if (config.roles.has('api')) {
