@@ -284,7 +284,11 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     log.info({ from: liveGeneration, to: nextGeneration, checkpoint }, 'readers switched to the rebuilt generation');
     report('dropping');
     if (dropDelayMs > 0) await sleep(dropDelayMs);
-    const droppedKeys = await dropGeneration(control, ns, liveGeneration);
+    // The switch stands either way: an old generation left behind costs memory, not correctness.
+    const droppedKeys = await dropGeneration(control, ns, liveGeneration).catch((err: unknown) => {
+      log.error({ err, generation: liveGeneration }, 'could not drop the previous generation; it is no longer read and can be dropped later');
+      return 0;
+    });
     log.info({ generation: liveGeneration, keys: droppedKeys }, 'dropped the previous generation');
     report('done');
     return {
@@ -294,8 +298,11 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
   } catch (err) {
     if (!switched && next !== null) {
       // An unfinished generation is of no use to anyone: leave the namespace as it was found.
+      // Never the generation readers follow, should someone have pointed them at it meanwhile.
       const unfinished = next;
-      await dropGeneration(control, ns, unfinished).catch((dropErr: unknown) => log.error({ err: dropErr, generation: unfinished }, 'could not drop the unfinished generation'));
+      await (async () => {
+        if ((await control.get(`${ns}:current`)) !== String(unfinished)) await dropGeneration(control, ns, unfinished);
+      })().catch((dropErr: unknown) => log.error({ err: dropErr, generation: unfinished }, 'could not drop the unfinished generation'));
     }
     throw err;
   } finally {

@@ -6,11 +6,11 @@
 import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { ConfigError, createLogger, loadConfig } from '@cm/platform';
-import { createSqliteEventStore } from '@cm/event-store';
+import { createEsdbEventStore, createSqliteEventStore } from '@cm/event-store';
 import { RebuildAbortedError, RebuildInProgressError, rebuildReadModels } from '@cm/read-models';
 import { createProgressPrinter, summaryLines } from './rebuild-report';
 
-const USAGE = 'usage: cli rebuild [--check]   (from the repository root: pnpm run rebuild [--check])';
+const USAGE = 'usage: cli rebuild [--check]   (from the repository root: pnpm rebuild-read-models [--check])';
 
 async function main(): Promise<number> {
   const [command, ...flags] = process.argv.slice(2);
@@ -35,12 +35,8 @@ async function main(): Promise<number> {
     process.stderr.write('in embedded mode read models are rebuilt at every start; rebuild needs REDIS_URL\n');
     return 78;
   }
-  if (config.eventStore.kind === 'esdb') {
-    process.stderr.write('EVENT_STORE_URL=esdb://... needs the EventStoreDB adapter, which this version does not wire yet; unset EVENT_STORE_URL to rebuild from the SQLite log\n');
-    return 78;
-  }
   // Opening a missing file would create an empty log, and a rebuild from nothing.
-  if (!existsSync(config.eventStore.path)) {
+  if (config.eventStore.kind === 'sqlite' && !existsSync(config.eventStore.path)) {
     process.stderr.write(`no event log at ${config.eventStore.path}: set DATA_DIR (or EVENT_STORE_URL=sqlite:<path>) to the one the service writes\n`);
     return 78;
   }
@@ -64,7 +60,9 @@ async function main(): Promise<number> {
 
   // stdout carries the progress and the summary; the JSON log goes to stderr.
   const logger = createLogger({ level: config.logLevel, fd: 2 });
-  const eventStore = createSqliteEventStore({ path: config.eventStore.path });
+  const eventStore = config.eventStore.kind === 'sqlite'
+    ? createSqliteEventStore({ path: config.eventStore.path })
+    : createEsdbEventStore({ connectionString: config.eventStore.url });
   const interrupt = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     process.stdout.write(`\n${signal}: stopping after the current batch; the live read models are left as they are\n`);
