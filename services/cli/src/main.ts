@@ -71,7 +71,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const printer = createProgressPrinter({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s) });
-  process.stdout.write(`${check ? 'checking' : 'rebuilding'} the read models of namespace ${config.redisNamespace} from ${config.eventStore.path}\n`);
+  process.stdout.write(`${check ? 'checking' : 'rebuilding'} the read models of namespace ${config.redisNamespace} from ${config.eventStore.kind === 'sqlite' ? config.eventStore.path : 'EventStoreDB'}\n`);
   try {
     const summary = await rebuildReadModels({
       eventStore, redisUrl, namespace: config.redisNamespace, logger, check, signal: interrupt.signal, onProgress: (p) => printer.update(p),

@@ -1,0 +1,509 @@
+// The reminders end to end inside one process, built as main.ts builds the embedded mode: a real
+// SQLite log in a temp folder, memory read models fed by the projector, the reminders role with
+// the in-process scheduler, and the SMTP mailer talking to a real smtp-server on loopback whose
+// messages are parsed with mailparser. Reviews and agreements are written through the domain
+// deciders into the same log, as the API does. Times are real and short (offsets of a second or
+// two before a review a few seconds ahead), and every mail is matched to its ReminderSent by
+// Message-ID, so what was received and what was recorded can be held against each other.
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { pino } from 'pino';
+import { SMTPServer, type SMTPServerError } from 'smtp-server';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  agreementStream, decideAgreement, decideReview, evolveAgreement, evolveReview, initialAgreementState, initialReviewState, reviewStream,
+  type AgreementCommand, type AgreementEvent, type AgreementState, type Attendee, type ReviewCommand, type ReviewEvent, type ReviewState, type Timed,
+} from '@cm/domain';
+import { createSqliteEventStore, type EventStore, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
+import { createMemoryReadStore, createProjector, createQueries, waitForCheckpoint, type ReadStore } from '@cm/read-models';
+import { createMailer } from './mailer';
+import type { ReminderOffset } from './reminder-planning';
+import { createInProcessScheduler, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
+import { loadReview, createReminderSender } from './reminder-sender';
+import { createRemindersRole } from './reminders-role';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const FROM = 'Commitment monitor <monitor@example.org>';
+const SECOND = 1000;
+const DAY = 86_400_000;
+const WEEK_AND_DAY: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '1d', ms: DAY }];
+const FAST_RETRY: RetryPolicy = { attempts: 3, backoffMs: 100 };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const inMs = (ms: number) => new Date(Date.now() + ms).toISOString();
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+/** Sleeps until an absolute instant (ISO), so waits line up with the plan rather than drift. */
+const sleepUntil = (iso: string, extraMs = 0) => sleep(Math.max(0, Date.parse(iso) + extraMs - Date.now()));
+
+// --- SMTP server on loopback ------------------------------------------------------------------
+
+type Received = { rcpt: string[]; mail: ParsedMail; at: number };
+
+/**
+ * smtp-server on 127.0.0.1 at a free port. `refuse(n)` decides, for the n-th message offered
+ * (1-based, counting refused ones), whether to answer the DATA with 451 instead of accepting it.
+ */
+async function startSmtp(options: { refuse?: (attempt: number) => boolean } = {}) {
+  const received: Received[] = [];
+  const offered: number[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    // No TLS on loopback: the default certificate is self-signed and the client would refuse it.
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        offered.push(Date.now());
+        if (options.refuse?.(offered.length)) {
+          const err: SMTPServerError = new Error('Greylisted, try again later');
+          err.responseCode = 451;
+          callback(err);
+          return;
+        }
+        const at = Date.now();
+        // Accepted only once parsed and kept: when the client hears 250, `received` has the mail.
+        simpleParser(Buffer.concat(chunks)).then(
+          (mail) => {
+            received.push({ rcpt: session.envelope.rcptTo.map((r) => r.address), mail, at });
+            callback();
+          },
+          (err: Error) => callback(err),
+        );
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.server.address() as AddressInfo;
+  const smtp = {
+    url: `smtp://127.0.0.1:${port}`,
+    received,
+    /** When each message was offered (accepted or refused). */
+    offered,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+  closers.push(smtp.close);
+  return smtp;
+}
+type Smtp = Awaited<ReturnType<typeof startSmtp>>;
+
+// --- the reminders stack, as main.ts builds it in embedded mode -------------------------------
+
+type Stack = {
+  eventStore: SqliteEventStore;
+  readStore: ReadStore;
+  scheduler: ReminderScheduler;
+  close(): Promise<void>;
+};
+
+/**
+ * Opens the log at `file` and runs projector + reminders role on it. `senderStore` lets a test
+ * put a fault in the log the sender writes to (the role and the projector keep the real one).
+ */
+async function startStack(o: {
+  file: string;
+  smtpUrl: string;
+  offsets: readonly ReminderOffset[];
+  retry?: RetryPolicy;
+  senderStore?: (real: EventStore) => EventStore;
+}): Promise<Stack> {
+  const eventStore = createSqliteEventStore({ path: o.file, pollIntervalMs: 20 });
+  const readStore = createMemoryReadStore();
+  const projector = createProjector({ eventStore, readStore, logger });
+  await projector.start();
+  const head = await eventStore.headPosition();
+  if (head) await waitForCheckpoint(readStore, head, 5000);
+  const now = () => new Date();
+  const mailer = createMailer({ smtpUrl: o.smtpUrl, outboxDir: join(tmpdir(), 'cm-unused-outbox'), from: FROM });
+  const sender = createReminderSender({
+    eventStore: o.senderStore ? o.senderStore(eventStore) : eventStore, readStore, mailer, offsets: o.offsets, now, publicUrl: null, logger,
+  });
+  const scheduler = createInProcessScheduler({ processor: sender, logger, retry: o.retry ?? FAST_RETRY });
+  const role = createRemindersRole({ eventStore, scheduler, offsets: o.offsets, now, logger });
+  await role.start();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await role.stop();
+    await mailer.close();
+    await projector.stop();
+    await eventStore.close();
+  };
+  closers.push(close);
+  return { eventStore, readStore, scheduler, close };
+}
+
+// --- writing the ledger through the deciders, as the API's command runner does -----------------
+
+const timed = <E>(e: StoredEvent) => ({ type: e.type, data: e.data, occurredAt: e.metadata.occurredAt }) as unknown as Timed<E>;
+
+async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
+  store: EventStore, stream: string, initial: () => S, evolve: (s: S, e: Timed<E>) => S, decide: (c: C, s: S) => E[], command: C,
+): Promise<void> {
+  const history = await store.readStream(stream);
+  const state = history.reduce((s, e) => evolve(s, timed<E>(e)), initial());
+  const occurredAt = new Date().toISOString();
+  await store.append(
+    stream,
+    decide(command, state).map((e) => ({ id: randomUUID(), type: e.type, data: e.data, metadata: { actor: 'test', occurredAt, correlationId: randomUUID() } })),
+    { expectedRevision: history.length - 1 < 0 ? 'no_stream' : history.length - 1 },
+  );
+}
+const onAgreement = (store: EventStore, id: string, command: AgreementCommand) =>
+  decideAndAppend<AgreementState, AgreementCommand, AgreementEvent>(store, agreementStream(id), initialAgreementState, evolveAgreement, decideAgreement, command);
+const onReview = (store: EventStore, id: string, command: ReviewCommand) =>
+  decideAndAppend<ReviewState, ReviewCommand, ReviewEvent>(store, reviewStream(id), initialReviewState, evolveReview, decideReview, command);
+
+/**
+ * Two agreements in force. On the agenda of any review in the next days: two overdue commitments
+ * (due 31 March and 30 June 2026) and one delayed to 30 June 2099. Not on it: one due in 2099.
+ */
+async function signAgreements(store: EventStore): Promise<string[]> {
+  await onAgreement(store, 'health-2026', {
+    type: 'SignAgreement', agreementId: 'health-2026', title: 'Health cooperation agreement', kind: 'agreement', sector: 'health',
+    parties: ['VEN', 'RUS'], signedAt: '2025-11-28',
+    commitments: [
+      { commitmentId: 'clinics', title: 'Open two clinics', dueDate: '2026-03-31', responsible: { party: 'VEN', institution: 'Ministerio del Poder Popular para la Salud' } },
+      { commitmentId: 'nurses', title: 'Train nurses', dueDate: '2099-12-31', responsible: { party: 'RUS', institution: 'Sechenov University' } },
+      { commitmentId: 'isotopes', title: 'Supply medical isotopes', dueDate: '2026-09-30', responsible: { party: 'RUS', institution: 'Rosatom' } },
+    ],
+  });
+  await onAgreement(store, 'health-2026', { type: 'DelayCommitment', commitmentId: 'isotopes', reason: 'reactor maintenance', newDueDate: '2099-06-30' });
+  await onAgreement(store, 'energy-2026', {
+    type: 'SignAgreement', agreementId: 'energy-2026', title: 'Energy protocol', kind: 'protocol', sector: 'energy',
+    parties: ['VEN', 'RUS'], signedAt: '2025-11-28',
+    commitments: [{ commitmentId: 'grid', title: 'Build the interconnector', dueDate: '2026-06-30', responsible: { party: 'VEN', institution: 'Corpoelec' } }],
+  });
+  return ['health-2026', 'energy-2026'];
+}
+
+const ANA: Attendee = { email: 'ana@example.org', name: 'Ana Pérez', locale: 'es' };
+const IVAN: Attendee = { email: 'ivan@example.org', name: 'Ivan Petrov', locale: 'ru' };
+const DESK: Attendee = { email: 'desk@example.org' };
+
+function schedule(store: EventStore, reviewId: string, scheduledFor: string, agreementIds: string[], attendees: Attendee[]) {
+  return onReview(store, reviewId, {
+    type: 'ScheduleReview', now: new Date().toISOString(), reviewId, title: `Review ${reviewId}`, scheduledFor, agreementIds, attendees,
+  });
+}
+
+// --- reading what happened --------------------------------------------------------------------
+
+type Sent = { scheduledFor: string; offset: string; email: string; sentAt: string; covers?: string[]; messageId?: string };
+
+async function reminderEvents(store: EventStore, reviewId: string) {
+  const events = await store.readStream(reviewStream(reviewId));
+  return {
+    sent: events.filter((e) => e.type === 'ReminderSent').map((e) => e.data as Sent),
+    failed: events.filter((e) => e.type === 'ReminderFailed').map((e) => e.data as { offset: string; email: string; attempts: number; error: string }),
+  };
+}
+
+/** The received mail a ReminderSent stands for (matched by Message-ID). */
+function mailOf(smtp: Smtp, sent: Sent): Received {
+  const found = smtp.received.filter((r) => r.mail.messageId === sent.messageId);
+  expect(found, `one mail with Message-ID ${sent.messageId}`).toHaveLength(1);
+  return found[0]!;
+}
+
+function makeDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cm-reminders-'));
+  closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// Everything a test opened, closed in reverse order whatever the outcome.
+let closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  const all = closers.reverse();
+  closers = [];
+  for (const close of all) await close();
+});
+
+describe('reminders over SMTP, in-process scheduler', () => {
+  it('sends one mail per attendee at once for offsets already due: right recipient, their language, the agenda, one ReminderSent each', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets: WEEK_AND_DAY });
+    const agreements = await signAgreements(stack.eventStore);
+    // An hour ahead: both 7d and 1d are past, so they collapse into one mail each, now.
+    const scheduledFor = inMs(3_600_000);
+    await schedule(stack.eventStore, 'cian-xx', scheduledFor, agreements, [ANA, IVAN, DESK]);
+
+    await until('three mails', () => smtp.received.length === 3);
+    await until('three ReminderSent', async () => (await reminderEvents(stack.eventStore, 'cian-xx')).sent.length === 3);
+    await sleep(300);
+    expect(smtp.received).toHaveLength(3);
+    expect(await stack.scheduler.pending()).toEqual([]);
+
+    const { sent, failed } = await reminderEvents(stack.eventStore, 'cian-xx');
+    expect(failed).toEqual([]);
+    expect(sent.map((s) => s.email).sort()).toEqual([ANA.email, DESK.email, IVAN.email]);
+    for (const s of sent) {
+      // Recorded under the most urgent due offset, standing for both.
+      expect(s).toMatchObject({ scheduledFor, offset: '1d', covers: ['7d', '1d'] });
+      expect(mailOf(smtp, s).rcpt).toEqual([s.email]);
+    }
+
+    const byRecipient = (email: string) => smtp.received.find((r) => r.rcpt[0] === email)!.mail;
+    const expectations = [
+      { who: ANA, subject: /^Recordatorio: Review cian-xx el \d{1,2} de \w+ de 2026$/, words: ['Estimado/a Ana Pérez', 'Fecha límite', 'Vencido', '31 de marzo de 2026', '30 de junio de 2026', '30 de junio de 2099', 'Retrasado'] },
+      { who: IVAN, subject: /^Напоминание: Review cian-xx — \d{1,2} \S+ 2026 г\.$/, words: ['Здравствуйте, Ivan Petrov!', 'Срок', 'Просрочено', '31 марта 2026 г.', '30 июня 2026 г.', '30 июня 2099 г.', 'С задержкой'] },
+      { who: DESK, subject: /^Reminder: Review cian-xx on \d{1,2} \w+ 2026$/, words: ['Hello,', 'Due date', 'Overdue', '31 March 2026', '30 June 2026', '30 June 2099', 'Delayed'] },
+    ];
+    for (const { who, subject, words } of expectations) {
+      const mail = byRecipient(who.email);
+      const to = Array.isArray(mail.to) ? mail.to[0] : mail.to;
+      expect(to?.value[0]?.address).toBe(who.email);
+      expect(mail.from?.value[0]?.address).toBe('monitor@example.org');
+      expect(mail.subject).toMatch(subject);
+      for (const part of [mail.text ?? '', String(mail.html)]) {
+        // Case-blind: the text part shouts the overdue mark ([VENCIDO]), the HTML part does not.
+        for (const w of words) expect(part.toLocaleLowerCase(), `${who.email}: ${w}`).toContain(w.toLocaleLowerCase());
+        for (const institution of ['Ministerio del Poder Popular para la Salud', 'Rosatom', 'Corpoelec']) expect(part).toContain(institution);
+        for (const title of ['Health cooperation agreement', 'Energy protocol', 'Open two clinics', 'Supply medical isotopes', 'Build the interconnector']) {
+          expect(part).toContain(title);
+        }
+        // Due long after the meeting and not late: not on the agenda.
+        expect(part).not.toContain('Sechenov University');
+        expect(part).not.toContain('Train nurses');
+      }
+    }
+
+    // What GET /v1/reviews/{id} shows, once projected.
+    const queries = createQueries(stack.readStore);
+    await until('the reminders in the read model', async () => (await queries.reviewDetail('cian-xx', new Date().toISOString()))?.reminders.length === 3);
+  });
+
+  it('sends a future offset at its time, not before, each one once', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    const offsets: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '2s', ms: 2 * SECOND }, { label: '1s', ms: SECOND }];
+    const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets });
+    const agreements = await signAgreements(stack.eventStore);
+    const scheduledFor = inMs(3200);
+    await schedule(stack.eventStore, 'steering', scheduledFor, agreements, [IVAN]);
+
+    await until('the 7d mail', () => smtp.received.length === 1);
+    expect((await stack.scheduler.pending()).length).toBe(2);
+    // Just before the 2s send is due: still only the one that was due at once.
+    await sleepUntil(scheduledFor, -2 * SECOND - 250);
+    expect(smtp.received).toHaveLength(1);
+
+    await until('the three mails', () => smtp.received.length === 3, 5000);
+    await until('three ReminderSent', async () => (await reminderEvents(stack.eventStore, 'steering')).sent.length === 3);
+    await sleepUntil(scheduledFor, 300);
+    expect(smtp.received).toHaveLength(3);
+
+    const { sent } = await reminderEvents(stack.eventStore, 'steering');
+    expect(sent.map((s) => s.offset)).toEqual(['7d', '2s', '1s']);
+    for (const s of sent) {
+      expect(s.covers).toBeUndefined();
+      expect(s.scheduledFor).toBe(scheduledFor);
+      const mail = mailOf(smtp, s);
+      expect(mail.rcpt).toEqual([IVAN.email]);
+      expect(mail.mail.subject).toMatch(/^Напоминание: Review steering/);
+      const offsetMs = offsets.find((o) => o.label === s.offset)!.ms;
+      if (offsetMs < 7 * DAY) {
+        const dueAt = Date.parse(scheduledFor) - offsetMs;
+        expect(mail.at).toBeGreaterThanOrEqual(dueAt);
+        expect(mail.at).toBeLessThan(dueAt + 1500);
+      }
+    }
+    expect(await stack.scheduler.pending()).toEqual([]);
+  });
+
+  it('re-plans a rescheduled review: the sends of the old date never go out, those of the new date do', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    const offsets: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '2s', ms: 2 * SECOND }];
+    const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets });
+    const agreements = await signAgreements(stack.eventStore);
+    const first = inMs(3500);
+    await schedule(stack.eventStore, 'moved', first, agreements, [ANA]);
+    await until('the 7d mail for the first date', () => smtp.received.length === 1);
+
+    const second = new Date(Date.parse(first) + 2000).toISOString();
+    await onReview(stack.eventStore, 'moved', { type: 'RescheduleReview', now: new Date().toISOString(), scheduledFor: second, reason: 'minister travelling' });
+    // The new date's 7d is past too: it goes out at once, as a new reminder for the new date.
+    await until('the 7d mail for the new date', () => smtp.received.length === 2);
+
+    // Past the old date's 2s send (first - 2s), and well past the new one's (second - 2s).
+    await sleepUntil(second, -2 * SECOND + 1000);
+    await until('three ReminderSent', async () => (await reminderEvents(stack.eventStore, 'moved')).sent.length === 3);
+    const { sent } = await reminderEvents(stack.eventStore, 'moved');
+    expect(sent.map((s) => [s.scheduledFor, s.offset])).toEqual([[first, '7d'], [second, '7d'], [second, '2s']]);
+    expect(smtp.received).toHaveLength(3);
+    const late = mailOf(smtp, sent[2]!);
+    expect(late.at).toBeGreaterThanOrEqual(Date.parse(second) - 2 * SECOND);
+    // Nothing went out around the old date's 2s instant.
+    expect(smtp.received.filter((r) => r.at >= Date.parse(first) - 2 * SECOND - 50 && r.at < Date.parse(second) - 2 * SECOND)).toEqual([]);
+    expect(await stack.scheduler.pending()).toEqual([]);
+  });
+
+  it('stops what is unsent when a review is cancelled or held', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    const offsets: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '2s', ms: 2 * SECOND }];
+    const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets });
+    const agreements = await signAgreements(stack.eventStore);
+    const scheduledFor = inMs(3200);
+    await schedule(stack.eventStore, 'called-off', scheduledFor, agreements, [ANA, DESK]);
+    await schedule(stack.eventStore, 'held-early', scheduledFor, agreements, [IVAN]);
+    await until('the three 7d mails', () => smtp.received.length === 3);
+    expect((await stack.scheduler.pending()).length).toBe(3);
+
+    await onReview(stack.eventStore, 'called-off', { type: 'CancelReview', reason: 'no quorum' });
+    const now = new Date().toISOString();
+    await onReview(stack.eventStore, 'held-early', { type: 'RecordReviewOutcome', now, heldAt: now, assessments: [] });
+    await until('no pending sends', async () => (await stack.scheduler.pending()).length === 0, 2000);
+
+    // Past the instant the 2s sends were planned for.
+    await sleepUntil(scheduledFor, -2 * SECOND + 700);
+    expect(smtp.received).toHaveLength(3);
+    expect((await reminderEvents(stack.eventStore, 'called-off')).sent.map((s) => [s.email, s.offset])).toEqual([[ANA.email, '7d'], [DESK.email, '7d']]);
+    expect((await reminderEvents(stack.eventStore, 'held-early')).sent.map((s) => [s.email, s.offset])).toEqual([[IVAN.email, '7d']]);
+  });
+
+  it('sends nothing twice across restarts, and a restart re-plans what the lost timers held', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    const file = join(dir, 'events.sqlite');
+    const offsets: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '2s', ms: 2 * SECOND }];
+    const first = await startStack({ file, smtpUrl: smtp.url, offsets });
+    const agreements = await signAgreements(first.eventStore);
+    const scheduledFor = inMs(4500);
+    await schedule(first.eventStore, 'restarted', scheduledFor, agreements, [ANA, DESK]);
+    await until('the two 7d mails', () => smtp.received.length === 2);
+    await until('two ReminderSent', async () => (await reminderEvents(first.eventStore, 'restarted')).sent.length === 2);
+    expect((await first.scheduler.pending()).length).toBe(2);
+    await first.close();
+
+    // A new process on the same log: its start reconciles with what the log says was sent.
+    const second = await startStack({ file, smtpUrl: smtp.url, offsets });
+    expect((await second.scheduler.pending()).length).toBe(2);
+    await sleep(300);
+    expect(smtp.received).toHaveLength(2);
+    await until('the two 2s mails', () => smtp.received.length === 4, 5000);
+    await until('four ReminderSent', async () => (await reminderEvents(second.eventStore, 'restarted')).sent.length === 4);
+    await second.close();
+
+    // Once more, before the meeting, with everything sent.
+    const third = await startStack({ file, smtpUrl: smtp.url, offsets });
+    expect(await third.scheduler.pending()).toEqual([]);
+    await sleep(700);
+    expect(smtp.received).toHaveLength(4);
+    const { sent } = await reminderEvents(third.eventStore, 'restarted');
+    expect(sent).toHaveLength(4);
+    expect(sent.map((s) => `${s.email}|${s.offset}`).sort()).toEqual([`${ANA.email}|2s`, `${ANA.email}|7d`, `${DESK.email}|2s`, `${DESK.email}|7d`]);
+    expect(new Set(smtp.received.map((r) => r.mail.messageId)).size).toBe(4);
+    for (const s of sent) mailOf(smtp, s);
+  });
+
+  it('retries a refused send with backoff until the server accepts it, and records it once', async () => {
+    const smtp = await startSmtp({ refuse: (n) => n <= 2 });
+    const dir = makeDir();
+    const retry: RetryPolicy = { attempts: 4, backoffMs: 150 };
+    const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry });
+    const agreements = await signAgreements(stack.eventStore);
+    await schedule(stack.eventStore, 'greylisted', inMs(3_600_000), agreements, [DESK]);
+
+    await until('the accepted mail', () => smtp.received.length === 1);
+    await until('one ReminderSent', async () => (await reminderEvents(stack.eventStore, 'greylisted')).sent.length === 1);
+    await sleep(500);
+    expect(smtp.offered).toHaveLength(3);
+    const [a, b, c] = smtp.offered as [number, number, number];
+    // Exponential: 150 ms, then 300 ms, between one refusal and the next attempt.
+    expect(b - a).toBeGreaterThanOrEqual(150);
+    expect(c - b).toBeGreaterThanOrEqual(300);
+    const { sent, failed } = await reminderEvents(stack.eventStore, 'greylisted');
+    expect(sent).toHaveLength(1);
+    expect(failed).toEqual([]);
+    expect(mailOf(smtp, sent[0]!).rcpt).toEqual([DESK.email]);
+  });
+
+  it('ends a send the server always refuses in exactly one ReminderFailed, visible on the review', async () => {
+    const smtp = await startSmtp({ refuse: () => true });
+    const dir = makeDir();
+    const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY });
+    const agreements = await signAgreements(stack.eventStore);
+    await schedule(stack.eventStore, 'refused', inMs(3_600_000), agreements, [ANA]);
+
+    await until('one ReminderFailed', async () => (await reminderEvents(stack.eventStore, 'refused')).failed.length === 1);
+    // No attempt after the last one, and no second record.
+    await sleep(600);
+    expect(smtp.offered).toHaveLength(FAST_RETRY.attempts);
+    expect(smtp.received).toEqual([]);
+    const { sent, failed } = await reminderEvents(stack.eventStore, 'refused');
+    expect(sent).toEqual([]);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ email: ANA.email, offset: '1d', attempts: FAST_RETRY.attempts });
+    expect(failed[0]!.error).toMatch(/451/);
+
+    const { state } = await loadReview(stack.eventStore, 'refused');
+    expect(state.exists && state.reminderFailures).toEqual([expect.objectContaining({ email: ANA.email, attempts: FAST_RETRY.attempts })]);
+    const queries = createQueries(stack.readStore);
+    await until('the failure in the read model', async () => (await queries.reviewDetail('refused', new Date().toISOString()))?.reminderFailures.length === 1);
+    const detail = await queries.reviewDetail('refused', new Date().toISOString());
+    expect(detail?.reminders).toEqual([]);
+    expect(detail?.reminderFailures[0]).toMatchObject({ email: ANA.email, offset: '1d', attempts: FAST_RETRY.attempts });
+  });
+
+  it('doubles a mail at most once when the process "dies" between SMTP accepting it and ReminderSent', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    const file = join(dir, 'events.sqlite');
+    // Fault injection: the first ReminderSent append fails after the mail was accepted, as if
+    // the process had died right there. The retry plays the part of the next process's attempt.
+    let faults = 0;
+    let mailsAtFault = -1;
+    const crashOnceAfterSmtp = (real: EventStore): EventStore => ({
+      ...real,
+      append: async (stream, events, options) => {
+        if (faults === 0 && events.some((e) => e.type === 'ReminderSent')) {
+          faults++;
+          mailsAtFault = smtp.received.length;
+          throw new Error('injected: process died before recording the reminder');
+        }
+        return real.append(stream, events, options);
+      },
+    });
+    const stack = await startStack({ file, smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY, senderStore: crashOnceAfterSmtp });
+    const agreements = await signAgreements(stack.eventStore);
+    await schedule(stack.eventStore, 'crash-window', inMs(3_600_000), agreements, [IVAN]);
+
+    await until('one ReminderSent', async () => (await reminderEvents(stack.eventStore, 'crash-window')).sent.length === 1);
+    await sleep(500);
+    expect(faults).toBe(1);
+    expect(mailsAtFault).toBe(1);
+    // Sent twice, never more, and both carry the same Message-ID so a client can fold them.
+    expect(smtp.received).toHaveLength(2);
+    const ids = smtp.received.map((r) => r.mail.messageId);
+    expect(ids[0]).toBeDefined();
+    expect(ids[1]).toBe(ids[0]);
+    const { sent, failed } = await reminderEvents(stack.eventStore, 'crash-window');
+    expect(failed).toEqual([]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.messageId).toBe(ids[0]);
+    await stack.close();
+
+    // A real restart afterwards adds nothing.
+    const after = await startStack({ file, smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY });
+    await sleep(500);
+    expect(smtp.received).toHaveLength(2);
+    expect((await reminderEvents(after.eventStore, 'crash-window')).sent).toHaveLength(1);
+  });
+});
