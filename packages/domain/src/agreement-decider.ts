@@ -4,7 +4,7 @@ import type { AgreementEvent, Assessment, Timed } from './events';
 import { ConflictError, NotFoundError, ValidationError, type FieldError } from './errors';
 import type { AgreementKind, CommitmentStatus, Responsible, Session } from './primitives';
 
-export type Delay = { reason: string; previousDueDate: string; newDueDate: string; at: string };
+export type Delay = { reason: string; previousDueDate: string; newDueDate: string; at: string; revision?: number };
 
 export type CommitmentState = {
   id: string;
@@ -21,7 +21,14 @@ export type CommitmentState = {
   cancelledAt: string | null;
   cancellationReason: string | null;
   delays: Delay[];
+  /** The revision of the event the current progress comes from (null: none reported). */
+  progressRevision: number | null;
+  /** The revision of the event the current due date comes from. */
+  dueDateRevision: number;
 };
+
+/** Events that can be corrected later, by revision: what they set, on which commitment. */
+export type Correctable = { commitmentId: string; kind: 'progress' | 'dueDate'; type: string };
 
 export type AgreementState =
   | { exists: false }
@@ -39,6 +46,9 @@ export type AgreementState =
       terminated: { at: string; reason: string } | null;
       lastReviewedAt: string | null;
       lastAssessments: Assessment[];
+      /** Events applied so far: the revision the next event will have. */
+      applied: number;
+      correctable: Record<number, Correctable>;
     };
 export type ExistingAgreement = Extract<AgreementState, { exists: true }>;
 
@@ -69,6 +79,7 @@ export type AgreementCommand =
   | { type: 'DelayCommitment'; commitmentId: string; reason: string; newDueDate: string }
   | { type: 'CancelCommitment'; commitmentId: string; reason: string }
   | { type: 'TerminateAgreement'; reason: string }
+  | { type: 'CorrectEvent'; revision: number; percent?: number | undefined; dueDate?: string | undefined; reason: string }
   | { type: 'RecordAgreementReview'; reviewId: string; heldAt: string; assessments: Assessment[] };
 
 export const initialAgreementState = (): AgreementState => ({ exists: false });
@@ -174,6 +185,25 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       requireActiveCommitment(a, command.commitmentId);
       return [{ type: 'CommitmentCancelled', data: { commitmentId: command.commitmentId, reason: command.reason } }];
     }
+    case 'CorrectEvent': {
+      const a = requireAgreement(state);
+      const target = a.correctable[command.revision];
+      if (!target) {
+        throw new ValidationError('that revision cannot be corrected', [
+          { path: 'revision', message: `revision ${command.revision} is not a progress report, a commitment or a delay of this agreement` },
+        ]);
+      }
+      if (target.kind === 'progress') {
+        if (command.percent === undefined || command.dueDate !== undefined) {
+          throw new ValidationError(`revision ${command.revision} is a progress report: correct its percent`, [{ path: 'percent', message: `is required to correct a ${target.type}` }]);
+        }
+        return [{ type: 'ProgressCorrected', data: { commitmentId: target.commitmentId, correctsRevision: command.revision, percent: command.percent, reason: command.reason } }];
+      }
+      if (command.dueDate === undefined || command.percent !== undefined) {
+        throw new ValidationError(`revision ${command.revision} sets a due date: correct its dueDate`, [{ path: 'dueDate', message: `is required to correct a ${target.type}` }]);
+      }
+      return [{ type: 'DueDateCorrected', data: { commitmentId: target.commitmentId, correctsRevision: command.revision, dueDate: command.dueDate, reason: command.reason } }];
+    }
     case 'TerminateAgreement': {
       requireOpen(state);
       return [{ type: 'AgreementTerminated', data: { reason: command.reason } }];
@@ -212,6 +242,28 @@ function updateCommitment(
 }
 
 export function evolveAgreement(state: AgreementState, event: Timed<AgreementEvent>): AgreementState {
+  const next = applyEvent(state, event);
+  if (!next.exists) return next;
+  const revision = state.exists ? state.applied : 0;
+  const correctable = correctableOf(event);
+  return { ...next, applied: revision + 1, correctable: correctable ? { ...next.correctable, [revision]: correctable } : next.correctable };
+}
+
+function correctableOf(event: Timed<AgreementEvent>): Correctable | null {
+  switch (event.type) {
+    case 'ProgressReported':
+      return { commitmentId: event.data.commitmentId, kind: 'progress', type: event.type };
+    case 'CommitmentAdded':
+      return { commitmentId: event.data.commitmentId, kind: 'dueDate', type: event.type };
+    case 'CommitmentDelayed':
+      return { commitmentId: event.data.commitmentId, kind: 'dueDate', type: event.type };
+    default:
+      return null;
+  }
+}
+
+function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): AgreementState {
+  const revision = state.exists ? state.applied : 0;
   if (event.type === 'AgreementSigned') {
     const d = event.data;
     return {
@@ -228,6 +280,8 @@ export function evolveAgreement(state: AgreementState, event: Timed<AgreementEve
       terminated: null,
       lastReviewedAt: null,
       lastAssessments: [],
+      applied: 0,
+      correctable: {},
     };
   }
   // Events other than the first one only ever follow AgreementSigned in a stream.
@@ -255,6 +309,8 @@ export function evolveAgreement(state: AgreementState, event: Timed<AgreementEve
             cancelledAt: null,
             cancellationReason: null,
             delays: [],
+            progressRevision: null,
+            dueDateRevision: revision,
           },
         ],
       };
@@ -265,6 +321,7 @@ export function evolveAgreement(state: AgreementState, event: Timed<AgreementEve
         progress: event.data.percent,
         status: c.status === 'delayed' ? 'delayed' : 'in_progress',
         lastUpdateAt: at,
+        progressRevision: revision,
       }));
     case 'CommitmentImplemented':
       return updateCommitment(state, event.data.commitmentId, (c) => ({
@@ -273,6 +330,8 @@ export function evolveAgreement(state: AgreementState, event: Timed<AgreementEve
         status: 'implemented',
         implementedAt: at,
         lastUpdateAt: at,
+        // From now on progress is the implementation's, whatever a correction says of an older report.
+        progressRevision: null,
       }));
     case 'CommitmentDelayed':
       return updateCommitment(state, event.data.commitmentId, (c) => ({
@@ -280,8 +339,23 @@ export function evolveAgreement(state: AgreementState, event: Timed<AgreementEve
         status: 'delayed',
         dueDate: event.data.newDueDate,
         lastUpdateAt: at,
-        delays: [...c.delays, { reason: event.data.reason, previousDueDate: event.data.previousDueDate, newDueDate: event.data.newDueDate, at }],
+        delays: [...c.delays, { reason: event.data.reason, previousDueDate: event.data.previousDueDate, newDueDate: event.data.newDueDate, at, revision }],
+        dueDateRevision: revision,
       }));
+    case 'ProgressCorrected': {
+      const { correctsRevision, percent } = event.data;
+      return updateCommitment(state, event.data.commitmentId, (c) => (c.progressRevision === correctsRevision ? { ...c, progress: percent } : c));
+    }
+    case 'DueDateCorrected': {
+      const { correctsRevision, dueDate } = event.data;
+      const target = state.correctable[correctsRevision];
+      return updateCommitment(state, event.data.commitmentId, (c) => ({
+        ...c,
+        dueDate: c.dueDateRevision === correctsRevision ? dueDate : c.dueDate,
+        originalDueDate: target?.type === 'CommitmentAdded' ? dueDate : c.originalDueDate,
+        delays: c.delays.map((d) => (d.revision === correctsRevision ? { ...d, newDueDate: dueDate } : d)),
+      }));
+    }
     case 'CommitmentCancelled':
       return updateCommitment(state, event.data.commitmentId, (c) => ({
         ...c,

@@ -149,6 +149,8 @@ describe('SignAgreement', () => {
         cancelledAt: null,
         cancellationReason: null,
         delays: [],
+        progressRevision: null,
+        dueDateRevision: 1,
       },
     ]);
   });
@@ -312,8 +314,8 @@ describe('DelayCommitment', () => {
     expect(c.dueDate).toBe('2026-12-31');
     expect(c.originalDueDate).toBe('2026-06-30');
     expect(c.delays).toEqual([
-      { reason: 'funding arrived late', previousDueDate: '2026-06-30', newDueDate: '2026-09-30', at: firstAt },
-      { reason: 'customs hold', previousDueDate: '2026-09-30', newDueDate: '2026-12-31', at: secondAt },
+      { reason: 'funding arrived late', previousDueDate: '2026-06-30', newDueDate: '2026-09-30', at: firstAt, revision: 2 },
+      { reason: 'customs hold', previousDueDate: '2026-09-30', newDueDate: '2026-12-31', at: secondAt, revision: 3 },
     ]);
   });
 
@@ -444,5 +446,49 @@ describe('RecordAgreementReview', () => {
     given([])
       .when({ type: 'RecordAgreementReview', reviewId: 'review-march', heldAt: '2026-03-10T09:00:00.000Z', assessments: [] })
       .thenThrows(NotFoundError, 'agreement_not_found');
+  });
+});
+
+describe('corrections', () => {
+  const history = [signed(), added('vaccine-plant', '2026-06-30')];
+
+  it('corrects the figure of the progress report a commitment stands on, leaving the report in history', () => {
+    const g = given([...history, progressed('vaccine-plant', 80, '2026-03-01T09:00:00.000Z')]);
+    g.when({ type: 'CorrectEvent', revision: 2, percent: 30, reason: 'typo: 30, not 80' }).then([
+      { type: 'ProgressCorrected', data: { commitmentId: 'vaccine-plant', correctsRevision: 2, percent: 30, reason: 'typo: 30, not 80' } },
+    ]);
+    expect(commitmentOf(g.when({ type: 'CorrectEvent', revision: 2, percent: 30, reason: 'typo' }).thenState(), 'vaccine-plant').progress).toBe(30);
+  });
+
+  it('keeps the current progress when an older report is corrected', () => {
+    const state = given([
+      ...history,
+      progressed('vaccine-plant', 80, '2026-03-01T09:00:00.000Z'),
+      progressed('vaccine-plant', 90, '2026-03-02T09:00:00.000Z'),
+    ])
+      .when({ type: 'CorrectEvent', revision: 2, percent: 30, reason: 'typo' })
+      .thenState();
+    expect(commitmentOf(state, 'vaccine-plant').progress).toBe(90);
+  });
+
+  it('corrects a wrong due date at signature: due date and original due date move', () => {
+    const c = commitmentOf(given(history).when({ type: 'CorrectEvent', revision: 1, dueDate: '2026-07-31', reason: 'wrong month' }).thenState(), 'vaccine-plant');
+    expect([c.dueDate, c.originalDueDate]).toEqual(['2026-07-31', '2026-07-31']);
+  });
+
+  it('corrects the new date of a delay, in the delay record too', () => {
+    const state = given([...history, delayed('vaccine-plant', '2026-06-30', '2026-09-30', '2026-02-01T09:00:00.000Z')])
+      .when({ type: 'CorrectEvent', revision: 2, dueDate: '2026-10-31', reason: 'wrong month' })
+      .thenState();
+    const c = commitmentOf(state, 'vaccine-plant');
+    expect(c.dueDate).toBe('2026-10-31');
+    expect(c.originalDueDate).toBe('2026-06-30');
+    expect(c.delays[0]!.newDueDate).toBe('2026-10-31');
+  });
+
+  it('refuses a revision that holds nothing correctable, and a value of the wrong kind', () => {
+    given(history).when({ type: 'CorrectEvent', revision: 0, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
+    given(history).when({ type: 'CorrectEvent', revision: 9, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
+    given(history).when({ type: 'CorrectEvent', revision: 1, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['dueDate']);
   });
 });

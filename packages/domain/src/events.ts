@@ -43,6 +43,20 @@ export const commitmentDelayed = z.object({
   newDueDate: isoDate,
 });
 export const commitmentCancelled = z.object({ ...commitmentRef, reason: text(2000) });
+/** Corrects the figure of a mistaken ProgressReported, which stays in the history as it was. */
+export const progressCorrected = z.object({
+  commitmentId: slug,
+  correctsRevision: z.number().int().min(0),
+  percent: z.number().int().min(0).max(100),
+  reason: text(2000),
+});
+/** Corrects the date of a mistaken CommitmentAdded (its due date) or CommitmentDelayed (its new due date). */
+export const dueDateCorrected = z.object({
+  commitmentId: slug,
+  correctsRevision: z.number().int().min(0),
+  dueDate: isoDate,
+  reason: text(2000),
+});
 export const agreementTerminated = z.object({ reason: text(2000) });
 export const assessment = z.object({
   agreementId: slug,
@@ -103,6 +117,8 @@ export const agreementEvent = z.discriminatedUnion('type', [
   ev('CommitmentImplemented', commitmentImplemented),
   ev('CommitmentDelayed', commitmentDelayed),
   ev('CommitmentCancelled', commitmentCancelled),
+  ev('ProgressCorrected', progressCorrected),
+  ev('DueDateCorrected', dueDateCorrected),
   ev('AgreementTerminated', agreementTerminated),
   ev('AgreementReviewed', agreementReviewed),
 ]);

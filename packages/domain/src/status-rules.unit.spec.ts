@@ -21,6 +21,8 @@ function commitment(overrides: Partial<CommitmentState> = {}): CommitmentState {
     cancelledAt: null,
     cancellationReason: null,
     delays: [],
+    progressRevision: null,
+    dueDateRevision: 1,
     ...overrides,
   };
 }

@@ -122,13 +122,22 @@ export async function writeMixedLedger(
     }
     const c = rnd.pick(active);
     if (roll < 0.5) {
-      count(await w.agreement(a.id, { type: 'ReportProgress', commitmentId: c.id, percent: rnd.int(1, 99) }, at));
+      const reported = await w.agreement(a.id, { type: 'ReportProgress', commitmentId: c.id, percent: rnd.int(1, 99) }, at);
+      count(reported);
       if (c.status === 'pending') c.status = 'in_progress';
+      // Now and then a figure was wrong: corrected by its revision, without consuming the seeded sequence.
+      if (reported.revision % 9 === 0) count(await w.agreement(a.id, { type: 'CorrectEvent', revision: reported.revision, percent: reported.revision % 100, reason: 'figure typed wrong' }, at));
     } else if (roll < 0.68) {
       const newDueDate = addDays(c.dueDate, rnd.int(10, 120));
-      count(await w.agreement(a.id, { type: 'DelayCommitment', commitmentId: c.id, reason: 'budget not released', newDueDate }, at));
+      const delayedAt = await w.agreement(a.id, { type: 'DelayCommitment', commitmentId: c.id, reason: 'budget not released', newDueDate }, at);
+      count(delayedAt);
       c.status = 'delayed';
       c.dueDate = newDueDate;
+      if (delayedAt.revision % 11 === 0) {
+        const corrected = addDays(newDueDate, 1);
+        count(await w.agreement(a.id, { type: 'CorrectEvent', revision: delayedAt.revision, dueDate: corrected, reason: 'date typed wrong' }, at));
+        c.dueDate = corrected;
+      }
     } else if (roll < 0.88) {
       count(await w.agreement(a.id, { type: 'ImplementCommitment', commitmentId: c.id, evidenceUrl: 'https://example.org/evidence' }, at));
       c.status = 'implemented';

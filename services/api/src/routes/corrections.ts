@@ -1,0 +1,54 @@
+// Corrections: a mistaken progress figure or date is corrected by a new event that points at
+// it by revision. Nothing is deleted or rewritten: history shows both, state uses the correction.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import {
+  agreementStream, decideAgreement, evolveAgreement, initialAgreementState, instant, isoDate, text,
+  type AgreementCommand, type AgreementEvent, type AgreementState, type ExistingAgreement,
+} from '@cm/domain';
+import { agreementDetail } from '@cm/read-models';
+import { runCommand, type StreamDecider } from '../command-runner';
+import type { AppDeps } from '../deps';
+import { answerCommand, commandContext } from '../http-support';
+import { agreementParams } from '../schemas';
+
+const decider: StreamDecider<AgreementState, AgreementCommand, AgreementEvent> = { initial: initialAgreementState, evolve: evolveAgreement, decide: decideAgreement };
+
+const correctionBody = z
+  .strictObject({
+    revision: z.number().int().min(0).describe('The revision of the mistaken event (see history)'),
+    percent: z.number().int().min(0).max(100).optional().describe('The right figure, to correct a ProgressReported'),
+    dueDate: isoDate.optional().describe('The right date, to correct a CommitmentAdded (its due date) or a CommitmentDelayed (its new due date)'),
+    reason: text(2000),
+    occurredAt: instant.optional(),
+  })
+  .describe('Exactly one of percent or dueDate, matching the kind of event at that revision');
+
+export const correctionRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
+  app.post('/v1/agreements/:id/corrections', {
+    schema: {
+      tags: ['audit'],
+      summary: 'Correct a mistaken progress figure or date by revision; the original event stays in history',
+      params: agreementParams,
+      body: correctionBody,
+    },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+      const b = request.body;
+      const ctx = commandContext(request, deps.now(), b.occurredAt);
+      const result = await runCommand(deps.eventStore, agreementStream(request.params.id), decider, {
+        type: 'CorrectEvent', revision: b.revision, percent: b.percent, dueDate: b.dueDate, reason: b.reason,
+      }, ctx);
+      const id = request.params.id;
+      const reviews = (await deps.readStore.getAgreements([id])).get(id)?.reviews ?? [];
+      const now = deps.now().toISOString();
+      return {
+        status: 200,
+        headers: { etag: `"${result.revision}"` },
+        body: {
+          ...agreementDetail({ agreement: result.state as ExistingAgreement, revision: result.revision, updatedAt: result.appended.at(-1)?.metadata.recordedAt ?? now, reviews }, now),
+          position: result.position,
+        },
+      };
+    }));
+};
