@@ -243,7 +243,7 @@ async function verifyAgainstReplay(apis: Client[], ids: string[], outcomes: Outc
       Promise.all(apis.map((a) => a.get(`/v1/agreements/${id}?asOf=${encodeURIComponent(asOf)}`))),
     ]);
     for (const r of [...live, ...replay]) expect(r.status, `${id}: ${JSON.stringify(r.body)}`).toBe(200);
-    const { asOf: replayedAt, ...replayed } = replay[0]!.body;
+    const { asOf: replayedAt, view: _view, evaluatedAt: _evaluatedAt, ...replayed } = replay[0]!.body;
     expect(replayedAt).toBe(asOf);
     for (let n = 1; n < replay.length; n++) expect(replay[n]!.body, `${id}: the replay through api ${n + 1} vs api 1`).toEqual(replay[0]!.body);
     replays.set(id, replayed);

@@ -294,13 +294,13 @@ describe('reminders over SMTP, in-process scheduler', () => {
     const offsets: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '2s', ms: 2 * SECOND }, { label: '1s', ms: SECOND }];
     const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets });
     const agreements = await signAgreements(stack.eventStore);
-    const scheduledFor = inMs(3200);
+    const scheduledFor = inMs(3500);
     await schedule(stack.eventStore, 'steering', scheduledFor, agreements, [IVAN]);
 
     await until('the 7d mail', () => smtp.received.length === 1);
     await until('the two later sends left', async () => (await stack.scheduler.pending()).length === 2, 2000);
     // Just before the 2s send is due: still only the one that was due at once.
-    await sleepUntil(scheduledFor, -2 * SECOND - 250);
+    await sleepUntil(scheduledFor, -2 * SECOND - 400);
     expect(smtp.received).toHaveLength(1);
 
     await until('the three mails', () => smtp.received.length === 3, 5000);
@@ -382,7 +382,7 @@ describe('reminders over SMTP, in-process scheduler', () => {
     const offsets: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '2s', ms: 2 * SECOND }];
     const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets });
     const agreements = await signAgreements(stack.eventStore);
-    const scheduledFor = inMs(3200);
+    const scheduledFor = inMs(4000);
     await schedule(stack.eventStore, 'called-off', scheduledFor, agreements, [ANA, DESK]);
     await schedule(stack.eventStore, 'held-early', scheduledFor, agreements, [IVAN]);
     await until('the three 7d mails', () => smtp.received.length === 3);
