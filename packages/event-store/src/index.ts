@@ -4,3 +4,5 @@ export * from './sqlite-event-store';
 export * from './idempotency-store';
 export * from './esdb-event-store';
 export * from './redis-idempotency-store';
+export * from './bundle';
+export * from './bundle-export';

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConcurrencyError } from '@cm/domain';
+import { ConcurrencyError, ConflictError, ValidationError } from '@cm/domain';
 import type {
   AppendResult, EventStore, ExpectedRevision, NewEvent, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
 } from './event-store';
@@ -56,7 +56,22 @@ export type SqliteEventStoreOptions = {
   pollIntervalMs?: number;
 };
 
-export type SqliteEventStore = EventStore & { readonly db: Database.Database };
+export type ImportSummary = { events: number; streams: number };
+
+export type SqliteEventStore = EventStore & {
+  readonly db: Database.Database;
+  /**
+   * Restores already-hashed events (an archive, in global order) into an EMPTY log, keeping
+   * ids, positions, recordedAt and hashes, so the restored log reads and verifies exactly as the
+   * original did. `append` cannot do this: it stamps its own recordedAt and computes the hashes.
+   * Each event must continue its stream's chain (hash recomputed) and come after the previous
+   * one in position and recordedAt. One transaction: on any refusal nothing is written.
+   */
+  importEvents(events: AsyncIterable<StoredEvent> | Iterable<StoredEvent>): Promise<ImportSummary>;
+};
+
+// SQLite rowids are signed 64-bit; a position beyond that cannot be kept.
+const MAX_ROWID = 2n ** 63n - 1n;
 
 export function openSqliteDatabase(path: string): Database.Database {
   mkdirSync(dirname(path), { recursive: true });
@@ -79,6 +94,11 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     streamHead: db.prepare<[string], { revision: number; hash: string }>('SELECT revision, hash FROM streams WHERE stream = ?'),
     byEventId: db.prepare<[string], Row>('SELECT * FROM events WHERE event_id = ?'),
     lastRecordedAt: db.prepare<[], { recorded_at: string }>('SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1'),
+    anyEvent: db.prepare<[], { one: number }>('SELECT 1 AS one FROM events LIMIT 1'),
+    importInsert: db.prepare(
+      `INSERT INTO events (position, event_id, stream, revision, type, data, metadata, recorded_at, prev_hash, hash)
+       VALUES (@position, @id, @stream, @revision, @type, @data, @metadata, @recordedAt, @prevHash, @hash)`,
+    ),
     insert: db.prepare(
       `INSERT INTO events (event_id, stream, revision, type, data, metadata, recorded_at, prev_hash, hash)
        VALUES (@id, @stream, @revision, @type, @data, @metadata, @recordedAt, @prevHash, @hash)`,
@@ -195,12 +215,64 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     if (wrote) appended.emit('appended');
   }
 
+  // An import holds a write transaction across awaits (it reads its source as it goes); an
+  // append on this connection meanwhile would land inside it, so appends are refused until it ends.
+  let importing = false;
+
+  async function importEvents(events: AsyncIterable<StoredEvent> | Iterable<StoredEvent>): Promise<ImportSummary> {
+    if (importing) throw new ConflictError('an import into this log is already running', 'import_running');
+    // Queued appends would run as savepoints inside the import's transaction: refuse rather than mix them in.
+    if (pending.length > 0) throw new ConflictError('appends are in flight on this log: an archive is imported only into an idle, empty log', 'log_not_empty');
+    importing = true;
+    const heads = new Map<string, { revision: number; hash: string; created: bigint }>();
+    let count = 0;
+    try {
+      // IMMEDIATE: other processes cannot write between the emptiness check and the commit.
+      db.exec('BEGIN IMMEDIATE');
+      if (stmt.anyEvent.get()) throw new ConflictError('the log already holds events: an archive is imported only into an empty log', 'log_not_empty');
+      let lastPosition = 0n;
+      let lastRecordedAt = '';
+      for await (const e of events) {
+        const head = heads.get(e.stream);
+        const revision = head ? head.revision + 1 : 0;
+        const prevHash = head?.hash ?? GENESIS_HASH;
+        const refuse = (reason: string) => new ValidationError(`import refused at ${e.stream} revision ${e.revision} (event ${e.id}): ${reason}`, [], 'import_refused');
+        if (e.revision !== revision) throw refuse(`the stream's next revision is ${revision}`);
+        if (e.prevHash !== prevHash) throw refuse('prevHash does not link to the previous event of its stream');
+        if (eventHash(prevHash, e.type, e.data, e.metadata) !== e.hash) throw refuse('the hash does not match the event');
+        const position = BigInt(e.position);
+        if (position <= lastPosition || position > MAX_ROWID) throw refuse(`position ${e.position} is not after ${lastPosition} (or beyond what SQLite can keep)`);
+        // The rest of this adapter relies on it: "as of an instant" is a prefix of the log.
+        if (e.metadata.recordedAt < lastRecordedAt) throw refuse(`recordedAt ${e.metadata.recordedAt} is before the previous event's ${lastRecordedAt}`);
+        stmt.importInsert.run({
+          position, id: e.id, stream: e.stream, revision, type: e.type, data: JSON.stringify(e.data), metadata: JSON.stringify(e.metadata),
+          recordedAt: e.metadata.recordedAt, prevHash, hash: e.hash,
+        });
+        heads.set(e.stream, { revision, hash: e.hash, created: head?.created ?? position });
+        lastPosition = position;
+        lastRecordedAt = e.metadata.recordedAt;
+        count++;
+      }
+      for (const [stream, h] of heads) stmt.upsertStream.run({ stream, revision: h.revision, hash: h.hash, position: h.created });
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw err;
+    } finally {
+      importing = false;
+    }
+    if (count > 0) appended.emit('appended');
+    return { events: count, streams: heads.size };
+  }
+
   let closed = false;
   const subscriptions = new Set<() => void>();
 
   const store: SqliteEventStore = {
     db,
+    importEvents,
     append(stream, events, { expectedRevision }) {
+      if (importing) return Promise.reject(new ConflictError('the log is being restored from an archive; appends wait until the import ends', 'import_running'));
       return new Promise<AppendResult>((resolve, reject) => {
         pending.push({ stream, events, expected: expectedRevision, resolve, reject });
         if (pending.length === 1) setImmediate(flush);

@@ -2,6 +2,8 @@ export * from './documents';
 export * from './ledger-projection';
 export * from './read-store';
 export * from './views';
+export * from './replay';
+export * from './explain';
 export * from './queries';
 export * from './projector';
 export * from './redis-read-store';

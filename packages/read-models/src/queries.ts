@@ -6,7 +6,7 @@ import {
   reviewStatus, sector, slug, type AgreementStatus, type CommitmentStatus,
 } from '@cm/domain';
 import type { ReadStore } from './read-store';
-import { agreementSummary, commitmentView, reviewAgenda, reviewView, type AgreementSummary, type CommitmentView, type ReviewView } from './views';
+import { agreementSummary, commitmentView, reviewDetail, reviewView, type AgreementSummary, type CommitmentView, type ReviewView } from './views';
 
 const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
 const cursor = z.string().max(500).optional();
@@ -196,13 +196,7 @@ export function createQueries(store: ReadStore) {
     async reviewDetail(id: string, now: string) {
       const doc = (await store.getReviews([id])).get(id);
       if (!doc) return null;
-      const agreements = await store.getAgreements(doc.review.agreementIds);
-      return {
-        ...reviewView(doc),
-        agenda: reviewAgenda(doc.review, agreements, now),
-        reminders: doc.review.reminders.map((r) => ({ offset: r.offset, email: r.email, scheduledFor: r.scheduledFor, sentAt: r.sentAt, ...(r.covers ? { covers: r.covers } : {}) })),
-        reminderFailures: (doc.review.reminderFailures ?? []).map((f) => ({ ...f })),
-      };
+      return reviewDetail(doc, await store.getAgreements(doc.review.agreementIds), now);
     },
 
   };

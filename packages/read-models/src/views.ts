@@ -90,7 +90,7 @@ export function reviewView(doc: Pick<ReviewDoc, 'review' | 'revision' | 'updated
 export type ReviewView = ReturnType<typeof reviewView>;
 
 /** The agenda of a review: each agreement in scope with what is delayed, overdue or due before the meeting. */
-export function reviewAgenda(review: ExistingReview, agreements: ReadonlyMap<string, AgreementDoc>, asOf: string) {
+export function reviewAgenda(review: ExistingReview, agreements: ReadonlyMap<string, Pick<AgreementDoc, 'agreement'>>, asOf: string) {
   return review.agreementIds.flatMap((id) => {
     const doc = agreements.get(id);
     if (!doc) return [];
@@ -102,3 +102,21 @@ export function reviewAgenda(review: ExistingReview, agreements: ReadonlyMap<str
     return [{ agreementId: a.id, title: a.title, status: deriveAgreementStatus(a, asOf), progress: agreementProgress(a.commitments), commitments }];
   });
 }
+
+/**
+ * A review with its agenda and reminders, as of an instant: the live read passes the read
+ * models' documents, a time-travel read passes documents folded from the log to the same point.
+ */
+export function reviewDetail(
+  doc: Pick<ReviewDoc, 'review' | 'revision' | 'updatedAt'>,
+  agreements: ReadonlyMap<string, Pick<AgreementDoc, 'agreement'>>,
+  asOf: string,
+) {
+  return {
+    ...reviewView(doc),
+    agenda: reviewAgenda(doc.review, agreements, asOf),
+    reminders: doc.review.reminders.map((r) => ({ offset: r.offset, email: r.email, scheduledFor: r.scheduledFor, sentAt: r.sentAt, ...(r.covers ? { covers: r.covers } : {}) })),
+    reminderFailures: (doc.review.reminderFailures ?? []).map((f) => ({ ...f })),
+  };
+}
+export type ReviewDetail = ReturnType<typeof reviewDetail>;

@@ -20,7 +20,22 @@ export interface ReminderScheduler {
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export function createInProcessScheduler(deps: { processor: ReminderProcessor; logger: Logger; retry?: RetryPolicy; now?: () => Date }): ReminderScheduler {
+export function createInProcessScheduler(deps: {
+  processor: ReminderProcessor;
+  logger: Logger;
+  retry?: RetryPolicy;
+  now?: () => Date;
+  /** Sends at once at most; the rest wait their turn (an SMTP relay limits connections per client). */
+  concurrency?: number;
+}): ReminderScheduler {
+  const concurrency = deps.concurrency ?? 10;
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  const acquire = () => (active < concurrency ? (active++, Promise.resolve()) : new Promise<void>((resolve) => waiting.push(() => (active++, resolve()))));
+  const releaseSlot = () => {
+    active--;
+    waiting.shift()?.();
+  };
   const log = deps.logger.child({ component: 'reminder-scheduler', adapter: 'in-process' });
   const retry = deps.retry ?? { attempts: 5, backoffMs: 2000 };
   const now = deps.now ?? (() => new Date());
@@ -45,7 +60,9 @@ export function createInProcessScheduler(deps: { processor: ReminderProcessor; l
     entry.timer = null;
     entry.running = true;
     const p = (async () => {
+      await acquire();
       try {
+        if (closed) return;
         await deps.processor.send(entry.job);
         jobs.delete(id);
       } catch (err) {
@@ -59,6 +76,7 @@ export function createInProcessScheduler(deps: { processor: ReminderProcessor; l
         entry.running = false;
         if (!closed && jobs.has(id)) entry.timer = setTimeout(() => run(id, attempt + 1), wait);
       } finally {
+        releaseSlot();
         if (jobs.get(id) === entry) entry.running = false;
       }
     })();

@@ -7,6 +7,9 @@ import { z } from 'zod';
 import type { AppDeps } from './deps';
 import { installErrorHandling, problem, sendProblem } from './problem';
 import { agreementRoutes } from './routes/agreements';
+import { correctionRoutes } from './routes/corrections';
+import { auditRoutes } from './routes/audit';
+import { exportRoutes } from './routes/export';
 import { operationRoutes } from './routes/operations';
 import { reviewRoutes } from './routes/reviews';
 
@@ -83,7 +86,10 @@ export async function buildApp(deps: AppDeps) {
 
   await app.register(operationRoutes, deps);
   await app.register(agreementRoutes, deps);
+  await app.register(correctionRoutes, deps);
   await app.register(reviewRoutes, deps);
+  await app.register(auditRoutes, deps);
+  await app.register(exportRoutes, deps);
   return app;
 }
 

@@ -41,12 +41,57 @@ export const commitmentParams = z.object({ id: slug, cid: slug });
 
 const position = z.string().regex(/^\d{1,20}$/, 'must be a position returned by a command');
 export const readQuery = z.object({ after: position.optional().describe('Answer only once the read models include this position') });
-export const agreementQuery = readQuery.extend({
-  asOf: instant.optional().describe('Fold only the events recorded up to this instant'),
-});
+
+// The three kinds of time a single agreement or review can be read at. At most one per request
+// (checked by the route, which names them all in its 400).
+const timeViewParams = {
+  asOf: instant.optional().describe(
+    'Transaction time: what the service said at this instant, folding only the events recorded (recordedAt) up to it. ' +
+    'Status and overdue are computed against it. An instant in the future means now.',
+  ),
+  revision: z.string().regex(/^\d{1,15}$/, 'must be a whole number from 0').transform(Number).optional().describe(
+    "The state right after this revision of the resource's own stream (0 is its first event). Status and overdue are " +
+    'computed against the recordedAt of that event, so the answer is what the service showed once it was written. 404 beyond the head.',
+  ),
+  effectiveAt: instant.optional().describe(
+    'Valid time: what was true in the world at this instant, as known now. Folds, in stream order, the events whose ' +
+    'occurredAt is at or before it, whenever they were recorded, so a backdated report shows; a correction counts ' +
+    'exactly when the event it corrects does. Status and overdue are computed against it. An instant in the future means now.',
+  ),
+};
+export const timeViewNames = Object.keys(timeViewParams) as (keyof typeof timeViewParams)[];
+export const agreementQuery = readQuery.extend(timeViewParams);
+export const reviewQuery = readQuery.extend(timeViewParams);
+
 export const historyQuery = readQuery.extend({
-  fromRevision: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  fromRevision: z.coerce.number().int().min(0).default(0).describe('The first revision to list'),
+  limit: z.coerce.number().int().min(1).max(1000).default(100).describe('How many events to list at most (1-1000)'),
+});
+
+export const historyEvent = z.object({
+  revision: z.number().int().describe("The event's revision in its stream (0 is the first)"),
+  position: z.string().describe('The global log position (opaque, increasing)'),
+  type: z.string(),
+  occurredAt: z.string().describe('When it happened in the world, as the command said (default: when it was recorded)'),
+  recordedAt: z.string().describe('When the service recorded it, stamped by the server (milliseconds)'),
+  actor: z.string().describe('Who sent the command, from the credentials'),
+  correlationId: z.string().optional().describe(
+    'Shared by every event one command appended, in every stream (the X-Correlation-Id header when sent, else generated)',
+  ),
+  data: z.unknown().describe("The event's payload as the command gave it"),
+  prevHash: z.string().describe('The hash of the previous event in the stream (64 zeros for the first)'),
+  hash: z.string().describe('SHA-256 over the canonical JSON (RFC 8785) of prevHash, type, data and metadata'),
+});
+export const historyResponse = z.object({
+  events: z.array(historyEvent).describe('In stream order'),
+  revision: z.number().int().describe("The stream's head revision"),
+  nextFromRevision: z.number().int().nullable().describe('fromRevision for the next page; null when this page reaches the head'),
+});
+export const integrityResponse = z.object({
+  valid: z.boolean().describe('Every hash recomputes and links to the one before'),
+  events: z.number().int().describe('Events checked'),
+  lastHash: z.string().nullable().describe("The stream's last stored hash"),
+  firstInvalidRevision: z.number().int().nullable().describe('The first revision whose hash or link does not hold; null when valid'),
 });
 
 export const reviewParams = z.object({ id: slug });

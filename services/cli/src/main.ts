@@ -1,36 +1,131 @@
 // The operator's command line, and its composition root: the only place here that reads
-// process.env and argv. `rebuild [--check]` rebuilds the Redis read models from the log into a
-// new generation and switches readers to it, or with --check compares instead of switching.
-// Exit codes: 0 done (no differences), 1 differences found (--check), 2 the rebuild failed,
-// 64 bad usage, 69 Redis unreachable, 75 another rebuild is running, 78 configuration, 130 interrupted.
+// process.env and argv. Each command's work lives in its own file; this one parses, opens the
+// stores the configuration names, and passes them down.
+//   rebuild [--check]  rebuilds the Redis read models from the log into a new generation and
+//                      switches readers to it, or with --check compares instead of switching.
+//                      0 done (no differences), 1 differences found (--check), 2 the rebuild failed,
+//                      69 Redis unreachable, 75 another rebuild is running, 130 interrupted.
+//   export [--out f]   every stream, global order, as an NDJSON bundle. 0 written, 2 failed.
+//   verify <file>      offline, no configuration read. 0 valid, 1 invalid, 2 unreadable.
+//   import <file>      into an empty embedded log. 0 imported, 1 refused, 2 unreadable or failed.
+// All: 64 bad usage, 78 configuration.
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { ConfigError, createLogger, loadConfig } from '@cm/platform';
+import { ConfigError, createLogger, loadConfig, type Config } from '@cm/platform';
 import { createEsdbEventStore, createSqliteEventStore } from '@cm/event-store';
 import { RebuildAbortedError, RebuildInProgressError, rebuildReadModels } from '@cm/read-models';
+import { runExport } from './export-command';
+import { runImport } from './import-command';
+import { createProgress } from './progress';
 import { createProgressPrinter, summaryLines } from './rebuild-report';
+import { runVerify } from './verify-command';
 
-const USAGE = 'usage: cli rebuild [--check]   (from the repository root: pnpm rebuild-read-models [--check])';
+const USAGE = [
+  'usage: cli rebuild [--check]       rebuild the Redis read models from the log   (pnpm rebuild-read-models [--check])',
+  '       cli export [--out <file>]   every stream as an NDJSON bundle, to stdout or a file   (pnpm export-log)',
+  '       cli verify <file>           verify a bundle offline   (pnpm verify-bundle <file>)',
+  '       cli import <file>           restore a bundle into an empty log   (pnpm import-log <file>)',
+].join('\n');
 
-async function main(): Promise<number> {
-  const [command, ...flags] = process.argv.slice(2);
-  const unknown = flags.filter((f) => f !== '--check');
-  if (command !== 'rebuild' || unknown.length > 0) {
-    process.stderr.write(`${command && command !== 'rebuild' ? `unknown command: ${command}\n` : unknown.length ? `unknown option: ${unknown.join(' ')}\n` : ''}${USAGE}\n`);
-    return 64;
-  }
-  const check = flags.includes('--check');
+const usageError = (problem: string) => {
+  process.stderr.write(`${problem}\n${USAGE}\n`);
+  return 64;
+};
 
-  let config;
+/** The configuration, or null after saying in one line what is wrong with it. */
+function configOrNull(): Config | null {
   try {
-    config = loadConfig(process.env);
+    return loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
-      return 78;
+      return null;
     }
     throw err;
   }
+}
+
+// `pnpm verify-bundle <file>` runs from the repository root; pnpm says where it was typed
+// (INIT_CWD), and a relative file name means that folder.
+const callerPath = (file: string) => resolve(process.env.INIT_CWD ?? process.cwd(), file);
+
+const logDescription = (config: Config) => (config.eventStore.kind === 'sqlite' ? config.eventStore.path : 'EventStoreDB');
+const stderrProgress = (label: string) => createProgress({ label, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
+
+async function main(): Promise<number> {
+  const [command, ...args] = process.argv.slice(2);
+  switch (command) {
+    case 'rebuild':
+      return rebuild(args);
+    case 'export':
+      return exportLog(args);
+    case 'verify':
+      return verify(args);
+    case 'import':
+      return importLog(args);
+    default:
+      return usageError(command ? `unknown command: ${command}` : 'no command given');
+  }
+}
+
+async function exportLog(args: string[]): Promise<number> {
+  let out: string | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--out' && args[i + 1] !== undefined) out = callerPath(args[++i]!);
+    else if (a.startsWith('--out=') && a.length > 6) out = callerPath(a.slice(6));
+    else return usageError(a === '--out' ? '--out needs a file name' : `unknown option: ${a}`);
+  }
+  const config = configOrNull();
+  if (!config) return 78;
+  // Opening a missing file would create an empty log, and export nothing from it.
+  if (config.eventStore.kind === 'sqlite' && !existsSync(config.eventStore.path)) {
+    process.stderr.write(`no event log at ${config.eventStore.path}: set DATA_DIR (or EVENT_STORE_URL=sqlite:<path>) to the one the service writes\n`);
+    return 78;
+  }
+  const eventStore = config.eventStore.kind === 'sqlite'
+    ? createSqliteEventStore({ path: config.eventStore.path })
+    : createEsdbEventStore({ connectionString: config.eventStore.url });
+  try {
+    return await runExport({
+      eventStore, source: logDescription(config), out, stdout: process.stdout, stderr: (s) => process.stderr.write(s), progress: stderrProgress, now: () => new Date(),
+    });
+  } finally {
+    await eventStore.close();
+  }
+}
+
+async function verify(args: string[]): Promise<number> {
+  // Deliberately no configuration: an auditor runs this with nothing but the file.
+  const [file, ...rest] = args;
+  if (!file || rest.length > 0 || file.startsWith('--')) return usageError(file ? 'verify takes exactly one file' : 'verify needs a file');
+  return runVerify({ file: callerPath(file), stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+}
+
+async function importLog(args: string[]): Promise<number> {
+  const [file, ...rest] = args;
+  if (!file || rest.length > 0 || file.startsWith('--')) return usageError(file ? 'import takes exactly one file' : 'import needs a file');
+  const config = configOrNull();
+  if (!config) return 78;
+  if (config.eventStore.kind !== 'sqlite') {
+    process.stderr.write('import restores into the embedded SQLite log only: unset EVENT_STORE_URL or set it to sqlite:<path>\n');
+    return 78;
+  }
+  const path = config.eventStore.path;
+  return runImport({
+    file: callerPath(file), target: path, logExists: existsSync(path), openStore: () => createSqliteEventStore({ path }),
+    stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), progress: stderrProgress, now: () => new Date(),
+  });
+}
+
+async function rebuild(flags: string[]): Promise<number> {
+  const unknown = flags.filter((f) => f !== '--check');
+  if (unknown.length > 0) return usageError(`unknown option: ${unknown.join(' ')}`);
+  const check = flags.includes('--check');
+
+  const config = configOrNull();
+  if (!config) return 78;
   if (!config.redisUrl) {
     process.stderr.write('in embedded mode read models are rebuilt at every start; rebuild needs REDIS_URL\n');
     return 78;
@@ -100,7 +195,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`rebuild failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`${process.argv[2] ?? 'cli'} failed: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);
   },
 );

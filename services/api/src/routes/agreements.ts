@@ -1,21 +1,22 @@
 // Agreements and their commitments: commands append to `agreement-<id>`; reads come from the
-// read models, except history, integrity and `asOf`, which read the log itself.
+// read models, except the time-travel views of one agreement (time-travel.ts), which replay the
+// log. History, integrity and explain live in audit.ts.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import {
-  NotFoundError, agreementStream, decideAgreement, deriveAgreementStatus, evolveAgreement, foldReview, initialAgreementState, normalizeInstant, reviewStream,
-  type AgreementCommand, type AgreementEvent, type AgreementState, type ExistingAgreement, type ReviewEvent,
+  NotFoundError, agreementStream, decideAgreement, deriveAgreementStatus, evolveAgreement, initialAgreementState,
+  type AgreementCommand, type AgreementEvent, type AgreementState, type ExistingAgreement,
 } from '@cm/domain';
-import { verifyChain } from '@cm/event-store';
 import { agreementDetail, agreementFilter, commitmentFilter, commitmentView, type AgreementLike, type ReviewRef } from '@cm/read-models';
-import { runCommand, toTimed, type CommandResult, type StreamDecider } from '../command-runner';
+import { runCommand, type CommandResult, type StreamDecider } from '../command-runner';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext } from '../http-support';
 import { idFromTitle } from '../ids';
 import {
-  addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, historyQuery, implementationBody,
+  addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, implementationBody,
   progressBody, readQuery, reasonBody,
 } from '../schemas';
+import { createTimeTravel, timeViewOf } from '../time-travel';
 
 const agreementDecider: StreamDecider<AgreementState, AgreementCommand, AgreementEvent> = {
   initial: initialAgreementState,
@@ -32,6 +33,7 @@ function commitmentIn(state: ExistingAgreement, id: string) {
 export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const { eventStore, readStore, queries } = deps;
   const nowIso = () => deps.now().toISOString();
+  const timeTravel = createTimeTravel(deps);
 
   async function currentReviews(id: string): Promise<ReviewRef[]> {
     return (await readStore.getAgreements([id])).get(id)?.reviews ?? [];
@@ -105,66 +107,31 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   });
 
   app.get('/v1/agreements/:id', {
-    schema: { tags: ['agreements'], summary: 'One agreement with its commitments; `asOf` replays the log to an instant', params: agreementParams, querystring: agreementQuery },
+    schema: {
+      tags: ['agreements'],
+      summary: 'One agreement with its commitments, now or at a point in time',
+      description:
+        'Without a time parameter: the read models, now. With one of `asOf`, `revision` or `effectiveAt` (at most one; ' +
+        '400 naming them otherwise) the log itself is replayed, and the answer adds `view` (which of the three), its echo ' +
+        '(`asOf` or `effectiveAt`; for `revision`, the document\'s own `revision`) and `evaluatedAt` (the instant status and ' +
+        'overdue were computed against). `reviews` are cut by the same rule. ETag is the revision the answer stands at. ' +
+        '404 before the agreement existed (for `effectiveAt`: when it was signed, by occurredAt, after the instant).',
+      params: agreementParams,
+      querystring: agreementQuery,
+    },
   }, async (request, reply) => {
     const { id } = request.params;
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
-    if (request.query.asOf !== undefined) {
-      const now = nowIso();
-      const asked = normalizeInstant(request.query.asOf);
-      const asOf = asked > now ? now : asked;
-      const events = await eventStore.readStream(agreementStream(id), { recordedUpTo: asOf });
-      if (events.length === 0) throw new NotFoundError(`agreement ${id} did not exist at ${asOf}`, 'agreement_not_found');
-      let state: AgreementState = initialAgreementState();
-      for (const e of events) state = evolveAgreement(state, toTimed<AgreementEvent>(e));
-      const reviews: ReviewRef[] = [];
-      for (const ref of await currentReviews(id)) {
-        const r = foldReview((await eventStore.readStream(reviewStream(ref.id), { recordedUpTo: asOf })).map((e) => toTimed<ReviewEvent>(e)));
-        if (r.exists && r.agreementIds.includes(id)) reviews.push({ id: r.id, title: r.title, scheduledFor: r.scheduledFor, status: r.status });
-      }
-      const last = events.at(-1)!;
-      reply.header('etag', etag(last.revision));
-      return { ...agreementDetail({ agreement: state as ExistingAgreement, revision: last.revision, updatedAt: last.metadata.recordedAt, reviews }, asOf), asOf };
+    const view = timeViewOf(request.query, nowIso());
+    if (view) {
+      const { revision, body } = await timeTravel.agreementAt(id, view);
+      reply.header('etag', etag(revision));
+      return body;
     }
     const doc = (await readStore.getAgreements([id])).get(id);
     if (!doc) throw new NotFoundError(`agreement ${id} not found`, 'agreement_not_found');
     reply.header('etag', etag(doc.revision));
     return agreementDetail(doc, nowIso());
-  });
-
-  app.get('/v1/agreements/:id/history', {
-    schema: { tags: ['audit'], summary: "The agreement stream's events in order, with their hash chain", params: agreementParams, querystring: historyQuery },
-  }, async (request) => {
-    const { id } = request.params;
-    const { fromRevision, limit } = request.query;
-    const head = await eventStore.streamRevision(agreementStream(id));
-    if (head < 0) throw new NotFoundError(`agreement ${id} not found`, 'agreement_not_found');
-    const events = await eventStore.readStream(agreementStream(id), { fromRevision, limit });
-    const next = fromRevision + events.length;
-    return {
-      events: events.map((e) => ({
-        revision: e.revision,
-        position: e.position,
-        type: e.type,
-        occurredAt: e.metadata.occurredAt,
-        recordedAt: e.metadata.recordedAt,
-        actor: e.metadata.actor,
-        correlationId: e.metadata.correlationId,
-        data: e.data,
-        prevHash: e.prevHash,
-        hash: e.hash,
-      })),
-      revision: head,
-      nextFromRevision: next <= head ? next : null,
-    };
-  });
-
-  app.get('/v1/agreements/:id/integrity', {
-    schema: { tags: ['audit'], summary: "Verifies the agreement stream's hash chain", params: agreementParams },
-  }, async (request) => {
-    const events = await eventStore.readStream(agreementStream(request.params.id));
-    if (events.length === 0) throw new NotFoundError(`agreement ${request.params.id} not found`, 'agreement_not_found');
-    return verifyChain(events);
   });
 
   app.post('/v1/agreements/:id/termination', {

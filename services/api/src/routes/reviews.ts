@@ -1,5 +1,6 @@
 // Review meetings: commands append to `review-<id>`; an outcome also records, on each
-// agreement in scope, that it was reviewed. Reads come from the read models.
+// agreement in scope, that it was reviewed. Reads come from the read models, except the
+// time-travel views of one review (time-travel.ts). History and integrity live in audit.ts.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
@@ -13,7 +14,8 @@ import { runCommand, type CommandResult, type StreamDecider } from '../command-r
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext } from '../http-support';
 import { idFromTitle } from '../ids';
-import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, scheduleReviewBody } from '../schemas';
+import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
+import { createTimeTravel, timeViewOf } from '../time-travel';
 
 const reviewDecider: StreamDecider<ReviewState, ReviewCommand, ReviewEvent> = { initial: initialReviewState, evolve: evolveReview, decide: decideReview };
 const agreementDecider: StreamDecider<AgreementState, AgreementCommand, AgreementEvent> = { initial: initialAgreementState, evolve: evolveAgreement, decide: decideAgreement };
@@ -25,6 +27,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   const { eventStore, readStore, queries } = deps;
   const nowIso = () => deps.now().toISOString();
   const etag = (revision: number) => `"${revision}"`;
+  const timeTravel = createTimeTravel(deps);
 
   function reviewAnswer(result: CommandResult<ReviewState>, updatedAt: string) {
     return { ...reviewView({ review: result.state as ExistingReview, revision: result.revision, updatedAt }), position: result.position };
@@ -93,9 +96,28 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   });
 
   app.get('/v1/reviews/:id', {
-    schema: { tags: ['reviews'], summary: 'A review with its agenda (what is late) and the reminders sent', params: reviewParams, querystring: readQuery },
+    schema: {
+      tags: ['reviews'],
+      summary: 'A review with its agenda (what is late) and the reminders sent, now or at a point in time',
+      description:
+        'Without a time parameter: the read models, now. With one of `asOf`, `revision` or `effectiveAt` (at most one; ' +
+        '400 naming them otherwise) the review stream is replayed, and the answer adds `view`, its echo (`asOf` or ' +
+        '`effectiveAt`; for `revision`, the document\'s own `revision`) and `evaluatedAt`. The agenda of a time-travel answer ' +
+        'is computed, not omitted: each agreement in scope is replayed from its own stream by the same rule (recorded by the ' +
+        'instant for `asOf` and `revision`, the latter at the recordedAt of that revision; occurred by it for `effectiveAt`) ' +
+        'and judged against `evaluatedAt`; an agreement that did not exist yet is left out. ETag is the revision the answer ' +
+        'stands at. 404 before the review existed (for `effectiveAt`: when it was scheduled, by occurredAt, after the instant).',
+      params: reviewParams,
+      querystring: reviewQuery,
+    },
   }, async (request, reply) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
+    const view = timeViewOf(request.query, nowIso());
+    if (view) {
+      const { revision, body } = await timeTravel.reviewAt(request.params.id, view);
+      reply.header('etag', etag(revision));
+      return body;
+    }
     const detail = await queries.reviewDetail(request.params.id, nowIso());
     if (!detail) throw new NotFoundError(`review ${request.params.id} not found`, 'review_not_found');
     reply.header('etag', etag(detail.revision));

@@ -1,0 +1,59 @@
+// Replaying one stream to a point in time, pure: which stored events are in force at an
+// instant of the world (`effectiveAt`), and folding a chosen subset of a stream into state.
+// The API's time-travel reads (`asOf`, `revision`, `effectiveAt`) and `explain` stand on these.
+import {
+  AGREEMENT_EVENT_TYPES, REVIEW_EVENT_TYPES, evolveAgreement, evolveReview, initialAgreementState, initialReviewState,
+  type AgreementEvent, type AgreementState, type ReviewEvent, type ReviewState, type Timed,
+} from '@cm/domain';
+import type { StoredEvent } from '@cm/event-store';
+
+export const timedAgreementEvent = (e: StoredEvent) => ({ type: e.type, data: e.data, occurredAt: e.metadata.occurredAt }) as Timed<AgreementEvent>;
+export const timedReviewEvent = (e: StoredEvent) => ({ type: e.type, data: e.data, occurredAt: e.metadata.occurredAt }) as Timed<ReviewEvent>;
+
+/** The revision a correction event points at, if the event is one (any event type whose data says `correctsRevision`). */
+function correctedRevision(e: StoredEvent): number | null {
+  const target = (e.data as { correctsRevision?: unknown } | null)?.correctsRevision;
+  return typeof target === 'number' ? target : null;
+}
+
+/**
+ * The events of one stream that were true in the world at `effectiveAt`, as known now, in stream
+ * order: those whose occurredAt is at or before it. A correction is in force exactly when the
+ * event it corrects is, whatever its own occurredAt: it says what that event should have said,
+ * so "as known now" shows the corrected figure at every instant the mistaken one would show.
+ */
+export function effectiveEvents(events: readonly StoredEvent[], effectiveAt: string): StoredEvent[] {
+  const limit = Date.parse(effectiveAt);
+  const included = new Set<number>();
+  const out: StoredEvent[] = [];
+  for (const e of events) {
+    const target = correctedRevision(e);
+    const inForce = target !== null ? included.has(target) : Date.parse(e.metadata.occurredAt) <= limit;
+    if (!inForce) continue;
+    included.add(e.revision);
+    out.push(e);
+  }
+  return out;
+}
+
+/**
+ * Folds agreement events, which may skip revisions (an `effectiveAt` selection). The domain's
+ * evolve numbers events by counting them (`applied`), and corrections name their target by
+ * revision, so before each event the count is set to the event's true stream revision: a
+ * correction then finds the event it points at even when earlier events were left out.
+ */
+export function foldAgreementEvents(events: readonly StoredEvent[]): AgreementState {
+  let state = initialAgreementState();
+  for (const e of events) {
+    if (!AGREEMENT_EVENT_TYPES.has(e.type)) continue;
+    if (state.exists && state.applied !== e.revision) state = { ...state, applied: e.revision };
+    state = evolveAgreement(state, timedAgreementEvent(e));
+  }
+  return state;
+}
+
+export function foldReviewEvents(events: readonly StoredEvent[]): ReviewState {
+  let state = initialReviewState();
+  for (const e of events) if (REVIEW_EVENT_TYPES.has(e.type)) state = evolveReview(state, timedReviewEvent(e));
+  return state;
+}

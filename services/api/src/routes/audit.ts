@@ -1,0 +1,104 @@
+// The audit trail, read from the log itself: each agreement's and review's history with its hash
+// chain, the chain's verification, and why a commitment stands where it does. Read-only; the
+// point-in-time views of one resource sit with its GET (time-travel.ts).
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { NotFoundError, agreementStream, reviewStream } from '@cm/domain';
+import { verifyChain, type EventStore } from '@cm/event-store';
+import { commitmentExplanation, explainCommitment } from '@cm/read-models';
+import type { AppDeps } from '../deps';
+import { awaitPosition } from '../http-support';
+import { agreementParams, commitmentParams, historyQuery, historyResponse, integrityResponse, readQuery, reviewParams } from '../schemas';
+
+type StreamKind = { stream: (id: string) => string; what: string; notFoundCode: string };
+const AGREEMENT: StreamKind = { stream: agreementStream, what: 'agreement', notFoundCode: 'agreement_not_found' };
+const REVIEW: StreamKind = { stream: reviewStream, what: 'review', notFoundCode: 'review_not_found' };
+
+async function history(eventStore: EventStore, kind: StreamKind, id: string, fromRevision: number, limit: number) {
+  const stream = kind.stream(id);
+  const head = await eventStore.streamRevision(stream);
+  if (head < 0) throw new NotFoundError(`${kind.what} ${id} not found`, kind.notFoundCode);
+  const events = await eventStore.readStream(stream, { fromRevision, limit });
+  const next = fromRevision + events.length;
+  return {
+    events: events.map((e) => ({
+      revision: e.revision,
+      position: e.position,
+      type: e.type,
+      occurredAt: e.metadata.occurredAt,
+      recordedAt: e.metadata.recordedAt,
+      actor: e.metadata.actor,
+      correlationId: e.metadata.correlationId,
+      data: e.data,
+      prevHash: e.prevHash,
+      hash: e.hash,
+    })),
+    revision: head,
+    nextFromRevision: next <= head ? next : null,
+  };
+}
+
+async function integrity(eventStore: EventStore, kind: StreamKind, id: string) {
+  const events = await eventStore.readStream(kind.stream(id));
+  if (events.length === 0) throw new NotFoundError(`${kind.what} ${id} not found`, kind.notFoundCode);
+  return verifyChain(events);
+}
+
+const HISTORY_DESCRIPTION =
+  'Every event of the stream in order, paginated by revision, with when it happened in the world (`occurredAt`, as the ' +
+  'command said), when it was recorded (`recordedAt`, the server), who sent it, the `correlationId` shared by all events ' +
+  'one command appended (in every stream), the payload as given, and the hash chain. 404 for an unknown id.';
+const INTEGRITY_DESCRIPTION =
+  'Recomputes every hash of the stream from revision 0 and checks each links to the one before; `firstInvalidRevision` ' +
+  'names the first event that was altered (or whose predecessor was). 404 for an unknown id.';
+
+export const auditRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
+  const { eventStore } = deps;
+
+  for (const [kind, prefix, params] of [[AGREEMENT, '/v1/agreements', agreementParams], [REVIEW, '/v1/reviews', reviewParams]] as const) {
+    app.get(`${prefix}/:id/history`, {
+      schema: {
+        tags: ['audit'],
+        summary: `The ${kind.what} stream's events in order, with their hash chain`,
+        description: HISTORY_DESCRIPTION,
+        params,
+        querystring: historyQuery,
+        response: { 200: historyResponse },
+      },
+    }, async (request) => history(eventStore, kind, request.params.id, request.query.fromRevision, request.query.limit));
+
+    app.get(`${prefix}/:id/integrity`, {
+      schema: {
+        tags: ['audit'],
+        summary: `Verifies the ${kind.what} stream's hash chain`,
+        description: INTEGRITY_DESCRIPTION,
+        params,
+        response: { 200: integrityResponse },
+      },
+    }, async (request) => integrity(eventStore, kind, request.params.id));
+  }
+
+  app.get('/v1/agreements/:id/commitments/:cid/explain', {
+    schema: {
+      tags: ['audit'],
+      summary: "Why a commitment stands where it does: the events that set its status, progress and due date",
+      description:
+        'Replays the agreement stream and lists, in order, every event that changed the commitment\'s `status`, `progress` ' +
+        'or `dueDate`, each with only the fields it changed (`from` -> `to`); the first step is the CommitmentAdded, from ' +
+        'null. Corrections appear as the steps they are. An event that changed none of the three (a note-only report of ' +
+        'the same figure, a review) is not listed. 404 for an unknown agreement or commitment.',
+      params: commitmentParams,
+      querystring: readQuery,
+      response: { 200: commitmentExplanation },
+    },
+  }, async (request, reply) => {
+    const { id, cid } = request.params;
+    // The log is always current; `after` is still honoured so every GET keeps the same contract.
+    await awaitPosition(deps.readStore, request.query.after, deps.readWaitMs);
+    const events = await eventStore.readStream(agreementStream(id));
+    if (events.length === 0) throw new NotFoundError(`agreement ${id} not found`, 'agreement_not_found');
+    const explanation = explainCommitment(events, cid);
+    if (!explanation) throw new NotFoundError(`commitment ${cid} not found in agreement ${id}`, 'commitment_not_found');
+    reply.header('etag', `"${explanation.revision}"`);
+    return explanation;
+  });
+};

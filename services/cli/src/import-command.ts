@@ -1,0 +1,93 @@
+// `import <file>`: restores an archive into an EMPTY embedded log, keeping every id, position,
+// recordedAt and hash, so the restored log verifies and projects exactly as the original.
+// The bundle is verified in full before anything is written, and the import itself is one
+// transaction: a refusal or a failure leaves the log empty.
+// Exit codes: 0 imported; 1 refused, nothing written (the log is not empty, or the bundle does
+// not verify); 2 the file is unreadable or the import failed (rolled back).
+import { readBundleEvents, verifyBundle, type BundleReport, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
+import { UnreadableFileError, bundleLines } from './bundle-file';
+import type { Progress } from './progress';
+import { describeError } from './verify-command';
+
+export type ImportOptions = {
+  file: string;
+  /** Where the log is, for the messages. */
+  target: string;
+  /** Whether a log already exists there (an absent one is created only once the bundle verifies). */
+  logExists: boolean;
+  openStore: () => SqliteEventStore;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  progress: (label: string) => Progress;
+  now: () => Date;
+};
+
+export async function runImport(o: ImportOptions): Promise<number> {
+  let store: SqliteEventStore | null = null;
+  try {
+    // Refuse before spending a verification on a bundle that could not be imported anyway.
+    if (o.logExists) {
+      store = o.openStore();
+      const head = await store.headPosition();
+      if (head !== null) {
+        o.stderr(`refusing to import: the event log at ${o.target} already holds events (up to position ${head}); import only into an empty log\n`);
+        return 1;
+      }
+    }
+
+    let report: BundleReport;
+    const verifying = o.progress('verifying');
+    let lines = 0;
+    try {
+      const source = await bundleLines(o.file);
+      report = await verifyBundle((async function* () {
+        for await (const line of source) {
+          lines++;
+          verifying.update(Math.max(lines - 1, 0), null);
+          yield line;
+        }
+      })());
+    } catch (err) {
+      o.stderr(`${err instanceof UnreadableFileError ? err.message : `cannot read ${o.file}: ${err instanceof Error ? err.message : String(err)}`}\n`);
+      return 2;
+    }
+    if (report.header === null) {
+      o.stderr(`${o.file} is not a readable bundle: ${report.firstError!.reason}\n`);
+      return 2;
+    }
+    verifying.end(report.events, report.header.events);
+    if (!report.valid) {
+      o.stderr(`refusing to import: the bundle does not verify: ${describeError(report.firstError!)}; nothing was written\n`);
+      return 1;
+    }
+
+    const total = report.header.events;
+    const started = o.now();
+    const importing = o.progress('importing');
+    let done = 0;
+    async function* counted(events: AsyncIterable<StoredEvent>): AsyncGenerator<StoredEvent> {
+      for await (const e of events) {
+        yield e;
+        done++;
+        importing.update(done, total);
+      }
+    }
+    store ??= o.openStore();
+    const summary = await store.importEvents(counted(readBundleEvents(await bundleLines(o.file))));
+    importing.end(done, total);
+    const seconds = (o.now().getTime() - started.getTime()) / 1000;
+    o.stdout(`imported ${summary.events.toLocaleString('en')} events of ${summary.streams.toLocaleString('en')} streams into ${o.target} in ${seconds.toFixed(1)} s, with their original ids, positions, times and hashes\n`);
+    return 0;
+  } catch (err) {
+    // The log turned non-empty between the check and the transaction, or the file changed
+    // between the two reads: either way the transaction was rolled back.
+    if (err instanceof Error && (err as { code?: unknown }).code === 'log_not_empty') {
+      o.stderr(`refusing to import: ${err.message}\n`);
+      return 1;
+    }
+    o.stderr(`\nimport failed, nothing was written: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  } finally {
+    await store?.close();
+  }
+}

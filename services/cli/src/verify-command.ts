@@ -1,0 +1,42 @@
+// `verify <file>`: checks a bundle offline, with no configuration, server or database: every
+// hash is recomputed, so an auditor needs only this command and the file. Prints one line per
+// stream and the first bad revision.
+// Exit codes: 0 valid, 1 invalid (a bundle, but altered, cut short or malformed), 2 unreadable
+// (no such file, or not a bundle of this format and version at all).
+import { verifyBundle, type BundleError, type BundleReport } from '@cm/event-store';
+import { UnreadableFileError, bundleLines } from './bundle-file';
+
+export const describeError = (e: BundleError) => {
+  const where = e.stream === null ? '' : `${e.stream}${e.revision === null ? '' : ` revision ${e.revision}`}`;
+  const line = e.line === null ? '' : `${where ? ', ' : ''}line ${e.line}`;
+  return `${where || line ? `${where}${line}: ` : ''}${e.reason}`;
+};
+
+export function reportLines(file: string, r: BundleReport): string[] {
+  const h = r.header!;
+  const out = [`${file}: bundle of ${h.streams.length} streams, ${h.events} events, ${h.order} order, created ${h.createdAt}`];
+  for (const s of r.streams) {
+    out.push(s.valid
+      ? `  ${s.stream}: valid, ${s.events} events, last hash ${s.lastHash ?? '-'}`
+      : `  ${s.stream}: INVALID from revision ${s.firstInvalidRevision}, ${s.events} events in the bundle`);
+  }
+  out.push(r.valid ? `valid: every hash recomputed and every chain intact` : `INVALID: ${describeError(r.firstError!)}`);
+  return out;
+}
+
+export async function runVerify(o: { file: string; stdout: (s: string) => void; stderr: (s: string) => void }): Promise<number> {
+  let report: BundleReport;
+  try {
+    report = await verifyBundle(await bundleLines(o.file));
+  } catch (err) {
+    // A read that fails half-way (an I/O error) is as unreadable as a missing file.
+    o.stderr(`${err instanceof UnreadableFileError ? err.message : `cannot read ${o.file}: ${err instanceof Error ? err.message : String(err)}`}\n`);
+    return 2;
+  }
+  if (report.header === null) {
+    o.stderr(`${o.file} is not a readable bundle: ${report.firstError!.reason}\n`);
+    return 2;
+  }
+  for (const line of reportLines(o.file, report)) o.stdout(`${line}\n`);
+  return report.valid ? 0 : 1;
+}
