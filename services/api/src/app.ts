@@ -35,6 +35,16 @@ export async function buildApp(deps: AppDeps) {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // Refusals while closing are answered below as problem+json, like every other error.
     return503OnClosing: false,
+    // Refusals from the router itself (undecodable URL, over-long parameter) are problem+json too.
+    frameworkErrors: (error, _request, reply) => {
+      if (error.code === 'FST_ERR_BAD_URL') {
+        return sendProblem(reply, problem(400, 'invalid_url', 'the URL is not validly percent-encoded', [{ path: 'url', message: 'must be a valid percent-encoded URL' }]));
+      }
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        return sendProblem(reply, problem(414, 'url_too_long', 'a path parameter of the URL is too long'));
+      }
+      return sendProblem(reply, problem(500, 'internal_error', 'the request could not be routed'));
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   // Only JSON bodies are accepted. Reading every other body before refusing it keeps the

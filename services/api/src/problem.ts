@@ -70,7 +70,8 @@ export function installErrorHandling(app: FastifyInstance<any, any, any, any, an
         const base = dotted(v.instancePath);
         const keys = (v.params as { keys?: string[] }).keys;
         if (v.keyword === 'unrecognized_keys' && keys?.length) {
-          return keys.map((k) => ({ path: base ? `${base}.${k}` : k, message: 'is not a known field' }));
+          // An empty key ("": 1) is quoted, so the path still names something.
+          return keys.map((k) => (k === '' ? '""' : k)).map((k) => ({ path: base ? `${base}.${k}` : k, message: 'is not a known field' }));
         }
         return [{ path: base || where, message: v.message ?? 'is invalid' }];
       }).flat();
