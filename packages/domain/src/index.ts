@@ -4,3 +4,4 @@ export * from './events';
 export * from './agreement-decider';
 export * from './review-decider';
 export * from './status-rules';
+export * from './decider';

@@ -6,3 +6,4 @@ export * from './esdb-event-store';
 export * from './redis-idempotency-store';
 export * from './bundle';
 export * from './bundle-export';
+export * from './command-runner';

@@ -2,9 +2,8 @@
 // each event that moved the commitment's status, progress or due date, with what it moved.
 // Pure; the API reads the stream and calls explainCommitment.
 import { z } from 'zod';
-import { AGREEMENT_EVENT_TYPES, commitmentStatus, evolveAgreement, initialAgreementState, type AgreementState, type CommitmentState } from '@cm/domain';
-import type { StoredEvent } from '@cm/event-store';
-import { timedAgreementEvent } from './replay';
+import { AGREEMENT_EVENT_TYPES, commitmentStatus, evolveAgreement, initialAgreementState, type AgreementEvent, type AgreementState, type CommitmentState } from '@cm/domain';
+import { toTimed, type StoredEvent } from '@cm/event-store';
 
 const change = <T extends z.ZodType>(value: T, what: string) =>
   z.object({
@@ -62,7 +61,7 @@ export function explainCommitment(events: readonly StoredEvent[], commitmentId: 
     revision = e.revision;
     if (!AGREEMENT_EVENT_TYPES.has(e.type)) continue;
     const before = commitmentOf(state, commitmentId);
-    state = evolveAgreement(state, timedAgreementEvent(e));
+    state = evolveAgreement(state, toTimed<AgreementEvent>(e));
     const after = commitmentOf(state, commitmentId);
     if (!after) continue;
     const changed = diff(before, after);

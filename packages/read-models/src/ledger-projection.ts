@@ -5,7 +5,7 @@ import {
   AGREEMENT_EVENT_TYPES, REVIEW_EVENT_TYPES, evolveAgreement, evolveReview, parseStreamName,
   type AgreementEvent, type ReviewEvent,
 } from '@cm/domain';
-import type { StoredEvent } from '@cm/event-store';
+import { toTimed, type StoredEvent } from '@cm/event-store';
 import type { AgreementDoc, ProjectionChanges, ReviewDoc, ReviewRef } from './documents';
 
 /** The documents a batch needs, in two rounds: the streams themselves, then agreements in a review's scope. */
@@ -51,7 +51,7 @@ export function projectBatch(
     if (s.kind === 'agreement' && AGREEMENT_EVENT_TYPES.has(e.type)) {
       const doc = agreements.get(s.id);
       if (doc && e.revision <= doc.revision) continue;
-      const timed = { type: e.type, data: e.data, occurredAt: e.metadata.occurredAt } as AgreementEvent & { occurredAt: string };
+      const timed = toTimed<AgreementEvent>(e);
       const next = evolveAgreement(doc ? doc.agreement : { exists: false }, timed);
       if (!next.exists) continue;
       putAgreement({
@@ -65,7 +65,7 @@ export function projectBatch(
     } else if (s.kind === 'review' && REVIEW_EVENT_TYPES.has(e.type)) {
       const doc = reviews.get(s.id);
       if (doc && e.revision <= doc.revision) continue;
-      const timed = { type: e.type, data: e.data, occurredAt: e.metadata.occurredAt } as ReviewEvent & { occurredAt: string };
+      const timed = toTimed<ReviewEvent>(e);
       const next = evolveReview(doc ? doc.review : { exists: false }, timed);
       if (!next.exists) continue;
       const nextDoc: ReviewDoc = { review: next, revision: e.revision, position: e.position, createdAt: doc?.createdAt ?? recordedAt, updatedAt: recordedAt };

@@ -3,12 +3,10 @@
 // The API's time-travel reads (`asOf`, `revision`, `effectiveAt`) and `explain` stand on these.
 import {
   AGREEMENT_EVENT_TYPES, REVIEW_EVENT_TYPES, evolveAgreement, evolveReview, initialAgreementState, initialReviewState,
-  type AgreementEvent, type AgreementState, type ReviewEvent, type ReviewState, type Timed,
+  type AgreementEvent, type AgreementState, type ReviewEvent, type ReviewState,
 } from '@cm/domain';
-import type { StoredEvent } from '@cm/event-store';
+import { toTimed, type StoredEvent } from '@cm/event-store';
 
-export const timedAgreementEvent = (e: StoredEvent) => ({ type: e.type, data: e.data, occurredAt: e.metadata.occurredAt }) as Timed<AgreementEvent>;
-export const timedReviewEvent = (e: StoredEvent) => ({ type: e.type, data: e.data, occurredAt: e.metadata.occurredAt }) as Timed<ReviewEvent>;
 
 /** The revision a correction event points at, if the event is one (any event type whose data says `correctsRevision`). */
 function correctedRevision(e: StoredEvent): number | null {
@@ -47,13 +45,13 @@ export function foldAgreementEvents(events: readonly StoredEvent[]): AgreementSt
   for (const e of events) {
     if (!AGREEMENT_EVENT_TYPES.has(e.type)) continue;
     if (state.exists && state.applied !== e.revision) state = { ...state, applied: e.revision };
-    state = evolveAgreement(state, timedAgreementEvent(e));
+    state = evolveAgreement(state, toTimed<AgreementEvent>(e));
   }
   return state;
 }
 
 export function foldReviewEvents(events: readonly StoredEvent[]): ReviewState {
   let state = initialReviewState();
-  for (const e of events) if (REVIEW_EVENT_TYPES.has(e.type)) state = evolveReview(state, timedReviewEvent(e));
+  for (const e of events) if (REVIEW_EVENT_TYPES.has(e.type)) state = evolveReview(state, toTimed<ReviewEvent>(e));
   return state;
 }

@@ -9,11 +9,8 @@
 // then records it once; at most one extra mail per send.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  ConcurrencyError, decideReview, evolveReview, initialReviewState, reviewStream,
-  type ExistingReview, type ReviewCommand, type ReviewEvent, type ReviewState,
-} from '@cm/domain';
-import type { EventStore } from '@cm/event-store';
+import { foldReview, reviewDecider, reviewStream, type ExistingReview, type ReviewCommand, type ReviewEvent, type ReviewState } from '@cm/domain';
+import { eventIdFrom, runCommand, toTimed, type EventStore } from '@cm/event-store';
 import { reviewAgenda, type ReadStore } from '@cm/read-models';
 import type { Mailer } from './mailer';
 import { renderReminder } from './reminder-mail';
@@ -31,37 +28,20 @@ export type ReminderSenderDeps = {
   logger: Logger;
 };
 
-function uuidFrom(seed: string): string {
-  const h = createHash('sha256').update(seed).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
 export async function loadReview(eventStore: EventStore, reviewId: string): Promise<{ state: ReviewState; revision: number }> {
   const events = await eventStore.readStream(reviewStream(reviewId));
-  let state = initialReviewState();
-  for (const e of events) state = evolveReview(state, { type: e.type, data: e.data, occurredAt: e.metadata.occurredAt } as ReviewEvent & { occurredAt: string });
-  return { state, revision: events.length - 1 };
+  return { state: foldReview(events.map((e) => toTimed<ReviewEvent>(e))), revision: events.length - 1 };
 }
 
-/** Appends a reminder record at the stream's current revision, retrying when someone wrote first. */
-async function record(eventStore: EventStore, reviewId: string, seed: string, command: ReviewCommand, actor: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    const { state, revision } = await loadReview(eventStore, reviewId);
-    const events = decideReview(command, state);
-    if (events.length === 0) return;
-    const occurredAt = new Date().toISOString();
-    try {
-      await eventStore.append(
-        reviewStream(reviewId),
-        events.map((e, i) => ({ id: uuidFrom(`${seed}|${i}`), type: e.type, data: e.data, metadata: { actor, occurredAt, correlationId: uuidFrom(seed) } })),
-        { expectedRevision: revision },
-      );
-      return;
-    } catch (err) {
-      if (err instanceof ConcurrencyError && attempt < 20) continue;
-      throw err;
-    }
-  }
+/** Appends a reminder record through the command runner; the seed makes a retried record a no-op. */
+async function record(eventStore: EventStore, reviewId: string, seed: string, command: ReviewCommand, occurredAt: string): Promise<void> {
+  await runCommand(eventStore, reviewStream(reviewId), reviewDecider, command, {
+    actor: 'reminders',
+    occurredAt,
+    correlationId: eventIdFrom(seed),
+    idempotencyScope: seed,
+    ifMatch: null,
+  });
 }
 
 export function createReminderSender(deps: ReminderSenderDeps) {
@@ -91,7 +71,7 @@ export function createReminderSender(deps: ReminderSenderDeps) {
         sentAt: deps.now().toISOString(),
         ...(current.covers.length > 1 ? { covers: current.covers } : {}),
         messageId: sent.messageId,
-      }, 'reminders');
+      }, deps.now().toISOString());
       log.info({ review: review.id, offset: current.offset, covers: current.covers, scheduledFor: current.scheduledFor }, 'reminder sent');
       return 'sent';
     },
@@ -108,7 +88,7 @@ export function createReminderSender(deps: ReminderSenderDeps) {
         failedAt: deps.now().toISOString(),
         attempts,
         error: message.slice(0, 500),
-      }, 'reminders');
+      }, deps.now().toISOString());
     },
   };
 }

@@ -4,9 +4,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import canonicalize from 'canonicalize';
 import { normalizeInstant } from '@cm/domain';
-import { POSITION_PATTERN, type IdempotencyStore } from '@cm/event-store';
+import { POSITION_PATTERN, type CommandContext, type IdempotencyStore } from '@cm/event-store';
 import { waitForCheckpoint, type ReadStore } from '@cm/read-models';
-import type { CommandContext } from './command-runner';
 import { HttpProblem } from './problem';
 
 /** How far in the future a caller's occurredAt may be before it is refused (clock skew). */

@@ -3,7 +3,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, type FieldError } from '@cm/domain';
-import { StreamBusyError } from './command-runner';
+import { StreamBusyError } from '@cm/event-store';
 
 export type Problem = { type: string; title: string; status: number; detail: string; code: string; errors?: FieldError[] };
 

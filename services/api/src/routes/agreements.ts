@@ -4,11 +4,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import {
-  NotFoundError, agreementStream, decideAgreement, deriveAgreementStatus, evolveAgreement, initialAgreementState,
-  type AgreementCommand, type AgreementEvent, type AgreementState, type ExistingAgreement,
+  NotFoundError, agreementDecider, agreementStream, deriveAgreementStatus, type AgreementCommand, type AgreementState, type ExistingAgreement,
 } from '@cm/domain';
+import { runCommand, type CommandResult } from '@cm/event-store';
 import { agreementDetail, agreementFilter, commitmentFilter, commitmentView, type AgreementLike, type ReviewRef } from '@cm/read-models';
-import { runCommand, type CommandResult, type StreamDecider } from '../command-runner';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext } from '../http-support';
 import { idFromTitle } from '../ids';
@@ -17,12 +16,6 @@ import {
   progressBody, readQuery, reasonBody,
 } from '../schemas';
 import { createTimeTravel, timeViewOf } from '../time-travel';
-
-const agreementDecider: StreamDecider<AgreementState, AgreementCommand, AgreementEvent> = {
-  initial: initialAgreementState,
-  evolve: evolveAgreement,
-  decide: decideAgreement,
-};
 
 function commitmentIn(state: ExistingAgreement, id: string) {
   const c = state.commitments.find((x) => x.id === id);

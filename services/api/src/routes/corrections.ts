@@ -2,17 +2,12 @@
 // it by revision. Nothing is deleted or rewritten: history shows both, state uses the correction.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import {
-  agreementStream, decideAgreement, evolveAgreement, initialAgreementState, instant, isoDate, text,
-  type AgreementCommand, type AgreementEvent, type AgreementState, type ExistingAgreement,
-} from '@cm/domain';
+import { agreementDecider, agreementStream, instant, isoDate, text, type ExistingAgreement } from '@cm/domain';
+import { runCommand } from '@cm/event-store';
 import { agreementDetail } from '@cm/read-models';
-import { runCommand, type StreamDecider } from '../command-runner';
 import type { AppDeps } from '../deps';
 import { answerCommand, commandContext } from '../http-support';
 import { agreementParams } from '../schemas';
-
-const decider: StreamDecider<AgreementState, AgreementCommand, AgreementEvent> = { initial: initialAgreementState, evolve: evolveAgreement, decide: decideAgreement };
 
 const correctionBody = z
   .strictObject({
@@ -36,7 +31,7 @@ export const correctionRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
       const ctx = commandContext(request, deps.now(), b.occurredAt);
-      const result = await runCommand(deps.eventStore, agreementStream(request.params.id), decider, {
+      const result = await runCommand(deps.eventStore, agreementStream(request.params.id), agreementDecider, {
         type: 'CorrectEvent', revision: b.revision, percent: b.percent, dueDate: b.dueDate, reason: b.reason,
       }, ctx);
       const id = request.params.id;

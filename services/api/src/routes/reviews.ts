@@ -4,21 +4,15 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  NotFoundError, ValidationError, agreementStream, decideAgreement, decideReview, evolveAgreement, evolveReview, initialAgreementState,
-  initialReviewState, normalizeInstant, reviewStream,
-  type AgreementCommand, type AgreementEvent, type AgreementState, type ExistingReview, type ReviewCommand, type ReviewEvent, type ReviewState,
+  NotFoundError, ValidationError, agreementDecider, agreementStream, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
-import { comparePositions } from '@cm/event-store';
+import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { reviewFilter, reviewView } from '@cm/read-models';
-import { runCommand, type CommandResult, type StreamDecider } from '../command-runner';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext } from '../http-support';
 import { idFromTitle } from '../ids';
 import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
 import { createTimeTravel, timeViewOf } from '../time-travel';
-
-const reviewDecider: StreamDecider<ReviewState, ReviewCommand, ReviewEvent> = { initial: initialReviewState, evolve: evolveReview, decide: decideReview };
-const agreementDecider: StreamDecider<AgreementState, AgreementCommand, AgreementEvent> = { initial: initialAgreementState, evolve: evolveAgreement, decide: decideAgreement };
 
 /** Meetings have no end time in the contract; calendars show them as two hours long. */
 const MEETING_MS = 2 * 3_600_000;

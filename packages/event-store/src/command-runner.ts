@@ -2,16 +2,11 @@
 // Without If-Match a conflict means someone else wrote first, so the command is decided again
 // on the newer state; with If-Match the caller asked for exactly that revision, so it is 412.
 import { createHash, randomUUID } from 'node:crypto';
-import { AppError, ConcurrencyError } from '@cm/domain';
-import type { EventMetadata, EventStore, NewEvent, Position, StoredEvent } from '@cm/event-store';
+import { AppError, ConcurrencyError, type Decider } from '@cm/domain';
+import type { EventMetadata, EventStore, NewEvent, Position, StoredEvent } from './event-store';
 
 export type Timed = { type: string; data: unknown; occurredAt: string };
 
-export type StreamDecider<S, C, E extends { type: string; data: unknown }> = {
-  initial: () => S;
-  evolve: (s: S, e: E & { occurredAt: string }) => S;
-  decide: (c: C, s: S) => E[];
-};
 
 export type CommandContext = {
   actor: string;
@@ -95,7 +90,8 @@ export function toTimed<E>(e: StoredEvent): E & { occurredAt: string } {
   return { type: e.type, data: e.data, occurredAt: e.metadata.occurredAt } as unknown as E & { occurredAt: string };
 }
 
-function deterministicId(seed: string): string {
+/** An event id derived from a seed: the same request always names the same events. */
+export function eventIdFrom(seed: string): string {
   const h = createHash('sha256').update(seed).digest('hex');
   // Shaped as a version-4-like UUID so every adapter accepts it as an event id.
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
@@ -104,7 +100,7 @@ function deterministicId(seed: string): string {
 export function runCommand<S, C, E extends { type: string; data: unknown }>(
   store: EventStore,
   stream: string,
-  decider: StreamDecider<S, C, E>,
+  decider: Decider<S, C, E>,
   command: C,
   ctx: CommandContext,
 ): Promise<CommandResult<S>> {
@@ -114,7 +110,7 @@ export function runCommand<S, C, E extends { type: string; data: unknown }>(
 async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
   store: EventStore,
   stream: string,
-  decider: StreamDecider<S, C, E>,
+  decider: Decider<S, C, E>,
   command: C,
   ctx: CommandContext,
 ): Promise<CommandResult<S>> {
@@ -139,7 +135,7 @@ async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
     }
     const metadata: EventMetadata = { actor: ctx.actor, occurredAt: ctx.occurredAt, correlationId: ctx.correlationId };
     const toAppend: NewEvent[] = events.map((e, i) => ({
-      id: ctx.idempotencyScope ? deterministicId(`${ctx.idempotencyScope}|${stream}|${i}`) : randomUUID(),
+      id: ctx.idempotencyScope ? eventIdFrom(`${ctx.idempotencyScope}|${stream}|${i}`) : randomUUID(),
       type: e.type,
       data: e.data,
       metadata,
@@ -170,10 +166,10 @@ async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
 async function replayFromLog<S, C, E extends { type: string; data: unknown }>(
   store: EventStore,
   stream: string,
-  decider: StreamDecider<S, C, E>,
+  decider: Decider<S, C, E>,
   scope: string,
 ): Promise<CommandResult<S> | null> {
-  const idAt = (i: number) => deterministicId(`${scope}|${stream}|${i}`);
+  const idAt = (i: number) => eventIdFrom(`${scope}|${stream}|${i}`);
   const all = await store.readStream(stream);
   const first = all.findIndex((e) => e.id === idAt(0));
   if (first < 0) return null;
