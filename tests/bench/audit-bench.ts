@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { evolveAgreement, initialAgreementState, type AgreementEvent, type AgreementState, type Timed } from '@cm/domain';
 import {
-  createSqliteEventStore, exportArchive, exportStream, readBundleEvents, verifyBundle, verifyChain, type NewEvent, type SqliteEventStore, type StoredEvent,
+  createSqliteEventStore, exportArchive, exportStream, readBundleEvents, verifyBundle, verifyChain, type NewEvent, type SqliteEventStore,
 } from '@cm/event-store';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

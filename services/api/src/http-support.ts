@@ -4,8 +4,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import canonicalize from 'canonicalize';
 import { normalizeInstant } from '@cm/domain';
-import { POSITION_PATTERN, type CommandContext, type IdempotencyStore } from '@cm/event-store';
-import { waitForCheckpoint, type ReadStore } from '@cm/read-models';
+import type { AgreementState, ExistingAgreement } from '@cm/domain';
+import { POSITION_PATTERN, type CommandContext, type CommandResult, type IdempotencyStore } from '@cm/event-store';
+import { agreementDetail, waitForCheckpoint, type ReadStore } from '@cm/read-models';
 import { HttpProblem } from './problem';
 
 /** How far in the future a caller's occurredAt may be before it is refused (clock skew). */
@@ -122,4 +123,27 @@ declare module 'fastify' {
   interface FastifyRequest {
     correlationId?: string;
   }
+}
+
+/** The ETag of a single resource: its stream revision. */
+export const etagOf = (revision: number) => `"${revision}"`;
+
+/**
+ * An agreement as it stands after a command: folded state from the command, plus what only the
+ * read models know (its reviews), in one read.
+ */
+export async function agreementAnswer(readStore: ReadStore, result: CommandResult<AgreementState>, id: string, now: string) {
+  const doc = (await readStore.getAgreements([id])).get(id);
+  return {
+    ...agreementDetail(
+      {
+        agreement: result.state as ExistingAgreement,
+        revision: result.revision,
+        updatedAt: result.appended.at(-1)?.metadata.recordedAt ?? doc?.updatedAt ?? now,
+        reviews: doc?.reviews ?? [],
+      },
+      now,
+    ),
+    position: result.position,
+  };
 }

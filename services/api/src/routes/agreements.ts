@@ -4,12 +4,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import {
-  NotFoundError, agreementDecider, agreementStream, deriveAgreementStatus, type AgreementCommand, type AgreementState, type ExistingAgreement,
+  NotFoundError, agreementDecider, agreementStream, deriveAgreementStatus, type AgreementCommand, type ExistingAgreement,
 } from '@cm/domain';
-import { runCommand, type CommandResult } from '@cm/event-store';
-import { agreementDetail, agreementFilter, commitmentFilter, commitmentView, type AgreementLike, type ReviewRef } from '@cm/read-models';
+import { runCommand } from '@cm/event-store';
+import { agreementDetail, agreementFilter, commitmentFilter, commitmentView } from '@cm/read-models';
 import type { AppDeps } from '../deps';
-import { answerCommand, awaitPosition, commandContext } from '../http-support';
+import { agreementAnswer, answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
 import {
   addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, implementationBody,
@@ -28,23 +28,6 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   const nowIso = () => deps.now().toISOString();
   const timeTravel = createTimeTravel(deps);
 
-  async function currentReviews(id: string): Promise<ReviewRef[]> {
-    return (await readStore.getAgreements([id])).get(id)?.reviews ?? [];
-  }
-
-  async function agreementAnswer(result: CommandResult<AgreementState>, id: string) {
-    const state = result.state as ExistingAgreement;
-    const doc: AgreementLike = {
-      agreement: state,
-      revision: result.revision,
-      updatedAt: result.appended.at(-1)?.metadata.recordedAt ?? (await readStore.getAgreements([id])).get(id)?.updatedAt ?? nowIso(),
-      reviews: await currentReviews(id),
-    };
-    return { ...agreementDetail(doc, nowIso()), position: result.position };
-  }
-
-  const etag = (revision: number) => `"${revision}"`;
-
   async function commitmentCommand(
     request: FastifyRequest & { params: { id: string; cid: string }; body: { occurredAt?: string | undefined } },
     reply: FastifyReply,
@@ -58,7 +41,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       
       return {
         status: 200,
-        headers: { etag: etag(result.revision) },
+        headers: { etag: etagOf(result.revision) },
         body: { ...commitmentView(c, nowIso()), agreementStatus: deriveAgreementStatus(state, nowIso()), revision: result.revision, position: result.position },
       };
     });
@@ -89,7 +72,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
           responsible: c.responsible,
         })),
       }, ctx);
-      return { status: 201, headers: { location: `/v1/agreements/${id}`, etag: etag(result.revision) }, body: await agreementAnswer(result, id) };
+      return { status: 201, headers: { location: `/v1/agreements/${id}`, etag: etagOf(result.revision) }, body: await agreementAnswer(readStore, result, id, nowIso()) };
     }));
 
   app.get('/v1/agreements', {
@@ -118,12 +101,12 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     const view = timeViewOf(request.query, nowIso());
     if (view) {
       const { revision, body } = await timeTravel.agreementAt(id, view);
-      reply.header('etag', etag(revision));
+      reply.header('etag', etagOf(revision));
       return body;
     }
     const doc = (await readStore.getAgreements([id])).get(id);
     if (!doc) throw new NotFoundError(`agreement ${id} not found`, 'agreement_not_found');
-    reply.header('etag', etag(doc.revision));
+    reply.header('etag', etagOf(doc.revision));
     return agreementDetail(doc, nowIso());
   });
 
@@ -133,7 +116,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, { type: 'TerminateAgreement', reason: request.body.reason }, ctx);
-      return { status: 200, headers: { etag: etag(result.revision) }, body: await agreementAnswer(result, request.params.id) };
+      return { status: 200, headers: { etag: etagOf(result.revision) }, body: await agreementAnswer(readStore, result, request.params.id, nowIso()) };
     }));
 
   app.post('/v1/agreements/:id/commitments', {
@@ -152,7 +135,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       
       return {
         status: 201,
-        headers: { location: `/v1/agreements/${request.params.id}/commitments/${cid}`, etag: etag(result.revision) },
+        headers: { location: `/v1/agreements/${request.params.id}/commitments/${cid}`, etag: etagOf(result.revision) },
         body: { ...commitmentView(c, nowIso()), agreementStatus: deriveAgreementStatus(state, nowIso()), revision: result.revision, position: result.position },
       };
     }));
@@ -165,7 +148,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     if (!doc) throw new NotFoundError(`agreement ${request.params.id} not found`, 'agreement_not_found');
     const c = doc.agreement.commitments.find((x) => x.id === request.params.cid);
     if (!c) throw new NotFoundError(`commitment ${request.params.cid} not found in agreement ${request.params.id}`, 'commitment_not_found');
-    reply.header('etag', etag(doc.revision));
+    reply.header('etag', etagOf(doc.revision));
     return { ...commitmentView(c, nowIso()), agreementTitle: doc.agreement.title, sector: doc.agreement.sector, revision: doc.revision };
   });
 

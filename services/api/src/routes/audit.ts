@@ -6,7 +6,7 @@ import { NotFoundError, agreementStream, reviewStream } from '@cm/domain';
 import { verifyChain, type EventStore } from '@cm/event-store';
 import { commitmentExplanation, explainCommitment } from '@cm/read-models';
 import type { AppDeps } from '../deps';
-import { awaitPosition } from '../http-support';
+import { awaitPosition, etagOf } from '../http-support';
 import { agreementParams, commitmentParams, historyQuery, historyResponse, integrityResponse, readQuery, reviewParams } from '../schemas';
 
 type StreamKind = { stream: (id: string) => string; what: string; notFoundCode: string };
@@ -98,7 +98,7 @@ export const auditRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
     if (events.length === 0) throw new NotFoundError(`agreement ${id} not found`, 'agreement_not_found');
     const explanation = explainCommitment(events, cid);
     if (!explanation) throw new NotFoundError(`commitment ${cid} not found in agreement ${id}`, 'commitment_not_found');
-    reply.header('etag', `"${explanation.revision}"`);
+    reply.header('etag', etagOf(explanation.revision));
     return explanation;
   });
 };

@@ -2,11 +2,10 @@
 // it by revision. Nothing is deleted or rewritten: history shows both, state uses the correction.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { agreementDecider, agreementStream, instant, isoDate, text, type ExistingAgreement } from '@cm/domain';
+import { agreementDecider, agreementStream, instant, isoDate, text } from '@cm/domain';
 import { runCommand } from '@cm/event-store';
-import { agreementDetail } from '@cm/read-models';
 import type { AppDeps } from '../deps';
-import { answerCommand, commandContext } from '../http-support';
+import { agreementAnswer, answerCommand, commandContext, etagOf } from '../http-support';
 import { agreementParams } from '../schemas';
 
 const correctionBody = z
@@ -34,16 +33,10 @@ export const correctionRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps
       const result = await runCommand(deps.eventStore, agreementStream(request.params.id), agreementDecider, {
         type: 'CorrectEvent', revision: b.revision, percent: b.percent, dueDate: b.dueDate, reason: b.reason,
       }, ctx);
-      const id = request.params.id;
-      const reviews = (await deps.readStore.getAgreements([id])).get(id)?.reviews ?? [];
-      const now = deps.now().toISOString();
       return {
         status: 200,
-        headers: { etag: `"${result.revision}"` },
-        body: {
-          ...agreementDetail({ agreement: result.state as ExistingAgreement, revision: result.revision, updatedAt: result.appended.at(-1)?.metadata.recordedAt ?? now, reviews }, now),
-          position: result.position,
-        },
+        headers: { etag: etagOf(result.revision) },
+        body: await agreementAnswer(deps.readStore, result, request.params.id, deps.now().toISOString()),
       };
     }));
 };

@@ -9,7 +9,7 @@ import {
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { reviewFilter, reviewView } from '@cm/read-models';
 import type { AppDeps } from '../deps';
-import { answerCommand, awaitPosition, commandContext } from '../http-support';
+import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
 import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
 import { createTimeTravel, timeViewOf } from '../time-travel';
@@ -20,7 +20,6 @@ const MEETING_MS = 2 * 3_600_000;
 export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const { eventStore, readStore, queries } = deps;
   const nowIso = () => deps.now().toISOString();
-  const etag = (revision: number) => `"${revision}"`;
   const timeTravel = createTimeTravel(deps);
 
   function reviewAnswer(result: CommandResult<ReviewState>, updatedAt: string) {
@@ -51,7 +50,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       }, ctx);
       return {
         status: 201,
-        headers: { location: `/v1/reviews/${id}`, etag: etag(result.revision) },
+        headers: { location: `/v1/reviews/${id}`, etag: etagOf(result.revision) },
         body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()),
       };
     }));
@@ -109,12 +108,12 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     const view = timeViewOf(request.query, nowIso());
     if (view) {
       const { revision, body } = await timeTravel.reviewAt(request.params.id, view);
-      reply.header('etag', etag(revision));
+      reply.header('etag', etagOf(revision));
       return body;
     }
     const detail = await queries.reviewDetail(request.params.id, nowIso());
     if (!detail) throw new NotFoundError(`review ${request.params.id} not found`, 'review_not_found');
-    reply.header('etag', etag(detail.revision));
+    reply.header('etag', etagOf(detail.revision));
     return detail;
   });
 
@@ -126,7 +125,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
         type: 'RescheduleReview', now: nowIso(), scheduledFor: normalizeInstant(request.body.scheduledFor), reason: request.body.reason,
       }, ctx);
-      return { status: 200, headers: { etag: etag(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
+      return { status: 200, headers: { etag: etagOf(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
     }));
 
   app.post('/v1/reviews/:id/cancellation', {
@@ -135,7 +134,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, { type: 'CancelReview', reason: request.body.reason }, ctx);
-      return { status: 200, headers: { etag: etag(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
+      return { status: 200, headers: { etag: etagOf(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
     }));
 
   app.post('/v1/reviews/:id/outcome', {
@@ -161,7 +160,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       }
       return {
         status: 200,
-        headers: { etag: etag(result.revision) },
+        headers: { etag: etagOf(result.revision) },
         body: { ...reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? now), position },
       };
     }));
