@@ -2,7 +2,7 @@
 export type FieldError = { path: string; message: string };
 
 export abstract class AppError extends Error {
-  abstract readonly kind: 'validation' | 'not_found' | 'conflict' | 'concurrency';
+  abstract readonly kind: 'validation' | 'not_found' | 'conflict' | 'concurrency' | 'forbidden';
   constructor(
     message: string,
     readonly code: string,
@@ -24,6 +24,11 @@ export class ValidationError extends AppError {
 /** The resource does not exist (404). */
 export class NotFoundError extends AppError {
   readonly kind = 'not_found' as const;
+}
+
+/** The caller's credentials do not cover what the command touches (403). */
+export class ForbiddenError extends AppError {
+  readonly kind = 'forbidden' as const;
 }
 
 /** A domain rule refuses the command in the current state (409). */

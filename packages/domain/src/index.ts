@@ -5,3 +5,4 @@ export * from './agreement-decider';
 export * from './review-decider';
 export * from './status-rules';
 export * from './decider';
+export * from './access';

@@ -4,8 +4,8 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
-const durationPattern = /^(\d+)(m|h|d|w)$/;
-const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+const durationPattern = /^(\d+)(s|m|h|d|w)$/;
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
 export function parseDuration(s: string): number {
   const m = durationPattern.exec(s);
@@ -42,7 +42,15 @@ const configSchema = z
       .refine((s) => s.split(',').every((r) => (ROLE_NAMES as readonly string[]).includes(r.trim())), `must list roles among ${ROLE_NAMES.join(', ')}`),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     API_KEYS_FILE: z.string().min(1).optional(),
-    AUTH: z.enum(['on', 'off']).optional(),
+    AUTH: z.enum(['on', 'off']).default('on'),
+    RATE_LIMIT: z
+      .string()
+      .default('1200/1m')
+      .refine((s) => s === 'off' || /^[1-9]\d{0,9}\/\d+(s|m|h)$/.test(s), 'must be <requests>/<window> such as 1200/1m or 50/10s, or off'),
+    CORS_ORIGINS: z
+      .string()
+      .refine((s) => s.split(',').every((o) => /^https?:\/\/[^/\s]+$/.test(o.trim())), 'must be a comma-separated list of origins such as https://tool.example.org (scheme and host, no path)')
+      .optional(),
     PUBLIC_URL: z.url().optional(),
     BODY_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
   })
@@ -66,7 +74,10 @@ export type Config = {
   roles: Set<Role>;
   logLevel: string;
   apiKeysFile: string | null;
-  auth: 'on' | 'off' | null;
+  auth: 'on' | 'off';
+  /** Requests per key (or per address without a key) per window; null when off. */
+  rateLimit: { max: number; windowMs: number } | null;
+  corsOrigins: string[];
   publicUrl: string | null;
   bodyLimit: number;
 };
@@ -101,7 +112,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     roles: new Set(c.ROLES.split(',').map((r) => r.trim() as Role)),
     logLevel: c.LOG_LEVEL,
     apiKeysFile: c.API_KEYS_FILE ?? null,
-    auth: c.AUTH ?? null,
+    auth: c.AUTH,
+    rateLimit: c.RATE_LIMIT === 'off' ? null : { max: Number(c.RATE_LIMIT.split('/')[0]), windowMs: parseDuration(c.RATE_LIMIT.split('/')[1]!) },
+    corsOrigins: c.CORS_ORIGINS ? c.CORS_ORIGINS.split(',').map((o) => o.trim()) : [],
     publicUrl: c.PUBLIC_URL ?? null,
     bodyLimit: c.BODY_LIMIT,
   };

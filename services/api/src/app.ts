@@ -1,9 +1,12 @@
 // buildApp(deps): the Fastify application, never listening; main.ts listens.
 import Fastify from 'fastify';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { accessPlugin } from './access';
 import type { AppDeps } from './deps';
 import { installErrorHandling, problem, sendProblem } from './problem';
 import { agreementRoutes } from './routes/agreements';
@@ -29,7 +32,6 @@ export async function buildApp(deps: AppDeps) {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'api' }),
     bodyLimit: deps.bodyLimit,
-    disableRequestLogging: false,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
@@ -74,6 +76,25 @@ export async function buildApp(deps: AppDeps) {
     return payload;
   });
 
+  // Security headers on every answer. The CSP allows only this origin's scripts and styles,
+  // which is what the documentation page at /docs loads.
+  await app.register(helmet, {
+    global: true,
+    // The embedded start serves plain HTTP on loopback; upgrading /docs' requests to https would break it there.
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+    crossOriginResourcePolicy: { policy: deps.corsOrigins.length ? 'cross-origin' : 'same-origin' },
+  });
+  if (deps.corsOrigins.length) {
+    await app.register(cors, {
+      origin: deps.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'Idempotency-Key', 'X-Correlation-Id', 'X-Request-Id'],
+      exposedHeaders: ['ETag', 'Location', 'Retry-After', 'Idempotent-Replayed', 'X-Request-Id', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
+      maxAge: 600,
+    });
+  }
+  await app.register(accessPlugin, { keyRing: deps.keyRing, rateLimit: deps.rateLimit, bodyLimit: deps.bodyLimit });
+
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -83,8 +104,14 @@ export async function buildApp(deps: AppDeps) {
         description:
           'The ledger of commitments in intergovernmental agreements. Commands answer with `revision` and `position`; ' +
           'every GET accepts `?after=<position>` (read-your-writes, 503 after 5 s); single resources carry `ETag` and commands ' +
-          'accept `If-Match` (412 when stale) and `Idempotency-Key`. Errors are application/problem+json.',
+          'accept `If-Match` (412 when stale) and `Idempotency-Key`. Errors are application/problem+json. ' +
+          'Every route but /health, /ready and /docs needs `Authorization: Bearer <secret>` of an API key: ' +
+          '`viewer` reads, `editor` also runs commands on agreements of its parties and on commitments its parties are responsible for, ' +
+          '`auditor` reads plus history, integrity, explain and exports, `admin` everything. 401 without a valid key, 403 outside the key\'s rights, ' +
+          '429 with Retry-After over the rate limit per key.',
       },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key secret from API_KEYS_FILE' } } },
+      security: [{ apiKey: [] }],
       tags: [
         { name: 'agreements' }, { name: 'commitments' }, { name: 'reviews' }, { name: 'dashboard' }, { name: 'audit' }, { name: 'operations' },
       ],

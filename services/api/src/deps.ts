@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
+import type { KeyRing } from '@cm/platform';
 import type { EventStore, IdempotencyStore } from '@cm/event-store';
 import type { Projector, Queries, ReadStore } from '@cm/read-models';
 
@@ -14,4 +16,10 @@ export type AppDeps = {
   /** How long `?after=` waits before answering 503 (5 s by contract). */
   readWaitMs: number;
   bodyLimit: number;
+  /** API keys; null when AUTH=off (every caller is `anonymous`, loopback only). */
+  keyRing: KeyRing | null;
+  /** Requests per key per window; the counters live in Redis when `redis` is given. */
+  rateLimit: { max: number; windowMs: number; redis?: Redis | undefined; namespace?: string | undefined } | null;
+  /** Browser origins allowed to call the API (CORS); none by default. */
+  corsOrigins: string[];
 };

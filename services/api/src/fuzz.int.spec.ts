@@ -2,15 +2,21 @@
 // routes, against one seeded app: random and adversarial bodies, headers, params and queries.
 // Properties: never a 5xx; a 4xx never appends to the log; every 400 is problem+json with a
 // non-empty `errors` array whose paths are non-empty strings. Seeded, so CI is reproducible.
+// Authentication is on: most requests carry the admin key (so they reach validation), some an
+// editor's, a viewer's, a forged one or none.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, commitmentInput, createAgreement, post, settle, type Json } from './testing/api-fixtures';
+import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
+import { agreementInput, commitmentInput, get, post, type Json } from './testing/api-fixtures';
 
 const NOW = '2026-03-01T09:00:00.000Z';
 const SEED = 20260301;
 fc.configureGlobal({ seed: SEED, endOnFailure: true });
+
+const admin: TestKey = { name: 'fuzz-admin', role: 'admin', secret: 'cm_fuzz_admin_secret' };
+const editor: TestKey = { name: 'fuzz-editor', role: 'editor', parties: ['RUS'], secret: 'cm_fuzz_editor_secret' };
+const viewer: TestKey = { name: 'fuzz-viewer', role: 'viewer', secret: 'cm_fuzz_viewer_secret' };
 
 let t: TestApp;
 const outcomes = new Map<number, number>();
@@ -18,14 +24,17 @@ let fuzzed = 0;
 
 beforeAll(async () => {
   // readWaitMs short: a random `?after=` beyond the head is a documented 503 (not_yet_visible).
-  t = await createTestApp({ now: NOW, readWaitMs: 50 });
-  await createAgreement(t, { id: 'ag-fuzz', commitments: [commitmentInput({ id: 'plant' }), commitmentInput({ id: 'road', title: 'Build a road' })] });
-  await createAgreement(t, { id: 'ag-other', title: 'Energy agreement', sector: 'energy' });
+  t = await createTestApp({ now: NOW, readWaitMs: 50, keys: [admin, editor, viewer] });
+  const asAdmin = bearer(admin);
+  for (const body of [
+    agreementInput({ id: 'ag-fuzz', commitments: [commitmentInput({ id: 'plant' }), commitmentInput({ id: 'road', title: 'Build a road' })] }),
+    agreementInput({ id: 'ag-other', title: 'Energy agreement', sector: 'energy' }),
+  ]) expect((await post(t, '/v1/agreements', body, asAdmin)).statusCode).toBe(201);
   const review = await post(t, '/v1/reviews', {
     id: 'rev-fuzz', title: 'Quarterly review', scheduledFor: '2026-04-01T09:00:00Z', agreementIds: ['ag-fuzz', 'ag-other'], attendees: [{ email: 'desk@example.org' }],
-  });
+  }, asAdmin);
   expect(review.statusCode, review.body).toBe(201);
-  await settle(t, review.json<Json>().position);
+  expect((await get(t, `/v1/dashboard?after=${review.json<Json>().position}`, asAdmin)).statusCode).toBe(200);
 });
 
 afterAll(async () => {
@@ -134,6 +143,17 @@ const headersArb: fc.Arbitrary<Record<string, string>> = fc.record({
   'x-correlation-id': fc.string({ maxLength: 120 }).map(printable),
 }, { requiredKeys: [] });
 
+const authArb: fc.Arbitrary<string | null> = fc.oneof(
+  { weight: 12, arbitrary: fc.constant(bearer(admin).authorization) },
+  { weight: 2, arbitrary: fc.constantFrom(bearer(editor).authorization, bearer(viewer).authorization) },
+  { weight: 1, arbitrary: fc.constant(null) },
+  { weight: 1, arbitrary: fc.oneof(
+    fc.constantFrom('Bearer', 'Bearer ', 'bearer cm_fuzz_admin_secret', 'Basic YTpi', `Bearer ${'x'.repeat(600)}`, 'Bearer cm_fuzz_admin_secret ', 'Bearer cm_fuzz_admin_secreT'),
+    fc.string({ maxLength: 60 }).map((x) => `Bearer ${printable(x)}`),
+  ) },
+);
+const authedHeadersArb = fc.tuple(headersArb, authArb).map(([h, a]) => (a === null ? h : { ...h, authorization: a }));
+
 const idArb = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom('ag-fuzz', 'ag-other', 'rev-fuzz', 'plant', 'road') },
   { weight: 3, arbitrary: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 }).map(encodeURIComponent) },
@@ -185,7 +205,7 @@ describe('fuzzing the command routes', () => {
     it(`${route.name}: never 5xx, no append on 4xx, every 400 names its fields`, async () => {
       await fc.assert(
         fc.asyncProperty(
-          bodyArb(route.valid), headersArb, idArb, idArb, fc.boolean(),
+          bodyArb(route.valid), authedHeadersArb, idArb, idArb, fc.boolean(),
           async (payload, headers, id, cid, realIds) => {
             const url = route.path(realIds ? 'ag-fuzz' : id, realIds ? 'plant' : cid).replace('/v1/reviews/ag-fuzz', '/v1/reviews/rev-fuzz');
             await send({ method: 'POST', url, payload, headers });
@@ -200,9 +220,9 @@ describe('fuzzing the command routes', () => {
 describe('fuzzing query strings and params on the GET routes', () => {
   it('never 5xx (beyond a documented not_yet_visible), never appends, every 400 names its fields', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...GETS), queryArb, idArb, fc.boolean(), async (path, query, id, swapId) => {
+      fc.asyncProperty(fc.constantFrom(...GETS), queryArb, idArb, fc.boolean(), authArb, async (path, query, id, swapId, auth) => {
         const url = (swapId ? path.replace(/ag-fuzz|rev-fuzz/, id) : path) + (query ? `?${query}` : '');
-        await send({ method: 'GET', url });
+        await send({ method: 'GET', url, headers: auth === null ? {} : { authorization: auth } });
       }),
       { numRuns: 1000 },
     );

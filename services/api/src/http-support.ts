@@ -7,6 +7,7 @@ import { normalizeInstant } from '@cm/domain';
 import type { AgreementState, ExistingAgreement } from '@cm/domain';
 import { POSITION_PATTERN, type CommandContext, type CommandResult, type IdempotencyStore } from '@cm/event-store';
 import { agreementDetail, waitForCheckpoint, type ReadStore } from '@cm/read-models';
+import { principalOf } from './access';
 import { HttpProblem } from './problem';
 
 /** How far in the future a caller's occurredAt may be before it is refused (clock skew). */
@@ -40,8 +41,9 @@ export function commandContext(request: FastifyRequest, now: Date, occurredAt: s
   };
 }
 
-export function actorOf(_request: FastifyRequest): string {
-  return 'anonymous';
+/** The actor recorded on events: the name of the caller's API key (`anonymous` with AUTH=off). */
+export function actorOf(request: FastifyRequest): string {
+  return principalOf(request).name;
 }
 
 export function correlationIdOf(request: FastifyRequest): string {

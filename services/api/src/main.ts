@@ -1,7 +1,11 @@
 // The composition root: the only place that reads process.env. Runs any set of roles in one
 // process; the default (api + projector + reminders on embedded stores) needs no service.
 import { join } from 'node:path';
-import { loadConfig, ConfigError, createLogger, createShutdown } from '@cm/platform';
+import {
+  ApiKeysError, ConfigError, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, ensureApiKeysFile, loadConfig,
+  type Config, type KeyRing,
+} from '@cm/platform';
+import type { Logger } from 'pino';
 import {
   createEsdbEventStore, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
   type EventStore, type IdempotencyStore,
@@ -111,10 +115,62 @@ async function main(): Promise<void> {
   }
 
   if (config.roles.has('api')) {
-    const app = await buildApp({ eventStore, readStore, queries, idempotency, projector, logger, now: () => new Date(), readWaitMs: 5000, bodyLimit: config.bodyLimit });
+    const keyRing = openKeyRing(config, logger);
+    // Answers to Idempotency-Key are kept 48 hours (the contract promises at least 24).
+    const prune = () => {
+      idempotency.prune(new Date(Date.now() - IDEMPOTENCY_KEEP_MS).toISOString())
+        .then((n) => n > 0 && logger.info({ pruned: n }, 'old idempotency answers pruned'))
+        .catch((err: unknown) => logger.error({ err }, 'pruning idempotency answers failed; will retry in an hour'));
+    };
+    prune();
+    const pruning = setInterval(prune, 3_600_000);
+    pruning.unref();
+    shutdown.add('idempotency pruning', async () => clearInterval(pruning));
+    const app = await buildApp({
+      eventStore, readStore, queries, idempotency, projector, logger, now: () => new Date(), readWaitMs: 5000, bodyLimit: config.bodyLimit,
+      keyRing,
+      rateLimit: config.rateLimit && { ...config.rateLimit, redis: redisStore?.redis, namespace: config.redisNamespace },
+      corsOrigins: config.corsOrigins,
+    });
     shutdown.add('api', () => app.close());
     await app.listen({ port: config.port, host: config.host });
     logger.info({ url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`, docs: '/docs' }, 'commitment monitor listening');
+  }
+}
+
+const IDEMPOTENCY_KEEP_MS = 48 * 3_600_000;
+
+/**
+ * The API keys this process accepts. The embedded start with no API_KEYS_FILE creates an admin
+ * key on first start, keeps only its hash under DATA_DIR and prints the secret this once.
+ */
+function openKeyRing(config: Config, logger: Logger): KeyRing | null {
+  if (config.auth === 'off') {
+    logger.warn({ host: config.host }, 'AUTH=off: no API key is checked and every caller acts as "anonymous" with every right; accepted only because HOST is a loopback address. Never forward this port.');
+    return null;
+  }
+  const path = config.apiKeysFile ?? defaultApiKeysPath(config.dataDir);
+  try {
+    const created = config.apiKeysFile ? null : ensureApiKeysFile(path);
+    if (created) {
+      process.stdout.write(
+        `\n  First start: created the API key "${created.name}" (role admin). Only its SHA-256 is stored, in ${path}.\n` +
+        `  Its secret is shown this once; keep it somewhere safe:\n\n    ${created.secret}\n\n` +
+        `  Use it as:  Authorization: Bearer ${created.secret}\n  Create keys for each ministry tool with: pnpm keys add --name <name> --role editor --parties VEN\n\n`,
+      );
+    }
+    const ring = createKeyRing(path, {
+      onError: (err) => logger.error({ err: err.message }, 'the API keys file changed but cannot be used; the previous keys stay in force until it is fixed'),
+      onReload: (count) => logger.info({ keys: count, file: path }, 'API keys loaded'),
+    });
+    if (ring.size === 0) logger.warn({ file: path }, 'the API keys file holds no key: every request but /health, /ready and /docs is refused; add one with pnpm keys add');
+    return ring;
+  } catch (err) {
+    if (err instanceof ApiKeysError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
   }
 }
 

@@ -55,7 +55,7 @@ function dotted(instancePath: string): string {
   return instancePath.replace(/^\//, '').split('/').filter(Boolean).join('.');
 }
 
-const STATUS_OF_KIND = { validation: 400, not_found: 404, conflict: 409, concurrency: 412 } as const;
+const STATUS_OF_KIND = { validation: 400, forbidden: 403, not_found: 404, conflict: 409, concurrency: 412 } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any server/logger/type-provider flavour
 export function installErrorHandling(app: FastifyInstance<any, any, any, any, any>): void {

@@ -57,9 +57,11 @@ export function removeDataDir(dir: string): void {
 /**
  * The child's environment: only what a process needs plus the configuration under test, so a
  * variable set in the developer's shell (REDIS_URL, ROLES...) cannot change what is tested.
+ * Authentication and rate limits are off (loopback) unless a test turns them on: the specs that
+ * are about them do (tests/e2e/security.e2e.spec.ts).
  */
 export function serviceEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
-  const base: NodeJS.ProcessEnv = {};
+  const base: NodeJS.ProcessEnv = { AUTH: 'off', RATE_LIMIT: 'off' };
   for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG', 'SYSTEMROOT']) if (process.env[k] !== undefined) base[k] = process.env[k];
   return { ...base, ...vars };
 }

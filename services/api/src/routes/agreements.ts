@@ -4,10 +4,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import {
-  NotFoundError, agreementDecider, agreementStream, deriveAgreementStatus, type AgreementCommand, type ExistingAgreement,
+  NotFoundError, agreementStream, deriveAgreementStatus, type AgreementCommand, type ExistingAgreement,
 } from '@cm/domain';
 import { runCommand } from '@cm/event-store';
 import { agreementDetail, agreementFilter, commitmentFilter, commitmentView } from '@cm/read-models';
+import { agreementDeciderFor, principalOf } from '../access';
 import type { AppDeps } from '../deps';
 import { agreementAnswer, answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
@@ -35,7 +36,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   ) {
     return answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
-      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, command, ctx);
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), command, ctx);
       const state = result.state as ExistingAgreement;
       const c = commitmentIn(state, request.params.cid);
       
@@ -54,7 +55,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       const b = request.body;
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const id = b.id ?? idFromTitle(b.title, 48, ctx.idempotencyScope);
-      const result = await runCommand(eventStore, agreementStream(id), agreementDecider, {
+      const result = await runCommand(eventStore, agreementStream(id), agreementDeciderFor(principalOf(request)), {
         type: 'SignAgreement',
         agreementId: id,
         title: b.title,
@@ -115,7 +116,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
-      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, { type: 'TerminateAgreement', reason: request.body.reason }, ctx);
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), { type: 'TerminateAgreement', reason: request.body.reason }, ctx);
       return { status: 200, headers: { etag: etagOf(result.revision) }, body: await agreementAnswer(readStore, result, request.params.id, nowIso()) };
     }));
 
@@ -126,7 +127,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       const b = request.body;
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const cid = b.id ?? idFromTitle(b.title, 40, ctx.idempotencyScope);
-      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDecider, {
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), {
         type: 'AddCommitment',
         commitment: { commitmentId: cid, title: b.title, description: b.description, dueDate: b.dueDate, responsible: b.responsible },
       }, ctx);

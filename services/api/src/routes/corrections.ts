@@ -2,8 +2,9 @@
 // it by revision. Nothing is deleted or rewritten: history shows both, state uses the correction.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { agreementDecider, agreementStream, instant, isoDate, text } from '@cm/domain';
+import { agreementStream, instant, isoDate, text } from '@cm/domain';
 import { runCommand } from '@cm/event-store';
+import { agreementDeciderFor, principalOf } from '../access';
 import type { AppDeps } from '../deps';
 import { agreementAnswer, answerCommand, commandContext, etagOf } from '../http-support';
 import { agreementParams } from '../schemas';
@@ -30,7 +31,7 @@ export const correctionRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
       const ctx = commandContext(request, deps.now(), b.occurredAt);
-      const result = await runCommand(deps.eventStore, agreementStream(request.params.id), agreementDecider, {
+      const result = await runCommand(deps.eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), {
         type: 'CorrectEvent', revision: b.revision, percent: b.percent, dueDate: b.dueDate, reason: b.reason,
       }, ctx);
       return {

@@ -8,6 +8,7 @@ import {
 } from '@cm/domain';
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { reviewFilter, reviewView } from '@cm/read-models';
+import { checkReviewAccess, principalOf } from '../access';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
@@ -36,6 +37,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         if ((await eventStore.streamRevision(agreementStream(id))) < 0) missing.push({ path: `agreementIds.${i}`, message: `agreement ${id} does not exist` });
       }
       if (missing.length) throw new ValidationError('the review names agreements that do not exist', missing, 'unknown_agreement');
+      await checkReviewAccess(eventStore, principalOf(request), { agreementIds: b.agreementIds });
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const id = b.id ?? idFromTitle(b.title, 48, ctx.idempotencyScope);
       const result = await runCommand(eventStore, reviewStream(id), reviewDecider, {
@@ -122,6 +124,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+      await checkReviewAccess(eventStore, principalOf(request), { id: request.params.id });
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
         type: 'RescheduleReview', now: nowIso(), scheduledFor: normalizeInstant(request.body.scheduledFor), reason: request.body.reason,
       }, ctx);
@@ -133,6 +136,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+      await checkReviewAccess(eventStore, principalOf(request), { id: request.params.id });
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, { type: 'CancelReview', reason: request.body.reason }, ctx);
       return { status: 200, headers: { etag: etagOf(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
     }));
@@ -145,6 +149,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       const now = nowIso();
       const heldAt = b.heldAt ? normalizeInstant(b.heldAt) : now;
       const ctx = commandContext(request, deps.now(), b.occurredAt ?? heldAt);
+      await checkReviewAccess(eventStore, principalOf(request), { id: request.params.id });
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
         type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments,
       }, ctx);

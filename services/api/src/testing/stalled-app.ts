@@ -17,7 +17,7 @@ export async function createStalledApp(options: { readWaitMs?: number } = {}): P
   const readStore = createMemoryReadStore();
   const app = await buildApp({
     eventStore, readStore, queries: createQueries(readStore), idempotency: createSqliteIdempotencyStore(eventStore.db), projector: null, logger,
-    now: () => new Date(), readWaitMs: options.readWaitMs ?? 200, bodyLimit: 1024 * 1024,
+    now: () => new Date(), readWaitMs: options.readWaitMs ?? 200, bodyLimit: 1024 * 1024, keyRing: null, rateLimit: null, corsOrigins: [],
   });
   await app.ready();
   return {

@@ -3,10 +3,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '@cm/platform';
+import type { Role } from '@cm/domain';
+import { createKeyRing, createLogger, hashSecret, writeApiKeysFile } from '@cm/platform';
 import { createSqliteEventStore, createSqliteIdempotencyStore, type SqliteEventStore } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, type ReadStore } from '@cm/read-models';
 import { buildApp, type App } from '../app';
+import type { AppDeps } from '../deps';
 
 export type TestApp = {
   app: App;
@@ -18,7 +20,20 @@ export type TestApp = {
   close(): Promise<void>;
 };
 
-export async function createTestApp(options: { now?: string; readWaitMs?: number; dir?: string } = {}): Promise<TestApp> {
+export type TestKey = { name: string; role: Role; parties?: string[]; secret: string };
+
+/** `Authorization` header of a test key. */
+export const bearer = (key: { secret: string }) => ({ authorization: `Bearer ${key.secret}` });
+
+export async function createTestApp(options: {
+  now?: string;
+  readWaitMs?: number;
+  dir?: string;
+  /** With keys, the app requires them (written to a keys file in `dir`); without, AUTH=off. */
+  keys?: TestKey[];
+  rateLimit?: AppDeps['rateLimit'];
+  corsOrigins?: string[];
+} = {}): Promise<TestApp> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'cm-api-'));
   let now = options.now ? new Date(options.now) : null;
   const clock = () => now ?? new Date();
@@ -27,9 +42,16 @@ export async function createTestApp(options: { now?: string; readWaitMs?: number
   const readStore = createMemoryReadStore();
   const projector = createProjector({ eventStore, readStore, logger });
   await projector.start();
+  let keyRing = null;
+  if (options.keys) {
+    const path = join(dir, 'api-keys.json');
+    writeApiKeysFile(path, { keys: options.keys.map((k) => ({ name: k.name, role: k.role, parties: k.parties ?? [], sha256: hashSecret(k.secret) })) });
+    keyRing = createKeyRing(path);
+  }
   const app = await buildApp({
     eventStore, readStore, queries: createQueries(readStore), idempotency: createSqliteIdempotencyStore(eventStore.db), projector, logger,
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
+    keyRing, rateLimit: options.rateLimit ?? null, corsOrigins: options.corsOrigins ?? [],
   });
   await app.ready();
   return {

@@ -1,0 +1,98 @@
+// Who may do what. Roles come with an API key; an editor acts for some parties and may change
+// only agreements of those parties, and only the commitments those parties are responsible for.
+// Pure: the api applies these rules to the state a command is decided against.
+import { z } from 'zod';
+import type { AgreementCommand, AgreementState } from './agreement-decider';
+import { ForbiddenError } from './errors';
+
+export const ROLES = ['viewer', 'editor', 'auditor', 'admin'] as const;
+export const role = z.enum(ROLES);
+export type Role = z.infer<typeof role>;
+
+/** What a route needs: `public` needs no key at all. */
+export type Access = 'public' | 'read' | 'command' | 'audit';
+
+const GRANTS: Record<Role, ReadonlySet<Access>> = {
+  viewer: new Set(['public', 'read']),
+  editor: new Set(['public', 'read', 'command']),
+  auditor: new Set(['public', 'read', 'audit']),
+  admin: new Set(['public', 'read', 'command', 'audit']),
+};
+
+/** Who is calling: the key's name is the actor recorded on every event. */
+export type Principal = { name: string; role: Role; parties: readonly string[] };
+
+/** The principal of a service running with AUTH=off (loopback only). */
+export const ANONYMOUS: Principal = { name: 'anonymous', role: 'admin', parties: [] };
+
+export const allows = (principal: Principal, access: Access) => GRANTS[principal.role].has(access);
+
+/** Roles that hold a grant, for messages that say what would have been needed. */
+export const rolesWith = (access: Access) => ROLES.filter((r) => GRANTS[r].has(access));
+
+/** Editors act within their parties; every other role that may command is unrestricted. */
+const restricted = (p: Principal) => p.role === 'editor';
+
+function refuse(p: Principal, what: string, path?: string): never {
+  throw new ForbiddenError(
+    `key ${p.name} acts for ${p.parties.join(', ') || 'no party'} and may not ${what}`,
+    'outside_parties',
+    path ? [{ path, message: `must be one of ${p.parties.join(', ') || '(none)'}` }] : [],
+  );
+}
+
+const sharesParty = (p: Principal, parties: readonly string[]) => parties.some((x) => p.parties.includes(x));
+
+/**
+ * Throws ForbiddenError when `principal` may not run `command` on `state`. A command on an
+ * agreement or commitment that does not exist passes here so the decider answers 404.
+ */
+export function checkAgreementCommand(principal: Principal, command: AgreementCommand, state: AgreementState): void {
+  if (!restricted(principal)) return;
+  if (command.type === 'SignAgreement') {
+    if (!sharesParty(principal, command.parties)) refuse(principal, `record an agreement between ${command.parties.join(' and ')}`, 'parties');
+    command.commitments.forEach((c, i) => {
+      if (!principal.parties.includes(c.responsible.party)) refuse(principal, `record a commitment of ${c.responsible.party}`, `commitments.${i}.responsible.party`);
+    });
+    return;
+  }
+  if (!state.exists) return;
+  if (!sharesParty(principal, state.parties)) refuse(principal, `change agreement ${state.id} between ${state.parties.join(' and ')}`);
+  const commitmentParty = (id: string) => state.commitments.find((c) => c.id === id)?.responsible.party;
+  switch (command.type) {
+    case 'AddCommitment':
+      if (!principal.parties.includes(command.commitment.responsible.party)) {
+        refuse(principal, `add a commitment of ${command.commitment.responsible.party}`, 'responsible.party');
+      }
+      return;
+    case 'ReportProgress':
+    case 'ImplementCommitment':
+    case 'DelayCommitment':
+    case 'CancelCommitment': {
+      const party = commitmentParty(command.commitmentId);
+      if (party !== undefined && !principal.parties.includes(party)) refuse(principal, `change commitment ${command.commitmentId}, for which ${party} is responsible`);
+      return;
+    }
+    case 'CorrectEvent': {
+      const target = state.correctable[command.revision];
+      const party = target && commitmentParty(target.commitmentId);
+      if (party !== undefined && !principal.parties.includes(party)) refuse(principal, `correct commitment ${target!.commitmentId}, for which ${party} is responsible`);
+      return;
+    }
+    case 'TerminateAgreement':
+    case 'RecordAgreementReview':
+      return;
+    default: {
+      const never: never = command;
+      return never;
+    }
+  }
+}
+
+/** A review is an editor's to manage when every agreement in its scope is one of its parties'. */
+export function checkReviewScope(principal: Principal, agreements: { id: string; parties: readonly string[] }[]): void {
+  if (!restricted(principal)) return;
+  for (const [i, a] of agreements.entries()) {
+    if (!sharesParty(principal, a.parties)) refuse(principal, `schedule or change a review of agreement ${a.id} between ${a.parties.join(' and ')}`, `agreementIds.${i}`);
+  }
+}
