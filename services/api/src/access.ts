@@ -67,6 +67,8 @@ const accessControl = async (app: FastifyInstance, options: AccessOptions) => {
       return sendProblem(reply, problem(413, 'body_too_large', `the request body is larger than the limit of ${options.bodyLimit} bytes`), { connection: 'close' });
     }
     request.principal = identify(request, options.keyRing);
+    // Every later line of this request (including "request completed") names the caller's key.
+    if (request.principal && options.keyRing) request.log = request.log.child({ key: request.principal.name });
   });
 
   if (options.rateLimit) {
