@@ -1,3 +1,7 @@
+// Loads examples/cian-xix.json into a running service through its HTTP API, as a ministry tool
+// would: `pnpm load-examples [base URL]` (or BASE_URL). With authentication on, CM_API_KEY holds
+// the secret of an admin key (or an editor for every party of the dataset), sent as a Bearer token.
+// Safe to run again: existing agreements are skipped and every command has an Idempotency-Key.
 import { readFile } from 'node:fs/promises';
 
 type Action = 'progress' | 'implementation' | 'delay' | 'cancellation';
@@ -99,12 +103,18 @@ function describeFailure(method: string, path: string, reply: Reply): string {
   if (problem.detail === undefined && problem.errors === undefined && reply.body !== null) {
     lines.push(`  ${typeof reply.body === 'string' ? reply.body.slice(0, 500) : JSON.stringify(reply.body).slice(0, 500)}`);
   }
+  // A viewer or auditor key, or an editor for one side only (the dataset has commitments of both).
+  if (reply.status === 403) lines.push(`  the key in CM_API_KEY may not do this: use an admin key, or an editor key for every party of the dataset`);
   return lines.join('\n');
 }
 
-function createClient(base: string) {
+// The service refuses requests without an API key unless it runs with AUTH=off on loopback.
+const AUTH_HINT = 'set CM_API_KEY to an editor or admin key';
+
+function createClient(base: string, apiKey: string | undefined) {
   async function send(method: 'GET' | 'POST', path: string, body?: unknown, idempotencyKey?: string): Promise<Reply> {
     const headers: Record<string, string> = { accept: 'application/json' };
+    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (idempotencyKey) headers['idempotency-key'] = idempotencyKey;
     for (let attempt = 0; ; attempt++) {
@@ -117,6 +127,10 @@ function createClient(base: string) {
         });
       } catch {
         throw new Fatal(`cannot reach ${base}: start the service first with \`pnpm start\``);
+      }
+      if (res.status === 401) {
+        await res.body?.cancel();
+        throw new Fatal(`${method} ${base}${path} -> 401: ${apiKey ? 'the key in CM_API_KEY is not valid (revoked, or mistyped); ' : ''}${AUTH_HINT}`);
       }
       // Rate limiting and read-model lag are transient; the idempotency key makes a retry safe.
       if ((res.status === 429 || res.status === 503) && attempt + 1 < MAX_ATTEMPTS) {
@@ -191,7 +205,8 @@ async function main(): Promise<void> {
     throw new Fatal(`cannot read ${file.pathname}: ${err instanceof Error ? err.message : String(err)}`);
   }
   const { agreements, events } = parseDataset(raw);
-  const { send } = createClient(base);
+  // An empty variable counts as unset, as in the service's own configuration.
+  const { send } = createClient(base, process.env.CM_API_KEY?.trim() || undefined);
 
   // The last stream revision known per agreement: a command answered with a revision that is not
   // beyond it was an idempotent replay of an earlier run, so nothing new was appended.

@@ -28,6 +28,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel });
+  // Keys first: a bad keys file stops the start before any store is opened.
+  const keyRing = config.roles.has('api') ? openKeyRing(config, logger) : null;
   const shutdown = createShutdown(logger);
   shutdown.listen();
 
@@ -115,7 +117,6 @@ async function main(): Promise<void> {
   }
 
   if (config.roles.has('api')) {
-    const keyRing = openKeyRing(config, logger);
     // Answers to Idempotency-Key are kept 48 hours (the contract promises at least 24).
     const prune = () => {
       idempotency.prune(new Date(Date.now() - IDEMPOTENCY_KEEP_MS).toISOString())
@@ -156,7 +157,7 @@ function openKeyRing(config: Config, logger: Logger): KeyRing | null {
       process.stdout.write(
         `\n  First start: created the API key "${created.name}" (role admin). Only its SHA-256 is stored, in ${path}.\n` +
         `  Its secret is shown this once; keep it somewhere safe:\n\n    ${created.secret}\n\n` +
-        `  Use it as:  Authorization: Bearer ${created.secret}\n  Create keys for each ministry tool with: pnpm keys add --name <name> --role editor --parties VEN\n\n`,
+        `  Send it as:  Authorization: Bearer <the secret above>\n  Create keys for each ministry tool with: pnpm keys add --name <name> --role editor --parties VEN\n\n`,
       );
     }
     const ring = createKeyRing(path, {

@@ -8,15 +8,19 @@
 //   export [--out f]   every stream, global order, as an NDJSON bundle. 0 written, 2 failed.
 //   verify <file>      offline, no configuration read. 0 valid, 1 invalid, 2 unreadable.
 //   import <file>      into an empty embedded log. 0 imported, 1 refused, 2 unreadable or failed.
+//   keys add|list|rotate|revoke   the API keys file (API_KEYS_FILE, else DATA_DIR/api-keys.json).
+//                      0 done, 1 no key matched, 64 refused, 78 keys file missing or invalid,
+//                      2 write failed (see keys-command.ts).
 // All: 64 bad usage, 78 configuration.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { ConfigError, createLogger, loadConfig, type Config } from '@cm/platform';
+import { ConfigError, createLogger, defaultApiKeysPath, loadConfig, type Config } from '@cm/platform';
 import { createEsdbEventStore, createSqliteEventStore } from '@cm/event-store';
 import { RebuildAbortedError, RebuildInProgressError, rebuildReadModels } from '@cm/read-models';
 import { runExport } from './export-command';
 import { runImport } from './import-command';
+import { KEYS_USAGE, parseKeysArgs, runKeys } from './keys-command';
 import { createProgress } from './progress';
 import { createProgressPrinter, summaryLines } from './rebuild-report';
 import { runVerify } from './verify-command';
@@ -26,6 +30,7 @@ const USAGE = [
   '       cli export [--out <file>]   every stream as an NDJSON bundle, to stdout or a file   (pnpm export-log)',
   '       cli verify <file>           verify a bundle offline   (pnpm verify-bundle <file>)',
   '       cli import <file>           restore a bundle into an empty log   (pnpm import-log <file>)',
+  '       cli keys add|list|rotate|revoke   manage the API keys   (pnpm keys --help)',
 ].join('\n');
 
 const usageError = (problem: string) => {
@@ -64,6 +69,8 @@ async function main(): Promise<number> {
       return verify(args);
     case 'import':
       return importLog(args);
+    case 'keys':
+      return keys(args);
     default:
       return usageError(command ? `unknown command: ${command}` : 'no command given');
   }
@@ -117,6 +124,23 @@ async function importLog(args: string[]): Promise<number> {
     file: callerPath(file), target: path, logExists: existsSync(path), openStore: () => createSqliteEventStore({ path }),
     stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), progress: stderrProgress, now: () => new Date(),
   });
+}
+
+function keys(args: string[]): number {
+  const command = parseKeysArgs(args);
+  if ('error' in command) {
+    process.stderr.write(command.usage ? `${command.error}\n${KEYS_USAGE}\n` : `${command.error}\n`);
+    return 64;
+  }
+  if (command.kind === 'help') {
+    process.stdout.write(`${KEYS_USAGE}\n`);
+    return 0;
+  }
+  const config = configOrNull();
+  if (!config) return 78;
+  // The same file the service opens (services/api/src/main.ts), relative names meaning the same.
+  const file = config.apiKeysFile ?? defaultApiKeysPath(config.dataDir);
+  return runKeys(command, { file, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), now: () => new Date() });
 }
 
 async function rebuild(flags: string[]): Promise<number> {
