@@ -8,6 +8,9 @@ import { planReminders, type ReminderOffset } from './reminder-planning';
 import type { ReminderScheduler } from './reminder-scheduler';
 import { loadReview } from './reminder-sender';
 
+/** Reviews re-planned at once when the role starts. */
+const RECONCILE_CONCURRENCY = 16;
+
 export function createRemindersRole(deps: { eventStore: EventStore; scheduler: ReminderScheduler; offsets: readonly ReminderOffset[]; now: () => Date; logger: Logger }) {
   const log = deps.logger.child({ component: 'reminders' });
   let subscription: Subscription | null = null;
@@ -23,14 +26,15 @@ export function createRemindersRole(deps: { eventStore: EventStore; scheduler: R
     replan,
     async start(): Promise<void> {
       const head = await deps.eventStore.headPosition();
-      let reviews = 0;
+      const ids = (await deps.eventStore.listStreams()).map(parseStreamName).flatMap((s) => (s?.kind === 'review' ? [s.id] : []));
+      // Reviews are independent: several at once keep the queue's round trips overlapping.
       let sends = 0;
-      for (const stream of await deps.eventStore.listStreams()) {
-        const s = parseStreamName(stream);
-        if (s?.kind !== 'review') continue;
-        reviews++;
-        sends += await replan(s.id);
-      }
+      let next = 0;
+      const worker = async () => {
+        while (next < ids.length) sends += await replan(ids[next++]!);
+      };
+      await Promise.all(Array.from({ length: Math.min(RECONCILE_CONCURRENCY, ids.length) }, worker));
+      const reviews = ids.length;
       log.info({ reviews, pendingSends: sends }, 'reminders reconciled with the log');
       subscription = deps.eventStore.subscribe({
         after: head,

@@ -354,7 +354,7 @@ describe('reminders over SMTP, in-process scheduler', () => {
     const offsets: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '2s', ms: 2 * SECOND }];
     const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets });
     const agreements = await signAgreements(stack.eventStore);
-    const first = inMs(3500);
+    const first = inMs(6000);
     await schedule(stack.eventStore, 'moved', first, agreements, [ANA]);
     await until('the 7d mail for the first date', () => smtp.received.length === 1);
 
