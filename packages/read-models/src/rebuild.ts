@@ -70,7 +70,8 @@ export type RebuildOptions = {
 export class RebuildInProgressError extends Error {}
 export class RebuildAbortedError extends Error {}
 
-const DEFAULT_BATCH = 2000;
+// Large: a log interleaved over many agreements then writes each touched document once per many events.
+const DEFAULT_BATCH = 20_000;
 const LOCK_TTL_MS = 30_000;
 /** A live projector that keeps committing can beat the switch a few times; more means it never settles. */
 const SWITCH_ATTEMPTS = 50;
@@ -123,7 +124,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     const nextGeneration = liveGeneration + 1;
     next = nextGeneration;
     const liveCheckpointKey = `${ns}:g${liveGeneration}:checkpoint`;
-    const rebuilt = createRedisReadStore({ url: options.redisUrl, namespace: ns, generation: nextGeneration });
+    const rebuilt = createRedisReadStore({ url: options.redisUrl, namespace: ns, generation: nextGeneration, documentCache: Number.POSITIVE_INFINITY });
     stores.push(rebuilt);
 
     // Leftovers of an interrupted rebuild would otherwise mix with this one.

@@ -2,9 +2,10 @@
 // indexes (lexicographic members encode the sort order), never by reading every document.
 // A batch of documents, their index changes and the checkpoint go in one MULTI/EXEC, guarded
 // by WATCH on the projection lease so a projector that lost its lease cannot write.
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
-  deriveAgreementStatus, type AgreementStatus, type CommitmentStatus, type ExistingAgreement,
+  deriveAgreementStatus, type AgreementStatus, type CommitmentState, type CommitmentStatus, type ExistingAgreement,
 } from '@cm/domain';
 import { comparePositions, type Position } from '@cm/event-store';
 import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents';
@@ -21,7 +22,32 @@ export type RedisReadStoreOptions = {
   namespace?: string;
   /** A fixed generation (rebuilds), or follow `<namespace>:current` (default). */
   generation?: number;
+  /**
+   * How many documents this store remembers as it last wrote them (0 by default), so a commit
+   * need not read them back to know which index entries to move. Used only while Redis says this
+   * very store made the last commit of the generation; a rebuild, which holds every document
+   * anyway, passes Infinity.
+   */
+  documentCache?: number;
 };
+
+/** Old footprints of unchanged commitments cancel out: only commitments that are not the very same object are diffed. */
+function changedCommitments(before: AgreementDoc, after: AgreementDoc): { before: CommitmentState[]; after: CommitmentState[] } | null {
+  const b = before.agreement.commitments;
+  const a = after.agreement.commitments;
+  // Commitment entries carry the agreement's id and sector as well.
+  if (b.length > a.length || before.agreement.sector !== after.agreement.sector || before.agreement.id !== after.agreement.id) return null;
+  const out = { before: [] as CommitmentState[], after: [] as CommitmentState[] };
+  for (let i = 0; i < a.length; i++) {
+    const x = b[i];
+    const y = a[i]!;
+    if (x === y) continue;
+    if (x && x.id !== y.id) return null;
+    if (x) out.before.push(x);
+    out.after.push(y);
+  }
+  return out;
+}
 
 /** Raised when the projection lease changed hands between reading and writing a batch. */
 export class LeaseLostError extends Error {}
@@ -44,8 +70,13 @@ const commitmentMember = (dueDate: string, cid: string, aid: string) => `${dueDa
 type IndexEntry = { key: string; member: string; score: number };
 type Footprint = { entries: IndexEntry[]; counters: Map<string, number>; hashes: { key: string; field: string; value: string }[]; sets: { key: string; member: string }[] };
 
-/** Everything a document contributes to the indexes: removed as a whole and re-added on change. */
-function agreementFootprint(doc: AgreementDoc): Footprint {
+/**
+ * Everything a document contributes to the indexes: removed as a whole and re-added on change.
+ * `only`: the commitments whose part to include (all by default). Commitment members are unique
+ * within an agreement (ids are), so leaving the same unchanged commitments out of both sides of
+ * a diff leaves the diff as it was.
+ */
+function agreementFootprint(doc: AgreementDoc, only: readonly CommitmentState[] = doc.agreement.commitments): Footprint {
   const a = doc.agreement;
   const m = agreementMember(a);
   const staticStatus = deriveAgreementStatus(a, PAST);
@@ -68,7 +99,7 @@ function agreementFootprint(doc: AgreementDoc): Footprint {
     [`a:count|sec:${a.sector}:st:${staticStatus}`, 1],
   ]);
   const sets: Footprint['sets'] = [];
-  for (const c of a.commitments) {
+  for (const c of only) {
     const cm = commitmentMember(c.dueDate, c.id, a.id);
     const inst = foldText(c.responsible.institution);
     entries.push(
@@ -111,6 +142,21 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
   writer.on('error', () => undefined);
   const listeners = new Set<(p: Position) => void>();
   let tmpSeq = 0;
+  // What this store last wrote, valid while `<prefix>writer` still names this store.
+  const writerId = `${process.pid}:${randomUUID()}`;
+  const cacheLimit = options.documentCache ?? 0;
+  const cache = { generation: -1, agreements: new Map<string, AgreementDoc>(), reviews: new Map<string, ReviewDoc>() };
+  const forget = () => {
+    cache.generation = -1;
+    cache.agreements.clear();
+    cache.reviews.clear();
+  };
+  const remember = <T>(m: Map<string, T>, id: string, doc: T) => {
+    if (cacheLimit !== Number.POSITIVE_INFINITY) m.delete(id);
+    m.set(id, doc);
+    // Oldest first out, once over the limit.
+    while (m.size > cacheLimit) m.delete(m.keys().next().value!);
+  };
 
   async function generation(): Promise<number> {
     if (options.generation !== undefined) return options.generation;
@@ -213,66 +259,109 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       const watched = [`${p}checkpoint`, ...(fence ? [fence.key] : []), ...(options.generation === undefined ? [`${ns}:current`] : [])];
       await writer.watch(...watched);
       try {
-        if (fence && (await writer.get(fence.key)) !== fence.token) throw new LeaseLostError(`projection lease ${fence.key} is no longer held by ${fence.token}`);
+        // What the write depends on, read under the WATCH.
+        const [current, lastWriter, fenceToken] = await writer.mget(`${p}checkpoint`, `${p}writer`, fence ? fence.key : `${p}checkpoint`);
+        if (fence && fenceToken !== fence.token) throw new LeaseLostError(`projection lease ${fence.key} is no longer held by ${fence.token}`);
         if (options.generation === undefined && (await generation()) !== g) throw new GenerationChangedError(`the read models were switched from generation ${g}`);
-        const current = await writer.get(`${p}checkpoint`);
-        if (comparePositions(current, checkpoint) > 0) {
+        if (comparePositions(current ?? null, checkpoint) > 0) {
           // Already applied further by a previous holder of the lease: nothing to write.
           await writer.unwatch();
           return;
         }
+        if (cacheLimit === 0 || cache.generation !== g || lastWriter !== writerId) forget();
         const ids = { a: [...changes.agreements.keys()], r: [...changes.reviews.keys()] };
+        const unknown = { a: ids.a.filter((id) => !cache.agreements.has(id)), r: ids.r.filter((id) => !cache.reviews.has(id)) };
         const [oldA, oldR] = await Promise.all([
-          ids.a.length ? writer.mget(ids.a.map((id) => `${p}a:${id}`)) : Promise.resolve([]),
-          ids.r.length ? writer.mget(ids.r.map((id) => `${p}r:${id}`)) : Promise.resolve([]),
+          unknown.a.length ? writer.mget(unknown.a.map((id) => `${p}a:${id}`)) : Promise.resolve([]),
+          unknown.r.length ? writer.mget(unknown.r.map((id) => `${p}r:${id}`)) : Promise.resolve([]),
         ]);
-        const m = writer.multi();
+        const stored = {
+          a: new Map(unknown.a.map((id, i) => [id, oldA[i] ? (JSON.parse(oldA[i]!) as AgreementDoc) : null])),
+          r: new Map(unknown.r.map((id, i) => [id, oldR[i] ? (JSON.parse(oldR[i]!) as ReviewDoc) : null])),
+        };
         // Only what changed between the old and the new footprint is written: a progress report
         // moves one or two index entries, not every entry of the agreement (10x fewer commands).
+        // Changes are gathered per key and sent as one command each (ZADD k s1 m1 s2 m2 ...): no two
+        // documents share a member or a hash field, so the order between documents does not matter.
+        const zadd = new Map<string, (string | number)[]>();
+        const zrem = new Map<string, string[]>();
+        const hincr = new Map<string, number>();
+        const hset = new Map<string, string[]>();
+        const hdel = new Map<string, string[]>();
+        const sadd = new Map<string, Set<string>>();
+        const push = <T>(into: Map<string, T[]>, key: string, ...values: T[]) => {
+          const list = into.get(key);
+          if (list) list.push(...values);
+          else into.set(key, values);
+        };
         const apply = (before: Footprint | null, after: Footprint) => {
           const gone = new Map((before?.entries ?? []).map((e) => [`${e.key}\n${e.member}`, e]));
           for (const e of after.entries) {
             const id = `${e.key}\n${e.member}`;
-            if (gone.get(id)?.score !== e.score) m.zadd(`${p}${e.key}`, e.score, e.member);
+            if (gone.get(id)?.score !== e.score) push(zadd, e.key, e.score, e.member);
             gone.delete(id);
           }
-          for (const e of gone.values()) m.zrem(`${p}${e.key}`, e.member);
+          for (const e of gone.values()) push(zrem, e.key, e.member);
           for (const k of new Set([...(before?.counters.keys() ?? []), ...after.counters.keys()])) {
             const delta = (after.counters.get(k) ?? 0) - (before?.counters.get(k) ?? 0);
-            if (delta === 0) continue;
-            const [key, field] = k.split('|') as [string, string];
-            m.hincrby(`${p}${key}`, field, delta);
+            if (delta !== 0) hincr.set(k, (hincr.get(k) ?? 0) + delta);
           }
           const oldHashes = new Map((before?.hashes ?? []).map((h) => [`${h.key}\n${h.field}`, h]));
           for (const h of after.hashes) {
             const id = `${h.key}\n${h.field}`;
-            if (oldHashes.get(id)?.value !== h.value) m.hset(`${p}${h.key}`, h.field, h.value);
+            if (oldHashes.get(id)?.value !== h.value) push(hset, h.key, h.field, h.value);
             oldHashes.delete(id);
           }
-          for (const h of oldHashes.values()) m.hdel(`${p}${h.key}`, h.field);
+          for (const h of oldHashes.values()) push(hdel, h.key, h.field);
           const oldSets = new Set((before?.sets ?? []).map((x) => `${x.key}\n${x.member}`));
-          for (const x of after.sets) if (!oldSets.has(`${x.key}\n${x.member}`)) m.sadd(`${p}${x.key}`, x.member);
+          for (const x of after.sets) {
+            if (oldSets.has(`${x.key}\n${x.member}`)) continue;
+            let members = sadd.get(x.key);
+            if (!members) sadd.set(x.key, (members = new Set()));
+            members.add(x.member);
+          }
         };
-        ids.a.forEach((id, i) => {
-          const old = oldA[i];
+        const documents: string[] = [];
+        for (const id of ids.a) {
+          const old = cache.agreements.get(id) ?? stored.a.get(id) ?? null;
           const doc = changes.agreements.get(id)!;
-          apply(old ? agreementFootprint(JSON.parse(old) as AgreementDoc) : null, agreementFootprint(doc));
-          m.set(`${p}a:${id}`, JSON.stringify(doc));
-        });
-        ids.r.forEach((id, i) => {
-          const old = oldR[i];
+          // A remembered document shares its unchanged commitments with the new one (the projection keeps them).
+          const changed = old && cache.agreements.has(id) ? changedCommitments(old, doc) : null;
+          if (changed) apply(agreementFootprint(old!, changed.before), agreementFootprint(doc, changed.after));
+          else apply(old ? agreementFootprint(old) : null, agreementFootprint(doc));
+          documents.push(`${p}a:${id}`, JSON.stringify(doc));
+        }
+        for (const id of ids.r) {
+          const old = cache.reviews.get(id) ?? stored.r.get(id) ?? null;
           const doc = changes.reviews.get(id)!;
-          apply(old ? reviewFootprint(JSON.parse(old) as ReviewDoc) : null, reviewFootprint(doc));
-          m.set(`${p}r:${id}`, JSON.stringify(doc));
-        });
-        m.set(`${p}checkpoint`, checkpoint);
+          apply(old ? reviewFootprint(old) : null, reviewFootprint(doc));
+          documents.push(`${p}r:${id}`, JSON.stringify(doc));
+        }
+        const m = writer.multi();
+        for (const [key, members] of zrem) m.zrem(`${p}${key}`, ...members);
+        for (const [key, args] of zadd) m.zadd(`${p}${key}`, ...args);
+        for (const [k, delta] of hincr) {
+          const [key, field] = k.split('|') as [string, string];
+          m.hincrby(`${p}${key}`, field, delta);
+        }
+        for (const [key, fields] of hdel) m.hdel(`${p}${key}`, ...fields);
+        for (const [key, args] of hset) m.hset(`${p}${key}`, ...args);
+        for (const [key, members] of sadd) m.sadd(`${p}${key}`, ...members);
+        // Every commit names its writer, so no other store keeps using what it remembers.
+        m.mset(...documents, `${p}writer`, writerId, `${p}checkpoint`, checkpoint);
         const res = await m.exec();
         if (!res) {
           if (options.generation === undefined && (await generation()) !== g) throw new GenerationChangedError(`the read models were switched from generation ${g}`);
           throw new LeaseLostError('the projection lease changed hands during the batch; it was not written');
         }
         for (const [err] of res) if (err) throw err;
+        if (cacheLimit > 0) {
+          cache.generation = g;
+          for (const [id, d] of changes.agreements) remember(cache.agreements, id, d);
+          for (const [id, d] of changes.reviews) remember(cache.reviews, id, d);
+        }
       } catch (err) {
+        forget();
         await writer.unwatch().catch(() => undefined);
         throw err;
       }
