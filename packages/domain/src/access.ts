@@ -74,8 +74,8 @@ export function checkAgreementCommand(principal: Principal, command: AgreementCo
       return;
     }
     case 'CorrectEvent': {
-      const target = state.correctable[command.revision];
-      const party = target && commitmentParty(target.commitmentId);
+      const target = command.target;
+      const party = target ? commitmentParty(target.commitmentId) : undefined;
       if (party !== undefined && !principal.parties.includes(party)) refuse(principal, `correct commitment ${target!.commitmentId}, for which ${party} is responsible`);
       return;
     }

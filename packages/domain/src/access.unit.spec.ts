@@ -1,7 +1,7 @@
 // Who may do what: the role grants, and an editor's limits to its parties, as given/when/then.
 import { describe, expect, it } from 'vitest';
 import { ANONYMOUS, allows, checkAgreementCommand, checkReviewScope, rolesWith, type Principal } from './access';
-import { evolveAgreement, initialAgreementState, type AgreementCommand, type AgreementState } from './agreement-decider';
+import { correctionTargetOf, evolveAgreement, initialAgreementState, type AgreementCommand, type AgreementState } from './agreement-decider';
 import { ForbiddenError } from './errors';
 import type { AgreementEvent, Timed } from './events';
 
@@ -83,8 +83,8 @@ describe('an editor for VEN', () => {
     const commitment = (party: string) => ({ commitmentId: 'n', title: 'n', dueDate: '2026-01-01', responsible: { party, institution: 'M' } });
     expect(refusal(veEditor, { type: 'AddCommitment', commitment: commitment('VEN') }, venRus)).toBeNull();
     expect(refusal(veEditor, { type: 'AddCommitment', commitment: commitment('RUS') }, venRus)?.errors[0]?.path).toBe('responsible.party');
-    expect(refusal(veEditor, { type: 'CorrectEvent', revision: 1, dueDate: '2026-07-01', reason: 'typo' }, venRus)).toBeNull();
-    expect(refusal(veEditor, { type: 'CorrectEvent', revision: 3, percent: 45, reason: 'typo' }, venRus)?.message).toMatch(/correct commitment rus-turbines/);
+    expect(refusal(veEditor, { type: 'CorrectEvent', revision: 1, target: correctionTargetOf(added('ven-grid', 'VEN')), dueDate: '2026-07-01', reason: 'typo' }, venRus)).toBeNull();
+    expect(refusal(veEditor, { type: 'CorrectEvent', revision: 3, target: correctionTargetOf(reported('rus-turbines', 40)), percent: 45, reason: 'typo' }, venRus)?.message).toMatch(/correct commitment rus-turbines/);
   });
 
   it('touches nothing in an agreement VEN is not party to, and may terminate one it is', () => {

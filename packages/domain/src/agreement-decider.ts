@@ -30,6 +30,25 @@ export type CommitmentState = {
 /** Events that can be corrected later, by revision: what they set, on which commitment. */
 export type Correctable = { commitmentId: string; kind: 'progress' | 'dueDate'; type: string };
 
+/**
+ * What the event at a revision would let a correction change, or null. The caller reads the
+ * event a correction names and hands this to the command, so the state need not carry a map of
+ * every correctable revision (which grew with the stream and was copied at every event).
+ */
+export function correctionTargetOf(event: { type: string; data: unknown }): Correctable | null {
+  const commitmentId = (event.data as { commitmentId?: unknown }).commitmentId;
+  if (typeof commitmentId !== 'string') return null;
+  switch (event.type) {
+    case 'ProgressReported':
+      return { commitmentId, kind: 'progress', type: event.type };
+    case 'CommitmentAdded':
+    case 'CommitmentDelayed':
+      return { commitmentId, kind: 'dueDate', type: event.type };
+    default:
+      return null;
+  }
+}
+
 export type AgreementState =
   | { exists: false }
   | {
@@ -48,7 +67,6 @@ export type AgreementState =
       lastAssessments: Assessment[];
       /** Events applied so far: the revision the next event will have. */
       applied: number;
-      correctable: Record<number, Correctable>;
     };
 export type ExistingAgreement = Extract<AgreementState, { exists: true }>;
 
@@ -79,7 +97,15 @@ export type AgreementCommand =
   | { type: 'DelayCommitment'; commitmentId: string; reason: string; newDueDate: string }
   | { type: 'CancelCommitment'; commitmentId: string; reason: string }
   | { type: 'TerminateAgreement'; reason: string }
-  | { type: 'CorrectEvent'; revision: number; percent?: number | undefined; dueDate?: string | undefined; reason: string }
+  | {
+      type: 'CorrectEvent';
+      revision: number;
+      /** correctionTargetOf(the event at `revision`), null when there is none there. */
+      target: Correctable | null;
+      percent?: number | undefined;
+      dueDate?: string | undefined;
+      reason: string;
+    }
   | { type: 'RecordAgreementReview'; reviewId: string; heldAt: string; assessments: Assessment[] };
 
 export const initialAgreementState = (): AgreementState => ({ exists: false });
@@ -187,7 +213,7 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
     }
     case 'CorrectEvent': {
       const a = requireAgreement(state);
-      const target = a.correctable[command.revision];
+      const target = command.revision < a.applied ? command.target : null;
       if (!target) {
         throw new ValidationError('that revision cannot be corrected', [
           { path: 'revision', message: `revision ${command.revision} is not a progress report, a commitment or a delay of this agreement` },
@@ -244,22 +270,7 @@ function updateCommitment(
 export function evolveAgreement(state: AgreementState, event: Timed<AgreementEvent>): AgreementState {
   const next = applyEvent(state, event);
   if (!next.exists) return next;
-  const revision = state.exists ? state.applied : 0;
-  const correctable = correctableOf(event);
-  return { ...next, applied: revision + 1, correctable: correctable ? { ...next.correctable, [revision]: correctable } : next.correctable };
-}
-
-function correctableOf(event: Timed<AgreementEvent>): Correctable | null {
-  switch (event.type) {
-    case 'ProgressReported':
-      return { commitmentId: event.data.commitmentId, kind: 'progress', type: event.type };
-    case 'CommitmentAdded':
-      return { commitmentId: event.data.commitmentId, kind: 'dueDate', type: event.type };
-    case 'CommitmentDelayed':
-      return { commitmentId: event.data.commitmentId, kind: 'dueDate', type: event.type };
-    default:
-      return null;
-  }
+  return { ...next, applied: (state.exists ? state.applied : 0) + 1 };
 }
 
 function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): AgreementState {
@@ -281,7 +292,6 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
       lastReviewedAt: null,
       lastAssessments: [],
       applied: 0,
-      correctable: {},
     };
   }
   // Events other than the first one only ever follow AgreementSigned in a stream.
@@ -348,11 +358,11 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
     }
     case 'DueDateCorrected': {
       const { correctsRevision, dueDate } = event.data;
-      const target = state.correctable[correctsRevision];
       return updateCommitment(state, event.data.commitmentId, (c) => ({
         ...c,
         dueDate: c.dueDateRevision === correctsRevision ? dueDate : c.dueDate,
-        originalDueDate: target?.type === 'CommitmentAdded' ? dueDate : c.originalDueDate,
+        // A due date is set by the commitment's addition or by one of its delays: not a delay, so the addition.
+        originalDueDate: c.delays.some((d) => d.revision === correctsRevision) ? c.originalDueDate : dueDate,
         delays: c.delays.map((d) => (d.revision === correctsRevision ? { ...d, newDueDate: dueDate } : d)),
       }));
     }

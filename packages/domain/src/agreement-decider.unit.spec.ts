@@ -1,6 +1,7 @@
 // Every rule and every refusal of the agreement decider, as given/when/then.
 import { describe, expect, it } from 'vitest';
 import {
+  correctionTargetOf,
   decideAgreement,
   evolveAgreement,
   initialAgreementState,
@@ -451,13 +452,17 @@ describe('RecordAgreementReview', () => {
 
 describe('corrections', () => {
   const history = [signed(), added('vaccine-plant', '2026-06-30')];
+  // What the api reads from the log for the revision a correction names.
+  const progressTarget = { commitmentId: 'vaccine-plant', kind: 'progress', type: 'ProgressReported' } as const;
+  const additionTarget = { commitmentId: 'vaccine-plant', kind: 'dueDate', type: 'CommitmentAdded' } as const;
+  const delayTarget = { commitmentId: 'vaccine-plant', kind: 'dueDate', type: 'CommitmentDelayed' } as const;
 
   it('corrects the figure of the progress report a commitment stands on, leaving the report in history', () => {
     const g = given([...history, progressed('vaccine-plant', 80, '2026-03-01T09:00:00.000Z')]);
-    g.when({ type: 'CorrectEvent', revision: 2, percent: 30, reason: 'typo: 30, not 80' }).then([
+    g.when({ type: 'CorrectEvent', revision: 2, target: progressTarget, percent: 30, reason: 'typo: 30, not 80' }).then([
       { type: 'ProgressCorrected', data: { commitmentId: 'vaccine-plant', correctsRevision: 2, percent: 30, reason: 'typo: 30, not 80' } },
     ]);
-    expect(commitmentOf(g.when({ type: 'CorrectEvent', revision: 2, percent: 30, reason: 'typo' }).thenState(), 'vaccine-plant').progress).toBe(30);
+    expect(commitmentOf(g.when({ type: 'CorrectEvent', revision: 2, target: progressTarget, percent: 30, reason: 'typo' }).thenState(), 'vaccine-plant').progress).toBe(30);
   });
 
   it('keeps the current progress when an older report is corrected', () => {
@@ -466,19 +471,19 @@ describe('corrections', () => {
       progressed('vaccine-plant', 80, '2026-03-01T09:00:00.000Z'),
       progressed('vaccine-plant', 90, '2026-03-02T09:00:00.000Z'),
     ])
-      .when({ type: 'CorrectEvent', revision: 2, percent: 30, reason: 'typo' })
+      .when({ type: 'CorrectEvent', revision: 2, target: progressTarget, percent: 30, reason: 'typo' })
       .thenState();
     expect(commitmentOf(state, 'vaccine-plant').progress).toBe(90);
   });
 
   it('corrects a wrong due date at signature: due date and original due date move', () => {
-    const c = commitmentOf(given(history).when({ type: 'CorrectEvent', revision: 1, dueDate: '2026-07-31', reason: 'wrong month' }).thenState(), 'vaccine-plant');
+    const c = commitmentOf(given(history).when({ type: 'CorrectEvent', revision: 1, target: additionTarget, dueDate: '2026-07-31', reason: 'wrong month' }).thenState(), 'vaccine-plant');
     expect([c.dueDate, c.originalDueDate]).toEqual(['2026-07-31', '2026-07-31']);
   });
 
   it('corrects the new date of a delay, in the delay record too', () => {
     const state = given([...history, delayed('vaccine-plant', '2026-06-30', '2026-09-30', '2026-02-01T09:00:00.000Z')])
-      .when({ type: 'CorrectEvent', revision: 2, dueDate: '2026-10-31', reason: 'wrong month' })
+      .when({ type: 'CorrectEvent', revision: 2, target: delayTarget, dueDate: '2026-10-31', reason: 'wrong month' })
       .thenState();
     const c = commitmentOf(state, 'vaccine-plant');
     expect(c.dueDate).toBe('2026-10-31');
@@ -487,8 +492,10 @@ describe('corrections', () => {
   });
 
   it('refuses a revision that holds nothing correctable, and a value of the wrong kind', () => {
-    given(history).when({ type: 'CorrectEvent', revision: 0, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
-    given(history).when({ type: 'CorrectEvent', revision: 9, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
-    given(history).when({ type: 'CorrectEvent', revision: 1, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['dueDate']);
+    given(history).when({ type: 'CorrectEvent', revision: 0, target: correctionTargetOf(signed()), percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
+    given(history).when({ type: 'CorrectEvent', revision: 9, target: null, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
+    // A target for a revision the stream has not reached is not trusted.
+    given(history).when({ type: 'CorrectEvent', revision: 2, target: progressTarget, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
+    given(history).when({ type: 'CorrectEvent', revision: 1, target: correctionTargetOf(added('vaccine-plant', '2026-06-30')), percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['dueDate']);
   });
 });

@@ -126,7 +126,7 @@ export async function writeMixedLedger(
       count(reported);
       if (c.status === 'pending') c.status = 'in_progress';
       // Now and then a figure was wrong: corrected by its revision, without consuming the seeded sequence.
-      if (reported.revision % 9 === 0) count(await w.agreement(a.id, { type: 'CorrectEvent', revision: reported.revision, percent: reported.revision % 100, reason: 'figure typed wrong' }, at));
+      if (reported.revision % 9 === 0) count(await w.agreement(a.id, { type: 'CorrectEvent', revision: reported.revision, target: { commitmentId: c.id, kind: 'progress', type: 'ProgressReported' }, percent: reported.revision % 100, reason: 'figure typed wrong' }, at));
     } else if (roll < 0.68) {
       const newDueDate = addDays(c.dueDate, rnd.int(10, 120));
       const delayedAt = await w.agreement(a.id, { type: 'DelayCommitment', commitmentId: c.id, reason: 'budget not released', newDueDate }, at);
@@ -135,7 +135,7 @@ export async function writeMixedLedger(
       c.dueDate = newDueDate;
       if (delayedAt.revision % 11 === 0) {
         const corrected = addDays(newDueDate, 1);
-        count(await w.agreement(a.id, { type: 'CorrectEvent', revision: delayedAt.revision, dueDate: corrected, reason: 'date typed wrong' }, at));
+        count(await w.agreement(a.id, { type: 'CorrectEvent', revision: delayedAt.revision, target: { commitmentId: c.id, kind: 'dueDate', type: 'CommitmentDelayed' }, dueDate: corrected, reason: 'date typed wrong' }, at));
         c.dueDate = corrected;
       }
     } else if (roll < 0.88) {

@@ -2,7 +2,7 @@
 // it by revision. Nothing is deleted or rewritten: history shows both, state uses the correction.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { agreementStream, instant, isoDate, text } from '@cm/domain';
+import { agreementStream, correctionTargetOf, instant, isoDate, text } from '@cm/domain';
 import { runCommand } from '@cm/event-store';
 import { agreementDeciderFor, principalOf } from '../access';
 import type { AppDeps } from '../deps';
@@ -31,8 +31,11 @@ export const correctionRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
       const ctx = commandContext(request, deps.now(), b.occurredAt);
-      const result = await runCommand(deps.eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), {
-        type: 'CorrectEvent', revision: b.revision, percent: b.percent, dueDate: b.dueDate, reason: b.reason,
+      const stream = agreementStream(request.params.id);
+      // The decider judges the correction against the event it names, read here.
+      const [named] = await deps.eventStore.readStream(stream, { fromRevision: b.revision, toRevision: b.revision, limit: 1 });
+      const result = await runCommand(deps.eventStore, stream, agreementDeciderFor(principalOf(request)), {
+        type: 'CorrectEvent', revision: b.revision, target: named ? correctionTargetOf(named) : null, percent: b.percent, dueDate: b.dueDate, reason: b.reason,
       }, ctx);
       return {
         status: 200,
