@@ -3,7 +3,7 @@
 // on the newer state; with If-Match the caller asked for exactly that revision, so it is 412.
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError, ConcurrencyError, type Decider } from '@cm/domain';
-import type { EventMetadata, EventStore, NewEvent, Position, StoredEvent } from './event-store';
+import type { AppendResult, EventMetadata, EventStore, NewEvent, Position, StoredEvent } from './event-store';
 
 export type Timed = { type: string; data: unknown; occurredAt: string };
 
@@ -28,22 +28,64 @@ export type CommandResult<S> = {
 /** How long a command keeps retrying conflicts with other processes before answering 503. */
 const CONFLICT_BUDGET_MS = 3000;
 
-// Commands on one stream run one at a time within a process, so they never collide with each
-// other; only writers in other processes can still conflict, and those are retried.
-const streamLocks = new WeakMap<EventStore, Map<string, Promise<unknown>>>();
+// Commands on one stream run one batch at a time within a process, so they never collide with
+// each other; only writers in other processes can still conflict, and those are retried. While a
+// batch waits for its fsync, the commands that arrive for the same stream queue; the next batch
+// decides them one after the other against the folded state (each sees the events of the ones
+// before it) and appends all their events in one append, so one fsync serves them all instead
+// of one fsync each. Every command still gets its own answer: its own events, revision, position.
+type Job = {
+  decider: Decider<unknown, unknown, { type: string; data: unknown }>;
+  command: unknown;
+  ctx: CommandContext;
+  resolve: (r: CommandResult<unknown>) => void;
+  reject: (err: unknown) => void;
+};
+/** Bounds one append (and so one transaction) when many commands queue on one stream. */
+const MAX_BATCH = 64;
+const streamQueues = new WeakMap<EventStore, Map<string, Job[]>>();
 
-async function withStreamLock<T>(store: EventStore, stream: string, fn: () => Promise<T>): Promise<T> {
-  let locks = streamLocks.get(store);
-  if (!locks) streamLocks.set(store, (locks = new Map()));
-  const previous = locks.get(stream) ?? Promise.resolve();
-  const run = previous.then(fn, fn);
-  const tail = run.catch(() => undefined);
-  locks.set(stream, tail);
-  try {
-    return await run;
-  } finally {
-    if (locks.get(stream) === tail) locks.delete(stream);
+function enqueue(store: EventStore, stream: string, job: Job): void {
+  let queues = streamQueues.get(store);
+  if (!queues) streamQueues.set(store, (queues = new Map()));
+  const queue = queues.get(stream);
+  if (queue) {
+    queue.push(job);
+    return;
   }
+  const fresh = [job];
+  queues.set(stream, fresh);
+  void drain(store, stream, fresh, queues);
+}
+
+async function drain(store: EventStore, stream: string, queue: Job[], queues: Map<string, Job[]>): Promise<void> {
+  while (queue.length > 0) {
+    const batch = takeBatch(queue);
+    try {
+      if (batch.length === 1) {
+        const job = batch[0]!;
+        await decideAndAppend(store, stream, job.decider, job.command, job.ctx).then(job.resolve, job.reject);
+      } else {
+        await decideBatchAndAppend(store, stream, batch);
+      }
+    } catch (err) {
+      // A fault outside the command's own outcome (a decider bug): answer every command of the
+      // batch not yet answered, and keep the queue moving. Settled promises ignore this.
+      for (const job of batch) job.reject(err);
+    }
+  }
+  // Nothing was awaited since the queue was seen empty: no command can have slipped in.
+  queues.delete(stream);
+}
+
+// The stores recognise a repeated request by its FIRST event id only, so a command carrying an
+// Idempotency-Key may only lead a batch (its repeat is then seen and the batch falls back to
+// one command at a time); commands behind it in the batch have no key.
+function takeBatch(queue: Job[]): Job[] {
+  const first = queue[0]!;
+  let n = 1;
+  while (n < queue.length && n < MAX_BATCH && queue[n]!.ctx.idempotencyScope === null && queue[n]!.decider.evolve === first.decider.evolve) n++;
+  return queue.splice(0, n);
 }
 
 /** Thrown when a command without If-Match kept losing races for longer than the budget. */
@@ -104,7 +146,15 @@ export function runCommand<S, C, E extends { type: string; data: unknown }>(
   command: C,
   ctx: CommandContext,
 ): Promise<CommandResult<S>> {
-  return withStreamLock(store, stream, () => decideAndAppend(store, stream, decider, command, ctx));
+  return new Promise<CommandResult<S>>((resolve, reject) => {
+    enqueue(store, stream, {
+      decider: decider as unknown as Job['decider'],
+      command,
+      ctx,
+      resolve: resolve as Job['resolve'],
+      reject,
+    });
+  });
 }
 
 async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
@@ -133,13 +183,7 @@ async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
     if (events.length === 0) {
       return { before: state, state, revision, position: lastPosition, appended: [] };
     }
-    const metadata: EventMetadata = { actor: ctx.actor, occurredAt: ctx.occurredAt, correlationId: ctx.correlationId };
-    const toAppend: NewEvent[] = events.map((e, i) => ({
-      id: ctx.idempotencyScope ? eventIdFrom(`${ctx.idempotencyScope}|${stream}|${i}`) : randomUUID(),
-      type: e.type,
-      data: e.data,
-      metadata,
-    }));
+    const toAppend = eventsToAppend(stream, events, ctx);
     try {
       const result = await store.append(stream, toAppend, { expectedRevision: revision < 0 ? 'no_stream' : revision });
       if (result.duplicate) {
@@ -160,6 +204,122 @@ async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
       throw err;
     }
   }
+}
+
+function eventsToAppend(stream: string, events: { type: string; data: unknown }[], ctx: CommandContext): NewEvent[] {
+  const metadata: EventMetadata = { actor: ctx.actor, occurredAt: ctx.occurredAt, correlationId: ctx.correlationId };
+  return events.map((e, i) => ({
+    id: ctx.idempotencyScope ? eventIdFrom(`${ctx.idempotencyScope}|${stream}|${i}`) : randomUUID(),
+    type: e.type,
+    data: e.data,
+    metadata,
+  }));
+}
+
+type Planned = { job: Job; before: unknown; after: unknown; events: NewEvent[]; offset: number };
+
+/**
+ * Several commands queued on one stream: decided in order, each against the state the ones before
+ * it leave, and appended together at the stream's revision. Nothing is answered before the append
+ * is durable; when it conflicts with another process the whole batch is decided again. Anything
+ * unusual (a repeated request, a store error) falls back to running the commands one by one.
+ */
+async function decideBatchAndAppend(store: EventStore, stream: string, jobs: Job[]): Promise<void> {
+  const deadline = Date.now() + CONFLICT_BUDGET_MS;
+  const evolve = jobs[0]!.decider.evolve;
+  let open = jobs;
+  for (let attempt = 1; ; attempt++) {
+    let current: Folded;
+    try {
+      current = await currentState(store, stream, jobs[0]!.decider);
+    } catch (err) {
+      for (const job of open) job.reject(err);
+      return;
+    }
+    let state = current.state;
+    let revision = current.revision;
+    let offset = 0;
+    const planned: Planned[] = [];
+    const refused: { job: Job; err: unknown }[] = [];
+    const unchanged: { job: Job; state: unknown; revision: number; offset: number }[] = [];
+    const alone: Job[] = [];
+    for (const job of open) {
+      if (job.ctx.ifMatch !== null && job.ctx.ifMatch !== revision) {
+        refused.push({ job, err: new ConcurrencyError(stream, job.ctx.ifMatch, revision) });
+        continue;
+      }
+      let events: { type: string; data: unknown }[];
+      try {
+        events = job.decider.decide(job.command, state);
+      } catch (err) {
+        // A repeated request meeting its own effect is answered from the log, on its own.
+        if (err instanceof AppError && job.ctx.idempotencyScope) alone.push(job);
+        else refused.push({ job, err });
+        continue;
+      }
+      if (events.length === 0) {
+        unchanged.push({ job, state, revision, offset });
+        continue;
+      }
+      const before = state;
+      for (const e of events) state = evolve(state, { ...e, occurredAt: job.ctx.occurredAt });
+      planned.push({ job, before, after: state, events: eventsToAppend(stream, events, job.ctx), offset });
+      offset += events.length;
+      revision += events.length;
+    }
+
+    let appended: StoredEvent[] = [];
+    if (planned.length > 0) {
+      let result: AppendResult;
+      try {
+        result = await store.append(stream, planned.flatMap((p) => p.events), {
+          expectedRevision: current.revision < 0 ? 'no_stream' : current.revision,
+        });
+      } catch (err) {
+        if (err instanceof ConcurrencyError) {
+          // Another process wrote first. A command that named its revision (If-Match) has lost;
+          // the others are decided again on the newer state.
+          const retry: Job[] = [];
+          for (const job of open) {
+            if (job.ctx.ifMatch !== null && planned.some((p) => p.job === job)) job.reject(err);
+            else retry.push(job);
+          }
+          if (retry.length === 0) return;
+          if (Date.now() > deadline) {
+            for (const job of retry) job.reject(new StreamBusyError(stream));
+            return;
+          }
+          open = retry;
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 2 ** attempt)));
+          continue;
+        }
+        // Nothing was written (an append is atomic): find out which command it was, one by one.
+        await oneByOne(store, stream, open);
+        return;
+      }
+      if (result.duplicate || result.events.length !== offset) {
+        await oneByOne(store, stream, open);
+        return;
+      }
+      appended = result.events;
+      remember(stateCache(store), stream, { revision: result.revision, state, position: result.position });
+    }
+
+    const positionAt = (o: number) => (o === 0 ? current.position : appended[o - 1]!.position);
+    for (const p of planned) {
+      const mine = appended.slice(p.offset, p.offset + p.events.length);
+      const last = mine.at(-1)!;
+      p.job.resolve({ before: p.before, state: p.after, revision: last.revision, position: last.position, appended: mine });
+    }
+    for (const u of unchanged) u.job.resolve({ before: u.state, state: u.state, revision: u.revision, position: positionAt(u.offset), appended: [] });
+    for (const r of refused) r.job.reject(r.err);
+    await oneByOne(store, stream, alone);
+    return;
+  }
+}
+
+async function oneByOne(store: EventStore, stream: string, jobs: Job[]): Promise<void> {
+  for (const job of jobs) await decideAndAppend(store, stream, job.decider, job.command, job.ctx).then(job.resolve, job.reject);
 }
 
 /** Finds the events a request with this idempotency scope appended, and the state right after them. */

@@ -1,16 +1,19 @@
 // The embedded log: one SQLite file in WAL mode, fsynced before an append returns
-// (synchronous=FULL). Appends run in BEGIN IMMEDIATE transactions, so writers from several
-// processes are serialised and global positions are assigned in commit order: a reader that
-// sees position N has already been able to see every position below N.
+// (synchronous=FULL). Appends are written by a thread of their own (sqlite-writer.ts), so the
+// fsync never blocks the thread that serves requests; reads use this thread's connection.
+// Appends run in BEGIN IMMEDIATE transactions, so writers from several processes are serialised
+// and global positions are assigned in commit order: a reader that sees position N has already
+// been able to see every position below N.
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConcurrencyError, ConflictError, ValidationError } from '@cm/domain';
 import type {
-  AppendResult, EventStore, ExpectedRevision, NewEvent, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
+  AppendResult, EventStore, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
 } from './event-store';
 import { GENESIS_HASH, eventHash } from './hash-chain';
+import { createSqliteWriter, type AppendOutcome, type GroupAppend, type SqliteWriter } from './sqlite-writer';
 
 type Row = {
   position: number | bigint;
@@ -92,16 +95,11 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
 
   const stmt = {
     streamHead: db.prepare<[string], { revision: number; hash: string }>('SELECT revision, hash FROM streams WHERE stream = ?'),
-    byEventId: db.prepare<[string], Row>('SELECT * FROM events WHERE event_id = ?'),
-    lastRecordedAt: db.prepare<[], { recorded_at: string }>('SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1'),
+    streamFrom: db.prepare<[string, number], Row>('SELECT * FROM events WHERE stream = ? AND revision >= ? ORDER BY revision'),
     anyEvent: db.prepare<[], { one: number }>('SELECT 1 AS one FROM events LIMIT 1'),
     importInsert: db.prepare(
       `INSERT INTO events (position, event_id, stream, revision, type, data, metadata, recorded_at, prev_hash, hash)
        VALUES (@position, @id, @stream, @revision, @type, @data, @metadata, @recordedAt, @prevHash, @hash)`,
-    ),
-    insert: db.prepare(
-      `INSERT INTO events (event_id, stream, revision, type, data, metadata, recorded_at, prev_hash, hash)
-       VALUES (@id, @stream, @revision, @type, @data, @metadata, @recordedAt, @prevHash, @hash)`,
     ),
     upsertStream: db.prepare(
       `INSERT INTO streams (stream, revision, hash, created_position) VALUES (@stream, @revision, @hash, @position)
@@ -128,101 +126,75 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     hash: r.hash,
   });
 
-  const appendTx = db.transaction((stream: string, events: NewEvent[], expected: ExpectedRevision): AppendResult => {
-    const first = events[0];
-    if (first) {
-      const existing = stmt.byEventId.get(first.id);
-      if (existing) return repeatedAppend(stream, events, existing);
-    }
-    const head = stmt.streamHead.get(stream);
-    const current = head ? head.revision : -1;
-    if (expected !== 'any') {
-      const want = expected === 'no_stream' ? -1 : expected;
-      if (want !== current) throw new ConcurrencyError(stream, want, current);
-    }
-    if (events.length === 0) {
-      const last = current >= 0 ? (db.prepare<[string, number], Row>('SELECT * FROM events WHERE stream = ? AND revision = ?').get(stream, current)) : undefined;
-      return { revision: current, position: last ? String(last.position) : '0', events: [], duplicate: false };
-    }
-    // recordedAt never goes backwards, so "as of an instant" is always a prefix of the log.
-    const clock = now().toISOString();
-    const lastAt = stmt.lastRecordedAt.get()?.recorded_at;
-    const recordedAt = lastAt && lastAt > clock ? lastAt : clock;
-    let prevHash = head?.hash ?? GENESIS_HASH;
-    let revision = current;
-    const stored: StoredEvent[] = [];
-    for (const e of events) {
-      revision++;
-      const metadata = { ...e.metadata, recordedAt };
-      const hash = eventHash(prevHash, e.type, e.data, metadata);
-      const info = stmt.insert.run({
-        id: e.id, stream, revision, type: e.type, data: JSON.stringify(e.data), metadata: JSON.stringify(metadata), recordedAt, prevHash, hash,
-      });
-      stored.push({ id: e.id, stream, revision, position: String(info.lastInsertRowid), type: e.type, data: e.data, metadata, prevHash, hash });
-      prevHash = hash;
-    }
-    const last = stored.at(-1)!;
-    stmt.upsertStream.run({ stream, revision, hash: prevHash, position: stored[0]!.position });
-    return { revision, position: last.position, events: stored, duplicate: false };
-  });
+  // Group commit: appends that arrive while the writer thread is busy (or in the same turn of the
+  // event loop when it is idle) share one transaction and so one fsync. Each runs in its own
+  // savepoint, so one refused append (a stale revision) does not undo the others; every caller is
+  // answered only after the commit is durable. The fsync blocks the writer thread, not this one.
+  type Pending = GroupAppend & { resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
+  // Started at the first append: a store opened only to read never starts a thread.
+  let writer: SqliteWriter | null = null;
+  let pending: Pending[] = [];
+  let writing = false;
+  let closed = false;
 
-  function repeatedAppend(stream: string, events: NewEvent[], first: Row): AppendResult {
-    // The same ids again: answer what the first append wrote, write nothing.
-    const found: StoredEvent[] = [toStored(first)];
-    for (const e of events.slice(1)) {
-      const r = stmt.byEventId.get(e.id);
-      if (!r) throw new Error(`append to ${stream} repeats event ${first.event_id} but not ${e.id}: refusing a partial duplicate`);
-      found.push(toStored(r));
+  function settle(p: Pending, o: AppendOutcome): boolean {
+    if ('conflict' in o) {
+      p.reject(new ConcurrencyError(o.conflict.stream, o.conflict.expected, o.conflict.actual));
+      return false;
     }
-    if (found.some((e) => e.stream !== stream)) {
-      throw new Error(`event ${first.event_id} was already appended to stream ${first.stream}, not ${stream}`);
+    if ('error' in o) {
+      p.reject(new Error(o.error.message));
+      return false;
     }
-    const last = found.at(-1)!;
-    return { revision: last.revision, position: last.position, events: found, duplicate: true };
+    const r = o.ok;
+    if ('duplicateRows' in r) {
+      const found = r.duplicateRows.map(toStored);
+      const last = found.at(-1)!;
+      p.resolve({ revision: last.revision, position: last.position, events: found, duplicate: true });
+      return false;
+    }
+    const events: StoredEvent[] = r.written.map((w, i) => {
+      const e = p.events[i]!;
+      return { id: e.id, stream: p.stream, revision: w.revision, position: w.position, type: e.type, data: e.data, metadata: { ...e.metadata, recordedAt: r.recordedAt! }, prevHash: w.prevHash, hash: w.hash };
+    });
+    p.resolve({ revision: r.revision, position: r.position, events, duplicate: false });
+    return events.length > 0;
   }
 
-  // Group commit: appends that arrive in the same turn of the event loop share one transaction
-  // and so one fsync. Each runs in its own savepoint, so one refused append (a stale revision)
-  // does not undo the others; every caller is answered only after the commit is durable.
-  type Pending = { stream: string; events: NewEvent[]; expected: ExpectedRevision; resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
-  let pending: Pending[] = [];
-  const groupTx = db.transaction((group: Pending[]) =>
-    group.map((p) => {
-      try {
-        return { ok: appendTx(p.stream, p.events, p.expected) };
-      } catch (err) {
-        return { err };
-      }
-    }),
-  );
   function flush(): void {
+    if (writing || pending.length === 0 || closed) return;
     const group = pending;
     pending = [];
-    let outcomes: ({ ok: AppendResult } | { err: unknown })[];
-    try {
-      outcomes = groupTx.immediate(group);
-    } catch (err) {
-      for (const p of group) p.reject(err);
-      return;
-    }
-    let wrote = false;
-    outcomes.forEach((o, i) => {
-      if ('ok' in o) {
-        if (!o.ok.duplicate && o.ok.events.length > 0) wrote = true;
-        group[i]!.resolve(o.ok);
-      } else group[i]!.reject(o.err);
-    });
-    if (wrote) appended.emit('appended');
+    writing = true;
+    (writer ??= createSqliteWriter(options.path))
+      .write(group.map((p) => ({ stream: p.stream, events: p.events, expected: p.expected })), now().toISOString())
+      .then(
+        (outcomes) => {
+          let wrote = false;
+          outcomes.forEach((o, i) => {
+            if (settle(group[i]!, o)) wrote = true;
+          });
+          if (wrote) appended.emit('appended');
+        },
+        (err: unknown) => {
+          for (const p of group) p.reject(err);
+        },
+      )
+      .finally(() => {
+        writing = false;
+        flush();
+      });
   }
 
-  // An import holds a write transaction across awaits (it reads its source as it goes); an
-  // append on this connection meanwhile would land inside it, so appends are refused until it ends.
+  // An import holds a write transaction across awaits (it reads its source as it goes); appends
+  // would queue behind its lock (or, once it ends, mix into the restored log), so they are refused
+  // until it ends.
   let importing = false;
 
   async function importEvents(events: AsyncIterable<StoredEvent> | Iterable<StoredEvent>): Promise<ImportSummary> {
     if (importing) throw new ConflictError('an import into this log is already running', 'import_running');
     // Queued appends would run as savepoints inside the import's transaction: refuse rather than mix them in.
-    if (pending.length > 0) throw new ConflictError('appends are in flight on this log: an archive is imported only into an idle, empty log', 'log_not_empty');
+    if (pending.length > 0 || writing) throw new ConflictError('appends are in flight on this log: an archive is imported only into an idle, empty log', 'log_not_empty');
     importing = true;
     const heads = new Map<string, { revision: number; hash: string; created: bigint }>();
     let count = 0;
@@ -265,20 +237,29 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     return { events: count, streams: heads.size };
   }
 
-  let closed = false;
   const subscriptions = new Set<() => void>();
 
   const store: SqliteEventStore = {
     db,
     importEvents,
     append(stream, events, { expectedRevision }) {
+      if (closed) return Promise.reject(new Error('the event store is closed'));
       if (importing) return Promise.reject(new ConflictError('the log is being restored from an archive; appends wait until the import ends', 'import_running'));
       return new Promise<AppendResult>((resolve, reject) => {
         pending.push({ stream, events, expected: expectedRevision, resolve, reject });
-        if (pending.length === 1) setImmediate(flush);
+        // While a group is being written, the next one gathers and goes when it is durable.
+        if (pending.length === 1 && !writing) setImmediate(flush);
       });
     },
     async readStream(stream, opts: ReadStreamOptions = {}) {
+      // The command runner's question before every command: "anything after the revision I
+      // hold?" Usually no, and the stream's head row says so without touching the events.
+      if (opts.toRevision === undefined && opts.recordedUpTo === undefined && opts.limit === undefined) {
+        const from = opts.fromRevision ?? 0;
+        const head = stmt.streamHead.get(stream);
+        if (!head || head.revision < from) return [];
+        return stmt.streamFrom.all(stream, from).map(toStored);
+      }
       const clauses = ['stream = @stream', 'revision >= @from'];
       if (opts.toRevision !== undefined) clauses.push('revision <= @to');
       if (opts.recordedUpTo !== undefined) clauses.push('recorded_at <= @upTo');
@@ -306,20 +287,28 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     subscribe(opts: SubscribeOptions): Subscription {
       let active = true;
       let wake: (() => void) | null = null;
-      const poke = () => wake?.();
+      // Set when this process announces an append: the log may have grown since the last read.
+      let poked = false;
+      const poke = () => {
+        poked = true;
+        wake?.();
+      };
       appended.on('appended', poke);
       subscriptions.add(poke);
       const batchSize = opts.batchSize ?? 500;
       let after: Position | null = opts.after;
       const done = (async () => {
         while (active) {
+          poked = false;
           try {
             const batch = await store.readAll({ after, limit: batchSize });
             if (batch.length > 0) {
               await opts.onEvents(batch);
               after = batch.at(-1)!.position;
-              continue;
             }
+            // A short batch was the end of the log when read: read again at once only if this
+            // process announced an append since (other processes' appends are found by the poll).
+            if (batch.length === batchSize || poked) continue;
           } catch (err) {
             if (!active) break;
             opts.onError(err);
@@ -348,6 +337,11 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
       if (closed) return;
       closed = true;
       for (const poke of subscriptions) poke();
+      // The group being written is finished and answered; appends still queued are refused.
+      const refused = pending;
+      pending = [];
+      for (const p of refused) p.reject(new Error('the event store was closed before this append was written'));
+      await writer?.close();
       db.close();
     },
   };
