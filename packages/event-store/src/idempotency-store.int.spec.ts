@@ -1,50 +1,32 @@
+// Idempotency answers on a real SQLite file: kept across a reopen, pruned only past retention.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
-import { createSqliteIdempotencyStore, type IdempotencyStore } from './idempotency-store';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IDEMPOTENCY_RETENTION_MS, createSqliteIdempotencyStore } from './idempotency-store';
 import { openSqliteDatabase } from './sqlite-event-store';
-import { createRedisIdempotencyStore } from './redis-idempotency-store';
 
-const record = (key: string, statusCode = 201) => ({
-  scope: 'mfa-ven', key, requestHash: 'h1', statusCode, body: { id: 'a1', revision: 0 }, headers: { location: '/v1/agreements/a1' }, createdAt: '2026-11-27T10:00:00.000Z',
-});
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-function contract(name: string, make: () => IdempotencyStore) {
-  describe(`IdempotencyStore: ${name}`, () => {
-    it('remembers an answer by scope and key, and keeps the first when a racing duplicate writes', async () => {
-      const store = make();
-      const key = randomUUID();
-      expect(await store.get('mfa-ven', key)).toBeNull();
-      await store.put(record(key));
-      await store.put({ ...record(key, 200), requestHash: 'h2' });
-      expect(await store.get('mfa-ven', key)).toEqual(record(key));
-      expect(await store.get('mfa-rus', key)).toBeNull();
-    });
+const answer = (key: string, createdAt: string) => ({ scope: 'mfa-ven', key, requestHash: 'h', statusCode: 200, body: { ok: key }, headers: { etag: '"1"' }, createdAt });
+
+describe('SQLite idempotency answers', () => {
+  it('survive a reopen and are kept at least 24 hours; only those past the retention are pruned', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cm-idem-'));
+    dirs.push(dir);
+    const now = Date.parse('2026-11-27T12:00:00.000Z');
+    const ago = (hours: number) => new Date(now - hours * 3_600_000).toISOString();
+    const first = openSqliteDatabase(join(dir, 'events.sqlite'));
+    const store = createSqliteIdempotencyStore(first);
+    await store.put(answer('yesterday', ago(25)));
+    await store.put(answer('two-days-ago', ago(49)));
+    first.close();
+
+    const reopened = createSqliteIdempotencyStore(openSqliteDatabase(join(dir, 'events.sqlite')));
+    expect(IDEMPOTENCY_RETENTION_MS).toBeGreaterThanOrEqual(24 * 3_600_000);
+    expect(await reopened.prune(new Date(now - IDEMPOTENCY_RETENTION_MS).toISOString())).toBe(1);
+    expect(await reopened.get('mfa-ven', 'yesterday')).toMatchObject({ statusCode: 200, body: { ok: 'yesterday' }, headers: { etag: '"1"' } });
+    expect(await reopened.get('mfa-ven', 'two-days-ago')).toBeNull();
   });
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'cm-idem-'));
-const db = openSqliteDatabase(join(dir, 'events.sqlite'));
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-const ns = `test-idem-${randomUUID().slice(0, 8)}`;
-afterAll(async () => {
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
-  const keys = await redis.keys(`${ns}:*`);
-  if (keys.length) await redis.del(...keys);
-  await redis.quit();
-});
-
-contract('SQLite', () => createSqliteIdempotencyStore(db));
-contract('Redis', () => createRedisIdempotencyStore(redis, { namespace: ns }));
-
-it('SQLite answers survive reopening the file', async () => {
-  const key = randomUUID();
-  await createSqliteIdempotencyStore(db).put(record(key));
-  const again = openSqliteDatabase(join(dir, 'events.sqlite'));
-  expect(await createSqliteIdempotencyStore(again).get('mfa-ven', key)).toEqual(record(key));
-  again.close();
 });

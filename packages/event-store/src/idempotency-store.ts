@@ -14,6 +14,9 @@ export type IdempotencyRecord = {
   createdAt: string;
 };
 
+/** How long an answer is kept: the contract promises at least 24 hours; twice that for slow retries. */
+export const IDEMPOTENCY_RETENTION_MS = 48 * 3_600_000;
+
 export interface IdempotencyStore {
   get(scope: string, key: string): Promise<IdempotencyRecord | null>;
   put(record: IdempotencyRecord): Promise<void>;

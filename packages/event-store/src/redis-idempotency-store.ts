@@ -1,10 +1,10 @@
 // Idempotency answers in Redis, for deployments where api processes on several machines share
 // no file (the EventStoreDB log). Each answer expires after its retention (48 h by default).
 import type { Redis } from 'ioredis';
-import type { IdempotencyRecord, IdempotencyStore } from './idempotency-store';
+import { IDEMPOTENCY_RETENTION_MS, type IdempotencyRecord, type IdempotencyStore } from './idempotency-store';
 
 export function createRedisIdempotencyStore(redis: Redis, options: { namespace: string; retentionSeconds?: number }): IdempotencyStore {
-  const retention = options.retentionSeconds ?? 48 * 3600;
+  const retention = options.retentionSeconds ?? IDEMPOTENCY_RETENTION_MS / 1000;
   const keyOf = (scope: string, key: string) => `${options.namespace}:idem:${Buffer.from(`${scope}\n${key}`).toString('base64url')}`;
   return {
     async get(scope, key) {

@@ -7,7 +7,7 @@ import {
 } from '@cm/platform';
 import type { Logger } from 'pino';
 import {
-  createEsdbEventStore, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
+  IDEMPOTENCY_RETENTION_MS, createEsdbEventStore, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
   type EventStore, type IdempotencyStore,
 } from '@cm/event-store';
 import {
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   if (config.roles.has('api')) {
     // Answers to Idempotency-Key are kept 48 hours (the contract promises at least 24).
     const prune = () => {
-      idempotency.prune(new Date(Date.now() - IDEMPOTENCY_KEEP_MS).toISOString())
+      idempotency.prune(new Date(Date.now() - IDEMPOTENCY_RETENTION_MS).toISOString())
         .then((n) => n > 0 && logger.info({ pruned: n }, 'old idempotency answers pruned'))
         .catch((err: unknown) => logger.error({ err }, 'pruning idempotency answers failed; will retry in an hour'));
     };
@@ -138,8 +138,6 @@ async function main(): Promise<void> {
     logger.info({ url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`, docs: '/docs' }, 'commitment monitor listening');
   }
 }
-
-const IDEMPOTENCY_KEEP_MS = 48 * 3_600_000;
 
 /**
  * The API keys this process accepts. The embedded start with no API_KEYS_FILE creates an admin
