@@ -1,5 +1,6 @@
 // The composition root: the only place that reads process.env. Runs any set of roles in one
 // process; the default (api + projector + reminders on embedded stores) needs no service.
+import './heap-settings';
 import { join } from 'node:path';
 import {
   ApiKeysError, ConfigError, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, ensureApiKeysFile, loadConfig,
