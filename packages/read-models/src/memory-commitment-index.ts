@@ -149,7 +149,12 @@ export function createCommitmentIndex() {
     if (!l) lists.set(key, (l = new SortedRows()));
     return l;
   };
-  const listKeys = (r: CommitmentRow) => ['all', isOpen(r.status) ? 'open' : 'closed', `st:${r.status}`, `pa:${r.party}`, `se:${r.sector}`];
+  // Pairs too, so the common two-filter lists (delayed in health, VEN's delayed ones) walk
+  // only what matches both instead of counting their way through one.
+  const listKeys = (r: CommitmentRow) => [
+    'all', isOpen(r.status) ? 'open' : 'closed', `st:${r.status}`, `pa:${r.party}`, `se:${r.sector}`,
+    `st:${r.status}|se:${r.sector}`, `st:${r.status}|pa:${r.party}`, `pa:${r.party}|se:${r.sector}`,
+  ];
 
   function add(r: CommitmentRow): void {
     for (const k of listKeys(r)) list(k).add(r);
@@ -214,25 +219,29 @@ export function createCommitmentIndex() {
         return [{ rows, lo: 0, hi: rows.length }];
       };
       const beforeToday = (rows: readonly CommitmentRow[]) => firstWhere(rows, 0, rows.length, (r) => r.due >= today);
-      type Candidate = { segments: Segment[]; covers: 'agreement' | 'status' | 'party' | 'sector' | 'overdue' | 'none' };
+      type Covered = 'agreement' | 'status' | 'party' | 'sector' | 'overdue';
+      type Candidate = { segments: Segment[]; covers: Covered[] };
       const candidates: Candidate[] = [];
       if (f.agreementId) {
         const rows = (byAgreement.get(f.agreementId) ?? []).slice().sort(compareRows);
-        candidates.push({ segments: [{ rows, lo: 0, hi: rows.length }], covers: 'agreement' });
+        candidates.push({ segments: [{ rows, lo: 0, hi: rows.length }], covers: ['agreement'] });
       }
-      if (f.status) candidates.push({ segments: whole(`st:${f.status}`), covers: 'status' });
-      if (f.party) candidates.push({ segments: whole(`pa:${f.party}`), covers: 'party' });
-      if (f.sector) candidates.push({ segments: whole(`se:${f.sector}`), covers: 'sector' });
+      if (f.status) candidates.push({ segments: whole(`st:${f.status}`), covers: ['status'] });
+      if (f.party) candidates.push({ segments: whole(`pa:${f.party}`), covers: ['party'] });
+      if (f.sector) candidates.push({ segments: whole(`se:${f.sector}`), covers: ['sector'] });
+      if (f.status && f.sector) candidates.push({ segments: whole(`st:${f.status}|se:${f.sector}`), covers: ['status', 'sector'] });
+      if (f.status && f.party) candidates.push({ segments: whole(`st:${f.status}|pa:${f.party}`), covers: ['status', 'party'] });
+      if (f.party && f.sector) candidates.push({ segments: whole(`pa:${f.party}|se:${f.sector}`), covers: ['party', 'sector'] });
       if (overdue === true) {
         const open = lists.get('open')?.rows() ?? [];
-        candidates.push({ segments: [{ rows: open, lo: 0, hi: beforeToday(open) }], covers: 'overdue' });
+        candidates.push({ segments: [{ rows: open, lo: 0, hi: beforeToday(open) }], covers: ['overdue'] });
       } else if (overdue === false) {
         // Not overdue: closed ones due before today, then everything due from today on; in list order.
         const closed = lists.get('closed')?.rows() ?? [];
         const all = lists.get('all')?.rows() ?? [];
-        candidates.push({ segments: [{ rows: closed, lo: 0, hi: beforeToday(closed) }, { rows: all, lo: beforeToday(all), hi: all.length }], covers: 'overdue' });
+        candidates.push({ segments: [{ rows: closed, lo: 0, hi: beforeToday(closed) }, { rows: all, lo: beforeToday(all), hi: all.length }], covers: ['overdue'] });
       }
-      if (candidates.length === 0) candidates.push({ segments: whole('all'), covers: 'none' });
+      if (candidates.length === 0) candidates.push({ segments: whole('all'), covers: [] });
       for (const cand of candidates) {
         for (const s of cand.segments) {
           if (f.dueAfter) {
@@ -249,11 +258,12 @@ export function createCommitmentIndex() {
       const best = candidates.reduce((x, y) => (sizeOf(y) < sizeOf(x) ? y : x));
 
       // What the walked list does not guarantee is checked row by row.
-      const aid = best.covers !== 'agreement' ? f.agreementId ?? null : null;
-      const status = best.covers !== 'status' ? f.status ?? null : null;
-      const party = best.covers !== 'party' ? f.party ?? null : null;
-      const sector = best.covers !== 'sector' ? f.sector ?? null : null;
-      const due = best.covers !== 'overdue' ? overdue : null;
+      const covered = (what: Covered) => best.covers.includes(what);
+      const aid = !covered('agreement') ? f.agreementId ?? null : null;
+      const status = !covered('status') ? f.status ?? null : null;
+      const party = !covered('party') ? f.party ?? null : null;
+      const sector = !covered('sector') ? f.sector ?? null : null;
+      const due = !covered('overdue') ? overdue : null;
       let institutions: Uint8Array | null = null;
       if (institution !== null) {
         institutions = new Uint8Array(folded.length);
