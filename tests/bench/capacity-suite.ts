@@ -30,6 +30,7 @@ import {
   type PlannedReminder, type ReminderOffset, type ReminderProcessor,
 } from '@cm/reminders';
 import type { BenchOptions, BenchRow, BenchSuite } from './bench-kit';
+import { createRandom } from '@cm/read-models/testing';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PROFILE_DIR = join(REPO_ROOT, 'bench', 'profiles');
@@ -66,17 +67,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // result is a log the service opens like any other.
 // ---------------------------------------------------------------------------------------------
 
-/** A small deterministic PRNG (mulberry32): the same size gives the same log in every run. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seed gives the same sequence in every run. */
+const prng = (seed: number) => createRandom(seed).next;
 
 const SECTORS = ['health', 'energy', 'science', 'air_connectivity', 'agriculture', 'education', 'culture', 'finance'];
 const KINDS = ['agreement', 'protocol', 'memorandum', 'programme', 'contract'] as const;

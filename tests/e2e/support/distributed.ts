@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { startService, type ServiceProcess } from './service-process';
+import { createRandom } from '@cm/read-models/testing';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -86,17 +87,8 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
   }
 }
 
-/** A small deterministic PRNG (mulberry32) so the command mix is the same on every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seed gives the same command mix in every run. */
+export const prng = (seed: number): (() => number) => createRandom(seed).next;
 
 export function shuffle<T>(items: T[], random: () => number): T[] {
   const out = [...items];
