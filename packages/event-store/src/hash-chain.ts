@@ -1,15 +1,12 @@
 // Tamper evidence: each event's hash covers the previous hash, its type, data and metadata,
 // in RFC 8785 canonical JSON, so rewriting any event breaks every hash after it.
-import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
 import type { EventMetadata, StoredEvent } from './event-store';
+import { GENESIS_HASH, eventHash as hashOf } from './event-hash.mjs';
 
-export const GENESIS_HASH = '0'.repeat(64);
+export { GENESIS_HASH };
 
 export function eventHash(prevHash: string, type: string, data: unknown, metadata: EventMetadata & { recordedAt: string }): string {
-  const canonical = canonicalize({ prevHash, type, data, metadata });
-  if (canonical === undefined) throw new Error('event cannot be encoded canonically');
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+  return hashOf(prevHash, type, data, metadata);
 }
 
 export type IntegrityReport = {

@@ -3,19 +3,9 @@
 // and answers only after COMMIT, i.e. after the fsync. Blocking here, not on the thread that
 // serves HTTP, lets the next group be decided while this one is being made durable.
 // Plain JavaScript so that it starts under any loader (tsx, vitest, plain node).
-import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import canonicalize from 'canonicalize';
-
-const GENESIS_HASH = '0'.repeat(64);
-
-// The same hash as hash-chain.ts `eventHash` (the contract suite verifies every chain written here).
-function eventHash(prevHash, type, data, metadata) {
-  const canonical = canonicalize({ prevHash, type, data, metadata });
-  if (canonical === undefined) throw new Error('event cannot be encoded canonically');
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
-}
+import { GENESIS_HASH, eventHash } from './event-hash.mjs';
 
 const db = new Database(workerData.path);
 db.pragma('journal_mode = WAL');
