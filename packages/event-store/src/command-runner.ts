@@ -132,6 +132,18 @@ export function toTimed<E>(e: StoredEvent): E & { occurredAt: string } {
   return { type: e.type, data: e.data, occurredAt: e.metadata.occurredAt } as unknown as E & { occurredAt: string };
 }
 
+/** What every audit view shows of an event first: where it sits, what it is, when and by whom. */
+export function eventEnvelope(e: StoredEvent) {
+  return {
+    revision: e.revision,
+    position: e.position,
+    type: e.type,
+    occurredAt: e.metadata.occurredAt,
+    recordedAt: e.metadata.recordedAt,
+    actor: e.metadata.actor,
+  };
+}
+
 /** An event id derived from a seed: the same request always names the same events. */
 export function eventIdFrom(seed: string): string {
   const h = createHash('sha256').update(seed).digest('hex');

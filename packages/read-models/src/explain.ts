@@ -3,7 +3,7 @@
 // Pure; the API reads the stream and calls explainCommitment.
 import { z } from 'zod';
 import { AGREEMENT_EVENT_TYPES, commitmentStatus, evolveAgreement, initialAgreementState, type AgreementEvent, type AgreementState, type CommitmentState } from '@cm/domain';
-import { toTimed, type StoredEvent } from '@cm/event-store';
+import { eventEnvelope, toTimed, type StoredEvent } from '@cm/event-store';
 
 const change = <T extends z.ZodType>(value: T, what: string) =>
   z.object({
@@ -66,15 +66,7 @@ export function explainCommitment(events: readonly StoredEvent[], commitmentId: 
     if (!after) continue;
     const changed = diff(before, after);
     if (Object.keys(changed).length === 0) continue;
-    steps.push({
-      revision: e.revision,
-      position: e.position,
-      type: e.type,
-      occurredAt: e.metadata.occurredAt,
-      recordedAt: e.metadata.recordedAt,
-      actor: e.metadata.actor,
-      changed,
-    });
+    steps.push({ ...eventEnvelope(e), changed });
   }
   const current = commitmentOf(state, commitmentId);
   if (!state.exists || !current) return null;

@@ -3,7 +3,7 @@
 // point-in-time views of one resource sit with its GET (time-travel.ts).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { NotFoundError, agreementStream, reviewStream } from '@cm/domain';
-import { verifyChain, type EventStore } from '@cm/event-store';
+import { eventEnvelope, verifyChain, type EventStore } from '@cm/event-store';
 import { commitmentExplanation, explainCommitment } from '@cm/read-models';
 import type { AppDeps } from '../deps';
 import { awaitPosition, etagOf } from '../http-support';
@@ -21,12 +21,7 @@ async function history(eventStore: EventStore, kind: StreamKind, id: string, fro
   const next = fromRevision + events.length;
   return {
     events: events.map((e) => ({
-      revision: e.revision,
-      position: e.position,
-      type: e.type,
-      occurredAt: e.metadata.occurredAt,
-      recordedAt: e.metadata.recordedAt,
-      actor: e.metadata.actor,
+      ...eventEnvelope(e),
       correlationId: e.metadata.correlationId,
       data: e.data,
       prevHash: e.prevHash,
