@@ -5,9 +5,21 @@ import { createWriteStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { BundleReport } from '@cm/event-store';
 
 /** The file cannot be opened or read as text at all (as opposed to a bundle that fails to verify). */
 export class UnreadableFileError extends Error {}
+
+/** Why a bundle file could not be read at all: opened, or read half-way (an I/O error is as unreadable as a missing file). */
+export const cannotRead = (file: string, err: unknown) =>
+  err instanceof UnreadableFileError ? err.message : `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`;
+
+/** True when the file held a bundle header; otherwise says why through `say`. The commands answer 2 for either refusal. */
+export function isBundle(file: string, report: BundleReport, say: (line: string) => void): report is BundleReport & { header: NonNullable<BundleReport['header']> } {
+  if (report.header !== null) return true;
+  say(`${file} is not a readable bundle: ${report.firstError!.reason}\n`);
+  return false;
+}
 
 const reasonOf = (err: unknown) => {
   const e = err as NodeJS.ErrnoException;

@@ -5,7 +5,7 @@
 // Exit codes: 0 imported; 1 refused, nothing written (the log is not empty, or the bundle does
 // not verify); 2 the file is unreadable or the import failed (rolled back).
 import { readBundleEvents, verifyBundle, type BundleReport, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
-import { UnreadableFileError, bundleLines } from './bundle-file';
+import { bundleLines, cannotRead, isBundle } from './bundle-file';
 import type { Progress } from './progress';
 import { describeError } from './verify-command';
 
@@ -48,13 +48,10 @@ export async function runImport(o: ImportOptions): Promise<number> {
         }
       })());
     } catch (err) {
-      o.stderr(`${err instanceof UnreadableFileError ? err.message : `cannot read ${o.file}: ${err instanceof Error ? err.message : String(err)}`}\n`);
+      o.stderr(`${cannotRead(o.file, err)}\n`);
       return 2;
     }
-    if (report.header === null) {
-      o.stderr(`${o.file} is not a readable bundle: ${report.firstError!.reason}\n`);
-      return 2;
-    }
+    if (!isBundle(o.file, report, o.stderr)) return 2;
     verifying.end(report.events, report.header.events);
     if (!report.valid) {
       o.stderr(`refusing to import: the bundle does not verify: ${describeError(report.firstError!)}; nothing was written\n`);

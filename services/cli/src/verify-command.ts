@@ -4,7 +4,7 @@
 // Exit codes: 0 valid, 1 invalid (a bundle, but altered, cut short or malformed), 2 unreadable
 // (no such file, or not a bundle of this format and version at all).
 import { verifyBundle, type BundleError, type BundleReport } from '@cm/event-store';
-import { UnreadableFileError, bundleLines } from './bundle-file';
+import { bundleLines, cannotRead, isBundle } from './bundle-file';
 
 export const describeError = (e: BundleError) => {
   const where = e.stream === null ? '' : `${e.stream}${e.revision === null ? '' : ` revision ${e.revision}`}`;
@@ -29,14 +29,10 @@ export async function runVerify(o: { file: string; stdout: (s: string) => void; 
   try {
     report = await verifyBundle(await bundleLines(o.file));
   } catch (err) {
-    // A read that fails half-way (an I/O error) is as unreadable as a missing file.
-    o.stderr(`${err instanceof UnreadableFileError ? err.message : `cannot read ${o.file}: ${err instanceof Error ? err.message : String(err)}`}\n`);
+    o.stderr(`${cannotRead(o.file, err)}\n`);
     return 2;
   }
-  if (report.header === null) {
-    o.stderr(`${o.file} is not a readable bundle: ${report.firstError!.reason}\n`);
-    return 2;
-  }
+  if (!isBundle(o.file, report, o.stderr)) return 2;
   for (const line of reportLines(o.file, report)) o.stdout(`${line}\n`);
   return report.valid ? 0 : 1;
 }
