@@ -1,13 +1,12 @@
 // The mailer against a real SMTP server on loopback and a real outbox folder: what a mail
 // client would receive, and that a refusal reaches the caller (who retries).
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { simpleParser, type ParsedMail } from 'mailparser';
-import { SMTPServer, type SMTPServerError } from 'smtp-server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMailer, type MailMessage } from './mailer';
+import { startSmtpServer } from './testing/smtp-test-server';
 
 const FROM = 'Commitment monitor <monitor@example.org>';
 
@@ -21,44 +20,7 @@ const message: MailMessage = {
   messageId: '<0123456789abcdef@commitment-monitor>',
 };
 
-type Received = { rcpt: string[]; mail: ParsedMail };
-
-/** An SMTP server on 127.0.0.1 at a free port; `reject` makes it answer the DATA with 451. */
-async function startServer(opts: { reject?: boolean } = {}) {
-  const received: Received[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    // No TLS on loopback: the default certificate is self-signed and the client would refuse it.
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        if (opts.reject) {
-          const err: SMTPServerError = new Error('Try again later');
-          err.responseCode = 451;
-          callback(err);
-          return;
-        }
-        simpleParser(Buffer.concat(chunks)).then(
-          (mail) => {
-            received.push({ rcpt: session.envelope.rcptTo.map((r) => r.address), mail });
-            callback();
-          },
-          (err: Error) => callback(err),
-        );
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.server.address() as AddressInfo;
-  return {
-    url: `smtp://127.0.0.1:${port}`,
-    received,
-    close: () => new Promise<void>((resolve) => server.close(resolve)),
-  };
-}
+const startServer = (opts: { reject?: boolean } = {}) => startSmtpServer(opts.reject ? { refuse: () => true } : {});
 
 function checkParsed(mail: ParsedMail) {
   expect(mail.subject).toBe(message.subject);

@@ -6,13 +6,10 @@
 // two before a review a few seconds ahead), and every mail is matched to its ReminderSent by
 // Message-ID, so what was received and what was recorded can be held against each other.
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { simpleParser, type ParsedMail } from 'mailparser';
 import { pino } from 'pino';
-import { SMTPServer, type SMTPServerError } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   agreementDecider, agreementStream, reviewDecider, reviewStream,
@@ -25,6 +22,7 @@ import type { ReminderOffset } from './reminder-planning';
 import { createInProcessScheduler, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
 import { loadReview, createReminderSender } from './reminder-sender';
 import { createRemindersRole } from './reminders-role';
+import { startSmtpServer, type SmtpTestServer } from './testing/smtp-test-server';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const FROM = 'Commitment monitor <monitor@example.org>';
@@ -48,56 +46,13 @@ const sleepUntil = (iso: string, extraMs = 0) => sleep(Math.max(0, Date.parse(is
 
 // --- SMTP server on loopback ------------------------------------------------------------------
 
-type Received = { rcpt: string[]; mail: ParsedMail; at: number };
-
-/**
- * smtp-server on 127.0.0.1 at a free port. `refuse(n)` decides, for the n-th message offered
- * (1-based, counting refused ones), whether to answer the DATA with 451 instead of accepting it.
- */
-async function startSmtp(options: { refuse?: (attempt: number) => boolean } = {}) {
-  const received: Received[] = [];
-  const offered: number[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    // No TLS on loopback: the default certificate is self-signed and the client would refuse it.
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        offered.push(Date.now());
-        if (options.refuse?.(offered.length)) {
-          const err: SMTPServerError = new Error('Greylisted, try again later');
-          err.responseCode = 451;
-          callback(err);
-          return;
-        }
-        const at = Date.now();
-        // Accepted only once parsed and kept: when the client hears 250, `received` has the mail.
-        simpleParser(Buffer.concat(chunks)).then(
-          (mail) => {
-            received.push({ rcpt: session.envelope.rcptTo.map((r) => r.address), mail, at });
-            callback();
-          },
-          (err: Error) => callback(err),
-        );
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.server.address() as AddressInfo;
-  const smtp = {
-    url: `smtp://127.0.0.1:${port}`,
-    received,
-    /** When each message was offered (accepted or refused). */
-    offered,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+/** The test SMTP server, closed after each test. */
+async function startSmtp(options: { refuse?: (attempt: number) => boolean } = {}): Promise<Smtp> {
+  const smtp = await startSmtpServer(options);
   closers.push(smtp.close);
   return smtp;
 }
-type Smtp = Awaited<ReturnType<typeof startSmtp>>;
+type Smtp = SmtpTestServer;
 
 // --- the reminders stack, as main.ts builds it in embedded mode -------------------------------
 
@@ -203,7 +158,7 @@ async function reminderEvents(store: EventStore, reviewId: string) {
 }
 
 /** The received mail a ReminderSent stands for (matched by Message-ID). */
-function mailOf(smtp: Smtp, sent: Sent): Received {
+function mailOf(smtp: Smtp, sent: Sent): SmtpTestServer['received'][number] {
   const found = smtp.received.filter((r) => r.mail.messageId === sent.messageId);
   expect(found, `one mail with Message-ID ${sent.messageId}`).toHaveLength(1);
   return found[0]!;
