@@ -137,23 +137,23 @@ export function agreementDeciderFor(principal: Principal): Decider<AgreementStat
   };
 }
 
-/**
- * Refuses an editor a review that covers an agreement of other parties. Parties and a review's
- * scope are fixed by their first event, so reading that event is enough.
- */
-export async function checkReviewAccess(eventStore: EventStore, principal: Principal, review: { id: string } | { agreementIds: string[] }): Promise<void> {
-  if (principal.role !== 'editor') return;
-  let ids: string[];
-  if ('agreementIds' in review) {
-    ids = review.agreementIds;
-  } else {
-    const [first] = await eventStore.readStream(reviewStream(review.id), { fromRevision: 0, limit: 1 });
-    if (!first) return; // the command answers 404
-    ids = (first.data as { agreementIds: string[] }).agreementIds;
-  }
-  const agreements = await Promise.all(ids.map(async (id) => {
+/** The parties of each agreement, read from its first event (parties never change); null for one that does not exist. */
+export async function partiesOf(eventStore: EventStore, agreementIds: readonly string[]): Promise<(string[] | null)[]> {
+  return Promise.all(agreementIds.map(async (id) => {
     const [first] = await eventStore.readStream(agreementStream(id), { fromRevision: 0, limit: 1 });
-    return { id, parties: first ? (first.data as { parties: string[] }).parties : [] };
+    return first ? (first.data as { parties: string[] }).parties : null;
   }));
-  checkReviewScope(principal, agreements.filter((a) => a.parties.length > 0));
+}
+
+/**
+ * Refuses an editor a command on an existing review that covers an agreement of other parties.
+ * A review's scope is fixed by its first event, so reading that event is enough.
+ */
+export async function checkReviewAccess(eventStore: EventStore, principal: Principal, reviewId: string): Promise<void> {
+  if (principal.role !== 'editor') return;
+  const [first] = await eventStore.readStream(reviewStream(reviewId), { fromRevision: 0, limit: 1 });
+  if (!first) return; // the command answers 404
+  const ids = (first.data as { agreementIds: string[] }).agreementIds;
+  const parties = await partiesOf(eventStore, ids);
+  checkReviewScope(principal, ids.map((id, i) => ({ id, parties: parties[i] ?? [] })));
 }

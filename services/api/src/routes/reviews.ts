@@ -4,11 +4,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  NotFoundError, ValidationError, agreementDecider, agreementStream, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
+  NotFoundError, ValidationError, agreementDecider, checkReviewScope, agreementStream, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { reviewFilter, reviewView } from '@cm/read-models';
-import { checkReviewAccess, principalOf } from '../access';
+import { checkReviewAccess, partiesOf, principalOf } from '../access';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
@@ -32,12 +32,11 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
-      const missing: { path: string; message: string }[] = [];
-      for (const [i, id] of b.agreementIds.entries()) {
-        if ((await eventStore.streamRevision(agreementStream(id))) < 0) missing.push({ path: `agreementIds.${i}`, message: `agreement ${id} does not exist` });
-      }
+      // One read per agreement tells both whether it exists and whose it is.
+      const parties = await partiesOf(eventStore, b.agreementIds);
+      const missing = b.agreementIds.flatMap((id, i) => (parties[i] === null ? [{ path: `agreementIds.${i}`, message: `agreement ${id} does not exist` }] : []));
       if (missing.length) throw new ValidationError('the review names agreements that do not exist', missing, 'unknown_agreement');
-      await checkReviewAccess(eventStore, principalOf(request), { agreementIds: b.agreementIds });
+      checkReviewScope(principalOf(request), b.agreementIds.map((id, i) => ({ id, parties: parties[i]! })));
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const id = b.id ?? idFromTitle(b.title, 48, ctx.idempotencyScope);
       const result = await runCommand(eventStore, reviewStream(id), reviewDecider, {
@@ -124,7 +123,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
-      await checkReviewAccess(eventStore, principalOf(request), { id: request.params.id });
+      await checkReviewAccess(eventStore, principalOf(request), request.params.id);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
         type: 'RescheduleReview', now: nowIso(), scheduledFor: normalizeInstant(request.body.scheduledFor), reason: request.body.reason,
       }, ctx);
@@ -136,7 +135,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
-      await checkReviewAccess(eventStore, principalOf(request), { id: request.params.id });
+      await checkReviewAccess(eventStore, principalOf(request), request.params.id);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, { type: 'CancelReview', reason: request.body.reason }, ctx);
       return { status: 200, headers: { etag: etagOf(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
     }));
@@ -149,7 +148,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       const now = nowIso();
       const heldAt = b.heldAt ? normalizeInstant(b.heldAt) : now;
       const ctx = commandContext(request, deps.now(), b.occurredAt ?? heldAt);
-      await checkReviewAccess(eventStore, principalOf(request), { id: request.params.id });
+      await checkReviewAccess(eventStore, principalOf(request), request.params.id);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
         type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments,
       }, ctx);
