@@ -1,32 +1,22 @@
 // export, verify and import as an operator and an auditor run them: real processes on real
 // SQLite logs in a temp folder. The archive round trip restores a log whose read models, hash
 // chains and positions are identical to the original's; verify answers 0, 1 and 2.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSqliteEventStore, verifyChain, type EventStore, type SqliteEventStore } from '@cm/event-store';
 import { createLogger } from '@cm/platform';
 import { createMemoryReadStore, createProjector, createQueries, waitForCheckpoint } from '@cm/read-models';
 import { createLedgerWriter, writeMixedLedger } from '@cm/read-models/testing';
+import { runCli } from './testing/run-cli';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const NOW = '2026-09-01T00:00:00.000Z';
 let dir: string;
 let sourceDir: string;
 let archive: string;
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  const { PATH, HOME } = process.env;
-  const r = spawnSync(join(root, 'node_modules/.bin/tsx'), [join(root, 'services/cli/src/main.ts'), ...args], {
-    env: { PATH: PATH ?? '', HOME: HOME ?? '', LOG_LEVEL: 'warn', ...env },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = runCli;
 
 /** Read models built from a log by the real projector into a memory store. */
 async function readModelsOf(eventStore: EventStore) {

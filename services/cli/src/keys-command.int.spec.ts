@@ -1,28 +1,18 @@
 // The keys command as an operator runs it: a real process writing a real keys file in a temp
 // folder, read back with the same reader the service uses.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { hashSecret, keyId, readApiKeysFile } from '@cm/platform';
+import { runCli } from './testing/run-cli';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const dirs: string[] = [];
 let dir: string;
 
 const SECRET = /cm_[A-Za-z0-9_-]{43}/g;
 
-function keys(args: string[], env: Record<string, string> = { DATA_DIR: dir }) {
-  const { PATH, HOME } = process.env;
-  const r = spawnSync(join(root, 'node_modules/.bin/tsx'), [join(root, 'services/cli/src/main.ts'), 'keys', ...args], {
-    env: { PATH: PATH ?? '', HOME: HOME ?? '', ...env },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const keys = (args: string[], env: Record<string, string> = { DATA_DIR: dir }) => runCli(['keys', ...args], env);
 
 /** The one secret an add or rotate printed (it must print exactly one, exactly once). */
 function secretOf(stdout: string): string {

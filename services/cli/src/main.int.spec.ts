@@ -1,31 +1,21 @@
 // The rebuild command as an operator runs it: a real process, a real SQLite log in a temp
 // folder and the real Redis of this machine, under a namespace of its own.
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createSqliteEventStore } from '@cm/event-store';
 import { dropGeneration } from '@cm/read-models';
+import { runCli } from './testing/run-cli';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const ns = `cli-test-${randomUUID().slice(0, 8)}`;
 let dir: string;
 let redis: Redis;
 
-function cli(args: string[], env: Record<string, string>) {
-  const { PATH, HOME } = process.env;
-  const r = spawnSync(join(root, 'node_modules/.bin/tsx'), [join(root, 'services/cli/src/main.ts'), ...args], {
-    env: { PATH: PATH ?? '', HOME: HOME ?? '', LOG_LEVEL: 'warn', ...env },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, env);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cm-cli-'));
