@@ -15,16 +15,21 @@ const operations: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
     counters.set(key, (counters.get(key) ?? 0) + 1);
   });
 
+  /** Where the log and the ledger projection stand, read once for /ready and /metrics alike. */
+  async function projectionStatus() {
+    const head = await deps.eventStore.headPosition();
+    const checkpoint = await deps.readStore.checkpoint();
+    const lag = head === null ? 0 : Number(BigInt(head) - BigInt(checkpoint ?? '0'));
+    return { name: 'ledger', checkpoint, head, lag };
+  }
+
   app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness: 200 while the process lives' } }, async () => ({ status: 'ok' }));
 
   app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: stores answer and projections are caught up' } }, async (_request, reply) => {
     try {
-      const head = await deps.eventStore.headPosition();
-      const checkpoint = await deps.readStore.checkpoint();
-      const lag = head === null ? 0 : Number(BigInt(head) - BigInt(checkpoint ?? '0'));
-      const projection = { name: 'ledger', checkpoint, head, lag };
-      if (comparePositions(checkpoint, head) < 0) {
-        return sendProblem(reply, { ...problem(503, 'projections_behind', `the ledger projection is ${lag} events behind the log`), ...{ projections: [projection] } }, { 'retry-after': '1' });
+      const projection = await projectionStatus();
+      if (comparePositions(projection.checkpoint, projection.head) < 0) {
+        return sendProblem(reply, { ...problem(503, 'projections_behind', `the ledger projection is ${projection.lag} events behind the log`), ...{ projections: [projection] } }, { 'retry-after': '1' });
       }
       return { status: 'ready', projections: [projection] };
     } catch (err) {
@@ -34,8 +39,7 @@ const operations: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   });
 
   app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus text metrics', hide: false } }, async (_request, reply) => {
-    const head = await deps.eventStore.headPosition();
-    const checkpoint = await deps.readStore.checkpoint();
+    const { head, checkpoint, lag } = await projectionStatus();
     const mem = process.memoryUsage();
     const lines = [
       '# HELP cm_http_requests_total HTTP requests answered, by method, route and status.',
@@ -52,7 +56,7 @@ const operations: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
       `cm_projection_checkpoint_position{projection="ledger"} ${checkpoint ?? 0}`,
       '# HELP cm_projection_lag_events Events in the log not yet applied by the projection.',
       '# TYPE cm_projection_lag_events gauge',
-      `cm_projection_lag_events{projection="ledger"} ${Number(BigInt(head ?? '0') - BigInt(checkpoint ?? '0'))}`,
+      `cm_projection_lag_events{projection="ledger"} ${lag}`,
       '# HELP process_resident_memory_bytes Resident memory size in bytes.',
       '# TYPE process_resident_memory_bytes gauge',
       `process_resident_memory_bytes ${mem.rss}`,
