@@ -1,7 +1,6 @@
 // What an orchestrator and an operator look at: liveness, readiness, metrics, the OpenAPI
 // document and its viewer, and read-your-writes timing out with 503.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStalledApp, type StalledApp } from './testing/stalled-app';
 import { createTestApp, type TestApp } from './testing/test-app';
 import { agreementInput, createAgreement, expectProblem, get, post, type Json } from './testing/api-fixtures';
 
@@ -14,8 +13,8 @@ async function app(options: Parameters<typeof createTestApp>[0] = {}): Promise<T
   open.push(t);
   return t;
 }
-async function stalled(): Promise<StalledApp> {
-  const s = await createStalledApp({ readWaitMs: 150 });
+async function stalled(): Promise<TestApp> {
+  const s = await createTestApp({ stalled: true, readWaitMs: 150 });
   open.push(s);
   return s;
 }

@@ -33,6 +33,8 @@ export async function createTestApp(options: {
   keys?: TestKey[];
   rateLimit?: AppDeps['rateLimit'];
   corsOrigins?: string[];
+  /** No projector: whatever is appended stays "behind" (readiness, lag metrics, `?after=` timeouts). */
+  stalled?: boolean;
 } = {}): Promise<TestApp> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'cm-api-'));
   let now = options.now ? new Date(options.now) : null;
@@ -40,8 +42,8 @@ export async function createTestApp(options: {
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const eventStore = createSqliteEventStore({ path: join(dir, 'events.sqlite'), pollIntervalMs: 20 });
   const readStore = createMemoryReadStore();
-  const projector = createProjector({ eventStore, readStore, logger });
-  await projector.start();
+  const projector = options.stalled ? null : createProjector({ eventStore, readStore, logger });
+  await projector?.start();
   let keyRing = null;
   if (options.keys) {
     const path = join(dir, 'api-keys.json');
@@ -61,7 +63,7 @@ export async function createTestApp(options: {
     },
     async close() {
       await app.close();
-      await projector.stop();
+      await projector?.stop();
       await eventStore.close();
       if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },
