@@ -96,6 +96,8 @@ function timesApplied(c: Command, histories: Map<string, HistoryEvent[]>): numbe
 }
 
 const send = (api: Client, c: Command) => api.post(c.path, c.body, { 'idempotency-key': c.key });
+/** As most ministry tools send them: no Idempotency-Key, so only the body tells the command's event. */
+const sendBare = (api: Client, c: Command) => api.post(c.path, c.body);
 
 describe('SIGKILL while a burst of commands is in flight', () => {
   const AGREEMENTS = 10;
@@ -276,6 +278,100 @@ describe('SIGKILL while a burst of commands is in flight', () => {
     api = client(service.url);
     expect(await snapshot(api)).toEqual(live);
   }, 40_000);
+});
+
+describe('SIGKILL while commands without an Idempotency-Key are in flight', () => {
+  // Without a key nothing can be replayed: what was answered 2xx must be in the log exactly once,
+  // what was not answered at most once, and a stream's queued commands (decided together, written
+  // in one append) land all or nothing with the others of their write group.
+  const AGREEMENTS = 6;
+  const ids = Array.from({ length: AGREEMENTS }, (_, i) => `bare-a${i}`);
+  const answered: { command: Command; reply: Reply }[] = [];
+  let burst: Outcome[] = [];
+  let service: ServiceProcess;
+  let api: Client;
+  let histories: Map<string, HistoryEvent[]>;
+
+  afterAll(killAllServices);
+
+  beforeAll(async () => {
+    service = await startService();
+    dirs.push(service.dataDir);
+    api = client(service.url);
+    for (const [i, id] of ids.entries()) {
+      const reply = await sendBare(api, create(id, ['cm1', 'cm2', 'cm3'], i));
+      expect(reply.status, JSON.stringify(reply.body)).toBe(201);
+    }
+    // Many reports queued on each stream (one commitment takes twenty), new agreements and added
+    // commitments, all at once; the process is killed when a quarter has been answered.
+    const commands = ids.flatMap((id, i) => [
+      ...Array.from({ length: 20 }, (_, n) => onCommitment('progress', id, 'cm1', `${id}-cm1-bare-${n}`, n + 1)),
+      onCommitment('delay', id, 'cm2', `${id}-cm2-bare-delay`),
+      addCommitment(id, 'cm4', `${id}-cm4-bare-add`),
+      create(`bare-b${i}`, ['bm1', 'bm2'], i),
+    ]);
+    let replies = 0;
+    burst = await Promise.all(
+      commands.map((command) =>
+        sendBare(api, command).then(
+          (reply): Outcome => {
+            if (++replies === Math.floor(commands.length / 4)) service.child.kill('SIGKILL');
+            return { command, reply };
+          },
+          (error: unknown): Outcome => ({ command, reply: null, error }),
+        ),
+      ),
+    );
+    expect(await service.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    for (const o of burst) {
+      if (!o.reply) continue;
+      expect(o.reply.status, `${o.command.key}: ${JSON.stringify(o.reply.body)}`).toBeLessThan(300);
+      answered.push({ command: o.command, reply: o.reply });
+    }
+    service = await startService({ dataDir: service.dataDir });
+    api = client(service.url);
+    histories = await checkLog(api);
+  }, 60_000);
+
+  it('left commands in flight when the process was killed', () => {
+    expect(answered.length).toBeGreaterThanOrEqual(Math.floor(burst.length / 4));
+    expect(burst.filter((o) => !o.reply).length).toBeGreaterThan(0);
+  });
+
+  it('keeps every command answered 2xx exactly once, at the revision and position it was told', () => {
+    for (const { command, reply } of answered) {
+      expect(timesApplied(command, histories), command.key).toBe(1);
+      const history = histories.get(command.agreementId)!;
+      const event = history[reply.body.revision as number];
+      expect(event && isEventOf(command, event, history), `${command.key} at revision ${reply.body.revision}`).toBe(true);
+      expect(event!.position).toBe(reply.body.position);
+    }
+    for (const o of burst) expect(timesApplied(o.command, histories), o.command.key).toBeLessThanOrEqual(1);
+  });
+
+  it('shows in the read models exactly what the log holds', async () => {
+    for (const id of ids) {
+      const history = histories.get(id)!;
+      const detail = await api.get(`/v1/agreements/${id}`);
+      expect(detail.body.revision).toBe(history.length - 1);
+      const reports = history.filter((e) => e.type === 'ProgressReported' && e.data.commitmentId === 'cm1');
+      const cm1 = detail.body.commitments.find((c: { id: string }) => c.id === 'cm1');
+      expect(cm1.progress).toBe(reports.at(-1)?.data.percent ?? 0);
+      const added = history.some((e) => e.type === 'CommitmentAdded' && e.data.commitmentId === 'cm4');
+      expect(detail.body.commitments.some((c: { id: string }) => c.id === 'cm4')).toBe(added);
+    }
+  });
+
+  it('a client retrying an unanswered create without a key meets the agreement if it landed, and creates it if not', async () => {
+    for (const o of burst.filter((x) => !x.reply && x.command.kind === 'create')) {
+      const landed = histories.has(o.command.agreementId);
+      const retry = await sendBare(api, o.command);
+      expect(retry.status, `${o.command.key}: ${JSON.stringify(retry.body)}`).toBe(landed ? 409 : 201);
+      const history = await readHistory(api, o.command.agreementId);
+      expect(history.filter((e) => e.type === 'AgreementSigned')).toHaveLength(1);
+    }
+    await checkLog(api);
+  });
 });
 
 describe('SIGTERM', () => {
