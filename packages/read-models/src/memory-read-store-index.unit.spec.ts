@@ -98,7 +98,7 @@ describe('memory read store indexes', () => {
       const slice = events.slice(i, i + batch);
       const changes = projectBatch(docs, slice);
       for (const [id, d] of changes.agreements) docs.agreements.set(id, d);
-      await store.commit(changes, slice.at(-1)!.position);
+      await store.commit(changes, slice.at(-1)!.position, { from: events[i - 1]?.position ?? null });
       if (++batches % checkEvery !== 0 && i + batch < events.length) continue;
       for (const now of NOWS) {
         expect(await store.dashboard(now), `dashboard as of ${now}`).toEqual(await reference.dashboard(now));

@@ -5,11 +5,11 @@
 // `in_implementation` ignoring time turns `delayed` once its earliest open due date passes.
 // Answers are those of the reference scan queries (queries.ts), to the order and the cursor.
 import { deriveAgreementStatus, type AgreementStatus, type CommitmentStatus, type ExistingAgreement } from '@cm/domain';
-import type { Position } from '@cm/event-store';
+import { comparePositions, type Position } from '@cm/event-store';
 import type { AgreementDoc, ReviewDoc } from './documents';
 import { createCommitmentIndex } from './memory-commitment-index';
 import { createScanQueries, descDate, type Dashboard } from './queries';
-import type { ReadStore } from './read-store';
+import { CheckpointMismatchError, type ReadStore } from './read-store';
 
 const PAST = '0001-01-01T00:00:00.000Z';
 const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'];
@@ -202,7 +202,13 @@ export function createMemoryReadStore(): ReadStore {
     async allReviews() {
       return [...reviews.values()];
     },
-    async commit(changes, next) {
+    async commit(changes, next, { from }) {
+      if (checkpoint !== from) {
+        // Already applied (a retry whose first answer was lost, or a writer that got further): every
+        // checkpoint was reached by batches that proved their start, so this one is covered.
+        if (checkpoint !== null && comparePositions(checkpoint, next) >= 0) return;
+        throw new CheckpointMismatchError(from, next, checkpoint);
+      }
       // Synchronous from here on: nothing else runs between the documents, the indexes and the checkpoint.
       for (const [id, d] of changes.agreements) putAgreement(id, d);
       if (changes.reviews.size > 0) reviewsInOrder = null;

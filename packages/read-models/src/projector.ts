@@ -6,7 +6,7 @@ import { comparePositions, type EventStore, type Position, type StoredEvent, typ
 import { documentsNeeded, projectBatch } from './ledger-projection';
 import type { HeldLease } from './projection-lease';
 import { GenerationChangedError, LeaseLostError } from './redis-read-store';
-import type { ReadStore } from './read-store';
+import { CheckpointMismatchError, type ReadStore } from './read-store';
 
 export type ProjectorStatus = {
   checkpoint: Position | null;
@@ -31,6 +31,8 @@ export function createProjector(deps: {
   let checkpoint: Position | null = null;
 
   async function applyBatch(events: StoredEvent[]): Promise<void> {
+    // The batch continues from the last one committed (or the checkpoint subscribed after): the store checks it.
+    const from = checkpoint;
     const first = documentsNeeded(events, new Map());
     const reviews = await deps.readStore.getReviews(first.reviewIds);
     const { agreementIds } = documentsNeeded(events, reviews);
@@ -38,10 +40,11 @@ export function createProjector(deps: {
     const changes = projectBatch({ agreements, reviews }, events);
     const last = events.at(-1)!.position;
     try {
-      await deps.readStore.commit(changes, last, deps.fence ? { fence: deps.fence } : {});
+      await deps.readStore.commit(changes, last, deps.fence ? { from, fence: deps.fence } : { from });
     } catch (err) {
       // Said here because the subscription may already be closed and drop the error silently.
       if (err instanceof LeaseLostError) log.warn({ fence: deps.fence?.token, upTo: last }, 'batch refused: this projector no longer holds the lease');
+      if (err instanceof CheckpointMismatchError) log.warn({ from, upTo: last, stored: err.stored }, 'batch refused: the read store is not at the checkpoint it starts from; re-reading the checkpoint');
       throw err;
     }
     checkpoint = last;

@@ -340,9 +340,9 @@ describe('rebuildReadModels', () => {
     const warnings: string[] = [];
     const captured = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
     let armed: (() => void) | null = null;
-    // The store's commit reads `current`, WATCHes, then reads `current` again on the reader
-    // connection. A BLPOP queued behind the first read holds the second one until the gate opens,
-    // so the switch lands inside the commit, as it can in production.
+    // The store's commit reads `current`, then the checkpoint and the lease, and `current` again,
+    // on the reader connection. A BLPOP queued behind the first read holds the others until the
+    // gate opens, so the switch lands inside the commit, as it can in production.
     const service = await liveService(ns, {
       logger: captured,
       wrap: (store) => ({

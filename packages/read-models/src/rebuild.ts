@@ -174,7 +174,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
       const { agreementIds } = documentsNeeded(batch, reviews);
       const changes = projectBatch({ agreements: pick(cache.agreements, agreementIds), reviews }, batch);
       const last = batch.at(-1)!.position;
-      await rebuilt.commit(changes, last);
+      await rebuilt.commit(changes, last, { from: checkpoint });
       for (const [id, d] of changes.agreements) cache.agreements.set(id, d);
       for (const [id, d] of changes.reviews) cache.reviews.set(id, d);
       checkpoint = last;

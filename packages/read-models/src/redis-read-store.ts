@@ -1,7 +1,8 @@
 // The Redis read store: documents as JSON strings, and every list served from sorted-set
 // indexes (lexicographic members encode the sort order), never by reading every document.
-// A batch of documents, their index changes and the checkpoint go in one MULTI/EXEC, guarded
-// by WATCH on the projection lease so a projector that lost its lease cannot write.
+// A batch of documents, their index changes and the checkpoint go in one Lua script that first
+// checks the projection lease (a projector that lost it cannot write), the generation, that the
+// stored checkpoint is where the batch starts, and every key's type.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
@@ -13,7 +14,9 @@ import {
   decodeCursor, descDate, encodeCursor, foldText,
   type AgreementFilter, type CommitmentFilter, type CommitmentListItem, type Dashboard, type Page, type ReviewFilter,
 } from './queries';
-import type { CommitOptions, ReadStore } from './read-store';
+import {
+  CheckpointMismatchError, GenerationChangedError, LeaseLostError, ReadModelsDamagedError, type CommitOptions, type ReadStore,
+} from './read-store';
 import { agreementSummary, commitmentView, reviewView, type AgreementSummary, type ReviewView } from './views';
 
 export type RedisReadStoreOptions = {
@@ -49,11 +52,73 @@ function changedCommitments(before: AgreementDoc, after: AgreementDoc): { before
   return out;
 }
 
-/** Raised when the projection lease changed hands between reading and writing a batch. */
-export class LeaseLostError extends Error {}
+// Declared with the port (the memory store raises them too); re-exported where they always were.
+export { GenerationChangedError, LeaseLostError } from './read-store';
 
-/** Raised when a rebuild switched readers to another generation: the writer must restart from its checkpoint. */
-export class GenerationChangedError extends Error {}
+/** Arguments per command the commit script sends at once (Lua's unpack has a stack limit). */
+const SCRIPT_CHUNK = 1000;
+
+/**
+ * A batch as one script: KEYS[1] checkpoint, [2] writer, [3] damaged, [4] `<ns>:current`,
+ * [5] the fence key, then the keys the batch writes; ARGV[1] from ('' for none), [2] the new
+ * checkpoint, [3] the writer id, [4] the fence token ('' for none), [5] the generation `current`
+ * must name ('' for a store on a fixed generation), then the writes: command, key index, count,
+ * arguments. Everything is checked before the first write. Redis does not roll back a script
+ * either, so a write that still fails marks the generation damaged and leaves the checkpoint where
+ * it was: the batch is neither lost silently nor retried over half-written documents.
+ */
+const COMMIT_BATCH = `
+if ARGV[4] ~= '' then
+  local holder = redis.call('get', KEYS[5])
+  if holder ~= ARGV[4] then return {'fenced', holder or ''} end
+end
+if ARGV[5] ~= '' then
+  local cur = redis.call('get', KEYS[4]) or '1'
+  if cur ~= ARGV[5] then return {'moved', cur} end
+end
+local damaged = redis.call('get', KEYS[3])
+if damaged then return {'damaged', damaged} end
+local function damage(reason)
+  redis.call('set', KEYS[3], reason)
+  return {'damaged', reason}
+end
+local stored = redis.call('get', KEYS[1])
+local from, to = ARGV[1], ARGV[2]
+if not stored then
+  if redis.call('exists', KEYS[2]) == 1 then return damage('its checkpoint is missing although it was written to (evicted?)') end
+  if from ~= '' then return {'mismatch', ''} end
+elseif stored ~= from then
+  -- Positions are decimal strings that may exceed 2^53: by length, then by digits.
+  if #stored > #to or (#stored == #to and stored >= to) then return {'noop', stored} end
+  return {'mismatch', stored}
+end
+local want = {zadd = 'zset', zrem = 'zset', hincrby = 'hash', hset = 'hash', hdel = 'hash', sadd = 'set'}
+local seen = {}
+local i = 6
+while i <= #ARGV do
+  local k, w = tonumber(ARGV[i + 1]), want[ARGV[i]]
+  if w and not seen[k] then
+    seen[k] = true
+    local t = redis.call('type', KEYS[k])['ok']
+    if t ~= 'none' and t ~= w then return damage(KEYS[k] .. ' holds a ' .. t .. ' where a ' .. w .. ' belongs') end
+  end
+  i = i + 3 + tonumber(ARGV[i + 2])
+end
+i = 6
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 2])
+  local r = redis.pcall(ARGV[i], KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, i + 2 + n))
+  if type(r) == 'table' and r['err'] then
+    return damage('a write of the batch up to ' .. to .. ' failed half-way: ' .. ARGV[i] .. ' ' .. KEYS[tonumber(ARGV[i + 1])] .. ': ' .. r['err'])
+  end
+  i = i + 3 + n
+end
+-- Every commit names its writer, so no other store keeps using what it remembers.
+redis.call('mset', KEYS[2], ARGV[3], KEYS[1], to)
+return {'applied', ''}
+`;
+
+type ScriptedRedis = Redis & { commitBatch(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown> };
 
 const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'];
 const COMMITMENT_STATUSES: CommitmentStatus[] = ['pending', 'in_progress', 'delayed', 'implemented', 'cancelled'];
@@ -136,8 +201,9 @@ function reviewFootprint(doc: ReviewDoc): Footprint {
 export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore & { readonly redis: Redis; generation(): Promise<number> } {
   const ns = options.namespace ?? 'cm';
   const redis = new Redis(options.url, { maxRetriesPerRequest: 3, lazyConnect: false });
-  // WATCH is per connection: writes get their own so a query's MULTI cannot cancel it.
+  // Writes get their own connection: a large batch's script does not hold up queries queued behind it.
   const writer = redis.duplicate();
+  writer.defineCommand('commitBatch', { lua: COMMIT_BATCH });
   redis.on('error', () => undefined);
   writer.on('error', () => undefined);
   const listeners = new Set<(p: Position) => void>();
@@ -252,28 +318,29 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       return [...(await getDocs<ReviewDoc>(p, 'r', await redis.zrange(`${p}r:all`, '0', '-1'))).values()];
     },
 
-    async commit(changes: ProjectionChanges, checkpoint: Position, commitOptions: CommitOptions = {}) {
+    async commit(changes: ProjectionChanges, checkpoint: Position, commitOptions: CommitOptions) {
       const g = await generation();
       const p = prefixOf(g);
-      const fence = commitOptions.fence;
-      const watched = [`${p}checkpoint`, ...(fence ? [fence.key] : []), ...(options.generation === undefined ? [`${ns}:current`] : [])];
-      await writer.watch(...watched);
+      const { from, fence } = commitOptions;
       try {
-        // What the write depends on, read under the WATCH.
-        const [current, lastWriter, fenceToken] = await writer.mget(`${p}checkpoint`, `${p}writer`, fence ? fence.key : `${p}checkpoint`);
+        // Read for early answers and to know what this store's cache is worth; the script checks
+        // all of it again where nothing can change in between.
+        const [current = null, lastWriter = null, damaged = null, fenceToken = null] = await redis.mget(`${p}checkpoint`, `${p}writer`, `${p}damaged`, fence ? fence.key : `${p}checkpoint`);
         if (fence && fenceToken !== fence.token) throw new LeaseLostError(`projection lease ${fence.key} is no longer held by ${fence.token}`);
         if (options.generation === undefined && (await generation()) !== g) throw new GenerationChangedError(`the read models were switched from generation ${g}`);
-        if (comparePositions(current ?? null, checkpoint) > 0) {
-          // Already applied further by a previous holder of the lease: nothing to write.
-          await writer.unwatch();
-          return;
+        if (damaged !== null) throw new ReadModelsDamagedError(`generation ${g}: ${damaged}`);
+        if (current !== from) {
+          // Already applied further by a previous holder of the lease (or a retry of this very batch).
+          if (current !== null && comparePositions(current, checkpoint) >= 0) return;
+          if (current !== null || lastWriter === null) throw new CheckpointMismatchError(from, checkpoint, current);
+          // No checkpoint in a generation that was written to: left to the script, which marks it damaged.
         }
         if (cacheLimit === 0 || cache.generation !== g || lastWriter !== writerId) forget();
         const ids = { a: [...changes.agreements.keys()], r: [...changes.reviews.keys()] };
         const unknown = { a: ids.a.filter((id) => !cache.agreements.has(id)), r: ids.r.filter((id) => !cache.reviews.has(id)) };
         const [oldA, oldR] = await Promise.all([
-          unknown.a.length ? writer.mget(unknown.a.map((id) => `${p}a:${id}`)) : Promise.resolve([]),
-          unknown.r.length ? writer.mget(unknown.r.map((id) => `${p}r:${id}`)) : Promise.resolve([]),
+          unknown.a.length ? redis.mget(unknown.a.map((id) => `${p}a:${id}`)) : Promise.resolve([]),
+          unknown.r.length ? redis.mget(unknown.r.map((id) => `${p}r:${id}`)) : Promise.resolve([]),
         ]);
         const stored = {
           a: new Map(unknown.a.map((id, i) => [id, oldA[i] ? (JSON.parse(oldA[i]!) as AgreementDoc) : null])),
@@ -337,24 +404,33 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
           apply(old ? reviewFootprint(old) : null, reviewFootprint(doc));
           documents.push(`${p}r:${id}`, JSON.stringify(doc));
         }
-        const m = writer.multi();
-        for (const [key, members] of zrem) m.zrem(`${p}${key}`, ...members);
-        for (const [key, args] of zadd) m.zadd(`${p}${key}`, ...args);
+        // One script checks the fence, the generation, the checkpoint and every key's type before it
+        // writes anything: a MULTI/EXEC would go on past a failed command and move the checkpoint.
+        const keys = [`${p}checkpoint`, `${p}writer`, `${p}damaged`, `${ns}:current`, fence ? fence.key : `${p}checkpoint`];
+        const args: (string | number)[] = [from ?? '', checkpoint, writerId, fence ? fence.token : '', options.generation === undefined ? String(g) : ''];
+        const op = (name: string, key: string, values: (string | number)[]) => {
+          keys.push(key);
+          for (let i = 0; i < values.length; i += SCRIPT_CHUNK) {
+            const part = values.slice(i, i + SCRIPT_CHUNK);
+            args.push(name, keys.length, part.length, ...part);
+          }
+        };
+        for (const [key, members] of zrem) op('zrem', `${p}${key}`, members);
+        for (const [key, values] of zadd) op('zadd', `${p}${key}`, values);
         for (const [k, delta] of hincr) {
           const [key, field] = k.split('|') as [string, string];
-          m.hincrby(`${p}${key}`, field, delta);
+          op('hincrby', `${p}${key}`, [field, delta]);
         }
-        for (const [key, fields] of hdel) m.hdel(`${p}${key}`, ...fields);
-        for (const [key, args] of hset) m.hset(`${p}${key}`, ...args);
-        for (const [key, members] of sadd) m.sadd(`${p}${key}`, ...members);
-        // Every commit names its writer, so no other store keeps using what it remembers.
-        m.mset(...documents, `${p}writer`, writerId, `${p}checkpoint`, checkpoint);
-        const res = await m.exec();
-        if (!res) {
-          if (options.generation === undefined && (await generation()) !== g) throw new GenerationChangedError(`the read models were switched from generation ${g}`);
-          throw new LeaseLostError('the projection lease changed hands during the batch; it was not written');
-        }
-        for (const [err] of res) if (err) throw err;
+        for (const [key, fields] of hdel) op('hdel', `${p}${key}`, fields);
+        for (const [key, values] of hset) op('hset', `${p}${key}`, values);
+        for (const [key, members] of sadd) op('sadd', `${p}${key}`, [...members]);
+        for (let i = 0; i < documents.length; i += 2) op('set', documents[i]!, [documents[i + 1]!]);
+        const [outcome, detail] = (await (writer as ScriptedRedis).commitBatch(keys.length, ...keys, ...args)) as [string, string];
+        if (outcome === 'fenced') throw new LeaseLostError(`projection lease ${fence?.key} is no longer held by ${fence?.token}; the batch was not written`);
+        if (outcome === 'moved') throw new GenerationChangedError(`the read models were switched from generation ${g} to ${detail}`);
+        if (outcome === 'damaged') throw new ReadModelsDamagedError(`generation ${g}: ${detail}`);
+        if (outcome === 'mismatch') throw new CheckpointMismatchError(from, checkpoint, detail === '' ? null : detail);
+        if (outcome === 'noop') return;
         if (cacheLimit > 0) {
           cache.generation = g;
           for (const [id, d] of changes.agreements) remember(cache.agreements, id, d);
@@ -362,7 +438,6 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
         }
       } catch (err) {
         forget();
-        await writer.unwatch().catch(() => undefined);
         throw err;
       }
       for (const l of listeners) l(checkpoint);

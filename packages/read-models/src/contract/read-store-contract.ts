@@ -10,7 +10,7 @@ import { ValidationError } from '@cm/domain';
 import { comparePositions, type Position } from '@cm/event-store';
 import type { AgreementDoc, ProjectionChanges, ReviewDoc } from '../documents';
 import { agreementFilter, commitmentFilter, createScanQueries, reviewFilter, type Page } from '../queries';
-import type { ReadStore } from '../read-store';
+import { CheckpointMismatchError, type ReadStore } from '../read-store';
 import { createDecidedLedger, type DecidedLedger } from '../testing/decided-ledger';
 
 export type ReadStoreFactory = () => Promise<{ store: ReadStore; cleanup(): Promise<void> }>;
@@ -240,7 +240,7 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
         await ledger.commitTo(store);
         const before = byAgreementId(await store.allAgreements());
 
-        await store.commit(NO_CHANGES(), '1000');
+        await store.commit(NO_CHANGES(), '1000', { from: ledger.head() });
 
         expect(await store.checkpoint()).toBe('1000');
         expect(byAgreementId(await store.allAgreements())).toEqual(before);
@@ -248,9 +248,9 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
       });
 
       it('keeps a checkpoint beyond 2^53 exactly, as the opaque decimal string it was given', async () => {
-        await store.commit(NO_CHANGES(), '90071992547409930');
+        await store.commit(NO_CHANGES(), '90071992547409930', { from: null });
         expect(await store.checkpoint()).toBe('90071992547409930');
-        await store.commit(NO_CHANGES(), '18446744073709551615');
+        await store.commit(NO_CHANGES(), '18446744073709551615', { from: '90071992547409930' });
         expect(await store.checkpoint()).toBe('18446744073709551615');
       });
 
@@ -262,6 +262,61 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
         expect(byReviewId(await store.allReviews())).toEqual(byReviewId([...ledger.documents.reviews.values()]));
         expect(await store.allAgreements()).toHaveLength(7);
         expect(await store.allReviews()).toHaveLength(5);
+      });
+    });
+
+    describe('a batch proves where it starts', () => {
+      /** The store as a projector would see it, but every batch claims to start after `from`. */
+      const startingAfter = (from: Position | null): ReadStore => ({
+        ...store,
+        commit: (changes, checkpoint, o) => store.commit(changes, checkpoint, { ...o, from }),
+      });
+      const everything = async () => ({
+        checkpoint: await store.checkpoint(),
+        agreements: byAgreementId(await store.allAgreements()),
+        reviews: byReviewId(await store.allReviews()),
+        dashboard: await store.dashboard(NOW),
+        commitments: await commitments({ limit: 100 }),
+      });
+
+      it('refuses a batch that does not start at the stored checkpoint, and writes nothing of it', async () => {
+        await writeSmallLedger(ledger);
+        await ledger.commitTo(store, { events: 20 });
+        const before = await everything();
+        expect(before.checkpoint).toBe('20');
+
+        for (const from of ['19', '21', null]) {
+          const err = await caught(ledger.commitTo(startingAfter(from), { events: 10 }));
+          expect(err, String(from)).toBeInstanceOf(CheckpointMismatchError);
+          expect(err).toMatchObject({ from, to: '30', stored: '20' });
+          expect(await everything()).toEqual(before);
+        }
+        // The batch that does start there goes through.
+        await ledger.commitTo(store, { events: 10 });
+        expect(await store.checkpoint()).toBe('30');
+        expect(byAgreementId(await store.allAgreements())).toEqual(byAgreementId([...ledger.documents.agreements.values()]));
+      });
+
+      it('refuses a batch that starts after a position an empty store never reached', async () => {
+        await writeSmallLedger(ledger);
+        const err = await caught(ledger.commitTo(startingAfter('7')));
+        expect(err).toBeInstanceOf(CheckpointMismatchError);
+        expect(err).toMatchObject({ from: '7', stored: null });
+        expect(await store.checkpoint()).toBeNull();
+        expect(await store.allAgreements()).toEqual([]);
+        expect((await store.dashboard(NOW)).commitments.total).toBe(0);
+      });
+
+      it('takes a batch already applied (a retry, or a previous writer went further) as done, changing nothing', async () => {
+        await writeSmallLedger(ledger);
+        await ledger.commitTo(store, { events: 20, batchSize: 10 });
+        const before = await everything();
+
+        // The last batch again (its first attempt's answer was lost), and ones the store is already past.
+        await store.commit({ agreements: new Map(ledger.documents.agreements), reviews: new Map(ledger.documents.reviews) }, '20', { from: '10' });
+        await store.commit(NO_CHANGES(), '15', { from: '12' });
+        await store.commit(NO_CHANGES(), '15', { from: null });
+        expect(await everything()).toEqual(before);
       });
     });
 
@@ -840,12 +895,12 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
         const kept: Position[] = [];
         const off = store.onCommit((cp) => gone.push(cp));
         store.onCommit((cp) => kept.push(cp));
-        await store.commit(NO_CHANGES(), '1');
+        await store.commit(NO_CHANGES(), '1', { from: null });
         await waitUntil(() => gone.length === 1 && kept.length === 1);
 
         off();
-        await store.commit(NO_CHANGES(), '2');
-        await store.commit(NO_CHANGES(), '3');
+        await store.commit(NO_CHANGES(), '2', { from: '1' });
+        await store.commit(NO_CHANGES(), '3', { from: '2' });
         await waitUntil(() => kept.length === 3);
 
         expect(kept).toEqual(['1', '2', '3']);

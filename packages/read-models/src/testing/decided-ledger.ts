@@ -113,7 +113,7 @@ export function createDecidedLedger(options: { commandsFrom?: string } = {}) {
       for (let i = 0; i < events.length; i += batchSize) {
         const batch = events.slice(i, i + batchSize);
         const changes = projectBatch(documents, batch);
-        await store.commit(changes, batch.at(-1)!.position);
+        await store.commit(changes, batch.at(-1)!.position, { from: log.events[committed - 1]?.position ?? null });
         for (const [id, d] of changes.agreements) documents.agreements.set(id, d);
         for (const [id, d] of changes.reviews) documents.reviews.set(id, d);
         committed += batch.length;

@@ -16,15 +16,15 @@ export function createFlakyReadStore(inner: ReadStore) {
   let commits = 0;
   const store: ReadStore = {
     ...inner,
-    async commit(changes, checkpoint) {
+    async commit(changes, checkpoint, options) {
       commits++;
       if (toFail > 0) {
         toFail--;
         failed++;
-        if (mode === 'after-writing') await inner.commit(changes, checkpoint);
+        if (mode === 'after-writing') await inner.commit(changes, checkpoint, options);
         throw new Error(`read store commit failed (${mode})`);
       }
-      await inner.commit(changes, checkpoint);
+      await inner.commit(changes, checkpoint, options);
     },
   };
   return {

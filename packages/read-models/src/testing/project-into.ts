@@ -12,6 +12,7 @@ export async function projectInto(store: ReadStore, events: readonly StoredEvent
   const { agreementIds } = documentsNeeded(events, reviews);
   const agreements = await store.getAgreements(agreementIds);
   const changes = projectBatch({ agreements, reviews }, events);
-  await store.commit(changes, events.at(-1)!.position);
+  // Where the documents were just read: the batch continues from there.
+  await store.commit(changes, events.at(-1)!.position, { from: await store.checkpoint() });
   return changes;
 }
