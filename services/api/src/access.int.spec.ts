@@ -45,6 +45,13 @@ describe('without a valid key', () => {
     expect(expectProblem(await get(t, '/v1/agreements', { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }), 401).code).toBe('invalid_credentials');
   });
 
+  it('accepts the Bearer scheme in any case (RFC 9110: auth schemes are case-insensitive)', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+      const r = await get(t, '/v1/agreements', { authorization: `${scheme} ${viewer.secret}` });
+      expect(r.statusCode, `${scheme}: ${r.body}`).toBe(200);
+    }
+  });
+
   it('appends nothing, and reads no body, on a command', async () => {
     await expectNothingAppended(t, async () => {
       expectProblem(await post(t, '/v1/agreements/energy-2025/commitments/ven-grid/progress', { percent: 90 }), 401);

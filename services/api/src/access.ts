@@ -44,7 +44,8 @@ export function accessOf(method: string, url: string): Access | null {
   return null;
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{8,512})$/;
+// The scheme is case-insensitive (RFC 9110 section 11.1); the secret is not.
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/=-]{8,512})$/;
 
 function windowText(ms: number): string {
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;

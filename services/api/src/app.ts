@@ -105,7 +105,7 @@ export async function buildApp(deps: AppDeps) {
           'The ledger of commitments in intergovernmental agreements. Commands answer with `revision` and `position`; ' +
           'every GET accepts `?after=<position>` (read-your-writes, 503 after 5 s); single resources carry `ETag` and commands ' +
           'accept `If-Match` (412 when stale) and `Idempotency-Key`. Errors are application/problem+json. ' +
-          'Every route but /health, /ready and /docs needs `Authorization: Bearer <secret>` of an API key: ' +
+          'Every route but /health, /ready, /docs and this document (/openapi.json, public) needs `Authorization: Bearer <secret>` of an API key: ' +
           '`viewer` reads, `editor` also runs commands on agreements of its parties and on commitments its parties are responsible for, ' +
           '`auditor` reads plus history, integrity, explain and exports, `admin` everything. 401 without a valid key, 403 outside the key\'s rights, ' +
           '429 with Retry-After over the rate limit per key.',
