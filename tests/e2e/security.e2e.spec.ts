@@ -5,10 +5,11 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { client, type Reply } from './support/http';
-import { ROOT, freePort, killAllServices, makeDataDir, removeDataDir, runUntilExit, startService } from './support/service-process';
+import { ROOT, freePort, killAllServices, makeDataDir, removeDataDir, runUntilExit, serviceEnv, spawnService, startService } from './support/service-process';
 
 const dirs: string[] = [];
 afterEach(killAllServices);
@@ -84,10 +85,13 @@ describe('the safe first start', () => {
   it('prints a new admin secret once, keeps only its hash, and asks every request for it', async () => {
     const dir = dataDir();
     const first = await startService({ dataDir: dir, env: { AUTH: 'on' } });
-    const printed = secretsIn(first.stdout());
-    expect(printed, first.stdout()).toHaveLength(1);
+    const printed = secretsIn(first.stderr());
+    expect(printed, first.stderr()).toHaveLength(1);
     const secret = printed[0]!;
-    expect(first.stdout().split(secret)).toHaveLength(2); // printed exactly once
+    expect(first.stderr().split(secret)).toHaveLength(2); // printed exactly once
+    // A plain banner on stderr, never inside the JSON log lines on stdout.
+    expect(first.stdout()).not.toContain(secret);
+    expect(first.stderr()).toContain('pnpm keys add --name <name> --role admin');
 
     const file = join(dir, 'api-keys.json');
     const text = readFileSync(file, 'utf8');
@@ -113,11 +117,37 @@ describe('the safe first start', () => {
     await first.stop();
 
     const again = await startService({ dataDir: dir, env: { AUTH: 'on' } });
-    expect(again.stdout()).not.toMatch(/cm_/);
-    expect(again.stdout()).not.toContain('First start');
+    expect(again.stdout() + again.stderr()).not.toMatch(/cm_/);
+    expect(again.stderr()).not.toContain('First start');
     expect(readFileSync(file, 'utf8')).toBe(text);
     expect((await client(again.url).get('/v1/agreements', bearer(secret))).status).toBe(200);
     await again.stop();
+  }, 90_000);
+});
+
+describe('a first start that fails', () => {
+  it('creates no key and prints no secret; the next start that listens does', async () => {
+    const dir = dataDir();
+    // Somebody already listens on the port: the start fails with EADDRINUSE.
+    const taken = createServer();
+    await new Promise<void>((ok) => taken.listen(0, '127.0.0.1', ok));
+    const port = (taken.address() as AddressInfo).port;
+    const child = spawnService(serviceEnv({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dir, AUTH: 'on', LOG_LEVEL: 'warn' }));
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d));
+    child.stderr!.on('data', (d: Buffer) => (output += d));
+    const code = await new Promise<number | null>((ok) => child.once('exit', ok));
+    await new Promise((ok) => taken.close(ok));
+    expect(code, output).not.toBe(0);
+    expect(output).toContain('EADDRINUSE');
+    expect(secretsIn(output), output).toHaveLength(0);
+    expect(existsSync(join(dir, 'api-keys.json'))).toBe(false);
+
+    const next = await startService({ dataDir: dir, env: { AUTH: 'on' } });
+    const [secret] = secretsIn(next.stderr());
+    expect(secret, next.stderr()).toBeDefined();
+    expect((await client(next.url).get('/v1/agreements', bearer(secret!))).status).toBe(200);
+    await next.stop();
   }, 90_000);
 });
 
@@ -125,7 +155,7 @@ describe('keys from the CLI reach a running service without a restart', () => {
   it('an editor commands within its parties and is the actor; a viewer may not; rotation and revocation take effect', async () => {
     const dir = dataDir();
     const svc = await startService({ dataDir: dir, env: { AUTH: 'on' } });
-    const admin = secretsIn(svc.stdout())[0]!;
+    const admin = secretsIn(svc.stderr())[0]!;
     const api = client(svc.url);
     const cli = { DATA_DIR: dir };
 
@@ -238,7 +268,7 @@ describe('the examples loader', () => {
   it('says to set CM_API_KEY when refused, and loads the dataset with it as the key\'s actor', async () => {
     const dir = dataDir();
     const svc = await startService({ dataDir: dir, env: { AUTH: 'on' } });
-    const admin = secretsIn(svc.stdout())[0]!;
+    const admin = secretsIn(svc.stderr())[0]!;
     const load = (env: Record<string, string>) => run(join(ROOT, 'node_modules/.bin/tsx'), ['examples/load.ts', svc.url], env, 120_000);
 
     const refused = await load({});

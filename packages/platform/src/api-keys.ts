@@ -72,20 +72,39 @@ export function writeApiKeysFile(path: string, file: ApiKeysFile): void {
 /** Where the embedded start keeps its keys when API_KEYS_FILE is not set. */
 export const defaultApiKeysPath = (dataDir: string) => join(dataDir, 'api-keys.json');
 
+/** The admin key a first start will create: its secret, and `write` to store its hash. */
+export type FirstApiKey = { name: string; secret: string; write(): void };
+
 /**
- * The safe first start: when there is no keys file yet, create one with an admin key and hand
- * back its secret, to be printed once. Nothing is created when the file exists.
+ * The safe first start: when there is no keys file yet, plan an admin key. Nothing is written
+ * until `write()`, which the service calls once it listens, so a start that fails (a port in
+ * use) creates no key whose secret nobody kept. Null when the file exists.
  */
-export function ensureApiKeysFile(path: string, now: () => Date = () => new Date()): { name: string; secret: string } | null {
+export function planFirstApiKey(path: string, now: () => Date = () => new Date()): FirstApiKey | null {
   if (existsSync(path)) return null;
   const secret = generateSecret();
-  writeApiKeysFile(path, { keys: [{ name: 'admin', role: 'admin', parties: [], sha256: hashSecret(secret), createdAt: now().toISOString() }] });
-  return { name: 'admin', secret };
+  return {
+    name: 'admin',
+    secret,
+    write() {
+      if (existsSync(path)) throw new ApiKeysError(`${path} appeared while the service started; the first admin key was not created: use pnpm keys add --role admin`);
+      writeApiKeysFile(path, { keys: [{ name: 'admin', role: 'admin', parties: [], sha256: hashSecret(secret), createdAt: now().toISOString() }] });
+    },
+  };
+}
+
+/** Plans and writes the first admin key at once (for tools that need no listening service). */
+export function ensureApiKeysFile(path: string, now: () => Date = () => new Date()): { name: string; secret: string } | null {
+  const first = planFirstApiKey(path, now);
+  first?.write();
+  return first && { name: first.name, secret: first.secret };
 }
 
 export type KeyRing = {
   /** The principal a presented secret stands for, or null. */
   lookup(secret: string): Principal | null;
+  /** Re-reads the file now (after this process changed it). */
+  reload(): void;
   readonly size: number;
 };
 
@@ -94,13 +113,18 @@ export type KeyRing = {
  * most once per `recheckMs`). A file that turns invalid keeps the last good keys and reports
  * through `onError`, so a typo while editing never locks everybody out.
  */
-export function createKeyRing(path: string, options: { recheckMs?: number; onError?: (err: Error) => void; onReload?: (count: number) => void } = {}): KeyRing {
+export function createKeyRing(
+  path: string,
+  options: { recheckMs?: number; onError?: (err: Error) => void; onReload?: (count: number) => void; missingIsEmpty?: boolean } = {},
+): KeyRing {
   const recheckMs = options.recheckMs ?? 1000;
   let byHash = new Map<string, Principal>();
   let stamp = '';
   let checkedAt = 0;
   let lastError = '';
   const load = () => {
+    // Before the first start's key is written the ring is empty: every request is refused.
+    if (options.missingIsEmpty && !existsSync(path)) return;
     const s = statSync(path);
     const next = `${s.mtimeMs}:${s.size}:${s.ino}`;
     if (next === stamp) return;
@@ -125,6 +149,9 @@ export function createKeyRing(path: string, options: { recheckMs?: number; onErr
         }
       }
       return byHash.get(hashSecret(secret)) ?? null;
+    },
+    reload() {
+      load();
     },
     get size() {
       return byHash.size;

@@ -3,7 +3,7 @@
 import './heap-settings';
 import { join } from 'node:path';
 import {
-  ApiKeysError, ConfigError, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, ensureApiKeysFile, loadConfig,
+  ApiKeysError, ConfigError, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, planFirstApiKey, type FirstApiKey, loadConfig,
   type Config, type KeyRing,
 } from '@cm/platform';
 import type { Logger } from 'pino';
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ level: config.logLevel });
   // Keys first: a bad keys file stops the start before any store is opened.
-  const keyRing = config.roles.has('api') ? openKeyRing(config, logger) : null;
+  const { ring: keyRing, firstKey } = config.roles.has('api') ? openKeyRing(config, logger) : { ring: null, firstKey: null };
   const shutdown = createShutdown(logger);
   shutdown.listen();
 
@@ -137,34 +137,30 @@ async function main(): Promise<void> {
     shutdown.add('api', () => app.close());
     await app.listen({ port: config.port, host: config.host });
     logger.info({ url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`, docs: '/docs' }, 'commitment monitor listening');
+    if (firstKey) announceFirstKey(firstKey, keyRing!, config);
   }
 }
 
 /**
- * The API keys this process accepts. The embedded start with no API_KEYS_FILE creates an admin
- * key on first start, keeps only its hash under DATA_DIR and prints the secret this once.
+ * The API keys this process accepts. The embedded start with no API_KEYS_FILE plans an admin
+ * key on first start; it is written (only its hash, under DATA_DIR) and its secret printed once
+ * the service listens, so a start that fails leaves no key behind.
  */
-function openKeyRing(config: Config, logger: Logger): KeyRing | null {
+function openKeyRing(config: Config, logger: Logger): { ring: KeyRing | null; firstKey: FirstApiKey | null } {
   if (config.auth === 'off') {
     logger.warn({ host: config.host }, 'AUTH=off: no API key is checked and every caller acts as "anonymous" with every right; accepted only because HOST is a loopback address. Never forward this port.');
-    return null;
+    return { ring: null, firstKey: null };
   }
   const path = config.apiKeysFile ?? defaultApiKeysPath(config.dataDir);
   try {
-    const created = config.apiKeysFile ? null : ensureApiKeysFile(path);
-    if (created) {
-      process.stdout.write(
-        `\n  First start: created the API key "${created.name}" (role admin). Only its SHA-256 is stored, in ${path}.\n` +
-        `  Its secret is shown this once; keep it somewhere safe:\n\n    ${created.secret}\n\n` +
-        `  Send it as:  Authorization: Bearer <the secret above>\n  Create keys for each ministry tool with: pnpm keys add --name <name> --role editor --parties VEN\n\n`,
-      );
-    }
+    const firstKey = config.apiKeysFile ? null : planFirstApiKey(path);
     const ring = createKeyRing(path, {
+      missingIsEmpty: firstKey !== null,
       onError: (err) => logger.error({ err: err.message }, 'the API keys file changed but cannot be used; the previous keys stay in force until it is fixed'),
       onReload: (count) => logger.info({ keys: count, file: path }, 'API keys loaded'),
     });
-    if (ring.size === 0) logger.warn({ file: path }, 'the API keys file holds no key: every request but /health, /ready and /docs is refused; add one with pnpm keys add');
-    return ring;
+    if (ring.size === 0 && !firstKey) logger.warn({ file: path }, 'the API keys file holds no key: every request but /health, /ready and /docs is refused; add one with pnpm keys add');
+    return { ring, firstKey };
   } catch (err) {
     if (err instanceof ApiKeysError) {
       process.stderr.write(`${err.message}\n`);
@@ -172,6 +168,23 @@ function openKeyRing(config: Config, logger: Logger): KeyRing | null {
     }
     throw err;
   }
+}
+
+/**
+ * Writes the first admin key and prints its secret as a plain banner on stderr, outside the JSON
+ * log stream on stdout (log collectors never see it).
+ */
+function announceFirstKey(firstKey: FirstApiKey, ring: KeyRing, config: Config): void {
+  const path = defaultApiKeysPath(config.dataDir);
+  firstKey.write();
+  ring.reload();
+  process.stderr.write(
+    `\n  First start: created the API key "${firstKey.name}" (role admin). Only its SHA-256 is stored, in ${path}.\n` +
+    `  Its secret is shown this once; keep it somewhere safe:\n\n    ${firstKey.secret}\n\n` +
+    `  Send it as:  Authorization: Bearer <the secret above>\n` +
+    `  Create keys for each ministry tool with: pnpm keys add --name <name> --role editor --parties VEN\n` +
+    `  Lost it? Make another admin key with:     pnpm keys add --name <name> --role admin\n\n`,
+  );
 }
 
 main().catch((err: unknown) => {
