@@ -1,5 +1,6 @@
 // Loads examples/cian-xix.json into a running service through its HTTP API, as a ministry tool
-// would: `pnpm load-examples [base URL]` (or BASE_URL). With authentication on, CM_API_KEY holds
+// would: `pnpm load-examples [base URL]` (or BASE_URL; else the service's own PUBLIC_URL, or
+// HOST and PORT as the service reads them). With authentication on, CM_API_KEY holds
 // the secret of an admin key (or an editor for every party of the dataset), sent as a Bearer token.
 // Safe to run again: existing agreements are skipped and every command has an Idempotency-Key.
 import { readFile } from 'node:fs/promises';
@@ -61,9 +62,18 @@ function parseDataset(raw: unknown): Dataset {
   return { agreements, events };
 }
 
+const env = (name: string) => process.env[name]?.trim() || undefined;
+
+/** Where a service started with this environment listens (a wildcard HOST is reached on loopback). */
+function serviceAddress(): string {
+  const host = env('HOST') ?? '127.0.0.1';
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${env('PORT') ?? '3000'}`;
+}
+
 function normalizeBase(arg: string | undefined): string {
   // An empty variable counts as unset, as in the service's own configuration.
-  const raw = arg || process.env.BASE_URL || 'http://127.0.0.1:3000';
+  const raw = arg || env('BASE_URL') || env('PUBLIC_URL') || serviceAddress();
   let url: URL;
   try {
     url = new URL(raw);

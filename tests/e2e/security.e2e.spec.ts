@@ -269,7 +269,8 @@ describe('the examples loader', () => {
     const dir = dataDir();
     const svc = await startService({ dataDir: dir, env: { AUTH: 'on' } });
     const admin = secretsIn(svc.stderr())[0]!;
-    const load = (env: Record<string, string>) => run(join(ROOT, 'node_modules/.bin/tsx'), ['examples/load.ts', svc.url], env, 120_000);
+    // No URL given: the loader finds the service from PORT, as the service itself reads it.
+    const load = (env: Record<string, string>) => run(join(ROOT, 'node_modules/.bin/tsx'), ['examples/load.ts'], { PORT: String(svc.port), ...env }, 120_000);
 
     const refused = await load({});
     expect(refused.code).toBe(1);

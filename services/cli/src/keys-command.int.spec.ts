@@ -37,6 +37,9 @@ describe('keys add', { timeout: 120_000 }, () => {
     expect(r.code).toBe(0);
     const secret = secretOf(r.stdout);
     expect(r.stdout).toContain('Authorization: Bearer');
+    // It names the file it changed, and claims nothing about a service it cannot see.
+    expect(r.stdout).toContain(`a service whose keys file is ${file()} picks the change up`);
+    expect(r.stdout).not.toMatch(/the running service accepts/i);
 
     const text = readFileSync(file(), 'utf8');
     expect(text).not.toContain(secret);

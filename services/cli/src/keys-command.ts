@@ -35,9 +35,9 @@ export const KEYS_USAGE = [
   '  Rotating a key without downtime:',
   '    1. pnpm keys rotate <name>        prints the new secret, and the id of the old one',
   '    2. give the new secret to the tool and deploy it; both secrets work meanwhile',
-  '    3. pnpm keys revoke <old id>      the old secret stops working within a few seconds',
+  '    3. pnpm keys revoke <old id>      the old secret stops working within about a second',
   '  A leaked secret: revoke its id at once (or the whole name), then add or rotate.',
-  '  The running service picks every change up within about a second; no restart.',
+  '  A service that reads this file picks every change up within about a second; no restart.',
   '',
   '  exit: 0 done, 1 no key matched, 64 bad usage or refused, 78 keys file missing or invalid, 2 write failed',
 ].join('\n');
@@ -152,7 +152,7 @@ export function runKeys(command: Exclude<KeysCommand, { kind: 'help' }>, deps: K
       }
       const { entry, secret } = newKey(command, deps.now);
       if (!write({ keys: [...current.keys, entry] })) return 2;
-      stdout(secretText(`added key "${entry.name}" (${describeKey(entry)}, id ${keyId(entry)}) to ${file}`, secret));
+      stdout(secretText(`added key "${entry.name}" (${describeKey(entry)}, id ${keyId(entry)}) to ${file}`, secret, file));
       // The service makes its first-start admin key only when there is no file at all.
       if (missing) stdout(`${file} was created; the service will not create its first-start admin key, so add one if you need it: keys add --name <name> --role admin\n`);
       return 0;
@@ -166,7 +166,7 @@ export function runKeys(command: Exclude<KeysCommand, { kind: 'help' }>, deps: K
       }
       const { entry, secret } = newKey({ name: first.name, role: first.role, parties: first.parties }, deps.now);
       if (!write({ keys: [...current.keys, entry] })) return 2;
-      stdout(secretText(`rotated key "${entry.name}" (${describeKey(entry)}): new secret, id ${keyId(entry)}`, secret));
+      stdout(secretText(`rotated key "${entry.name}" (${describeKey(entry)}): new secret, id ${keyId(entry)}, in ${file}`, secret, file));
       stdout(`The old secret${old.length > 1 ? 's still work' : ' still works'}. Once the tool uses the new one, revoke the old: ${old.map((k) => `keys revoke ${keyId(k)}`).join('; ')}\n`);
       return 0;
     }
@@ -186,7 +186,7 @@ export function runKeys(command: Exclude<KeysCommand, { kind: 'help' }>, deps: K
       const kept = current.keys.filter((k) => !gone.includes(k));
       if (!write({ keys: kept })) return 2;
       for (const k of gone) stdout(`revoked key "${k.name}" id ${keyId(k)} (${describeKey(k)})\n`);
-      stdout(`${kept.length} key${kept.length === 1 ? '' : 's'} left in ${file}; the running service refuses the revoked secret${gone.length > 1 ? 's' : ''} within a few seconds\n`);
+      stdout(`${kept.length} key${kept.length === 1 ? '' : 's'} left in ${file}; ${pickupNote(file)}\n`);
       if (!kept.some((k) => k.role === 'admin')) stdout('no admin key is left: add one with keys add --name <name> --role admin if you need one\n');
       return 0;
     }
@@ -205,12 +205,17 @@ function newKey(k: { name: string; role: RoleName; parties: readonly string[] },
 const describeKey = (k: ApiKeyEntry) => `role ${k.role}${k.parties.length > 0 ? `, parties ${k.parties.join(',')}` : ''}`;
 
 // The secret appears once, alone on its line, so it can be copied and nothing else prints it again.
-const secretText = (headline: string, secret: string) =>
+// What the CLI can know: the file it changed. Whether a service reads that file, it cannot.
+const pickupNote = (file: string) =>
+  `a service whose keys file is ${file} picks the change up within about a second, without a restart; ` +
+  'a service with another API_KEYS_FILE or DATA_DIR (or on another machine) does not see it';
+
+const secretText = (headline: string, secret: string, file: string) =>
   `${headline}\n` +
   'Its secret is shown this once; only its SHA-256 is stored. Keep it somewhere safe:\n\n' +
   `    ${secret}\n\n` +
   'Send it on every request as:  Authorization: Bearer <the secret above>\n' +
-  'The running service accepts it within a few seconds; no restart needed.\n';
+  `${pickupNote(file)}.\n`;
 
 export function listLines(file: string, keys: readonly ApiKeyEntry[]): string[] {
   if (keys.length === 0) return [`no keys in ${file}`];
