@@ -16,6 +16,7 @@ import {
 } from '@cm/read-models';
 import { createBullmqScheduler, createInProcessScheduler, createMailer, createReminderSender, createRemindersRole } from '@cm/reminders';
 import { buildApp } from './app';
+import { createOutcomeCompleter } from './review-outcomes';
 
 async function main(): Promise<void> {
   let config;
@@ -128,6 +129,13 @@ async function main(): Promise<void> {
     const pruning = setInterval(prune, 3_600_000);
     pruning.unref();
     shutdown.add('idempotency pruning', async () => clearInterval(pruning));
+    // Review outcomes left half written (ReviewHeld without its agreement events) are completed
+    // here, in the role that writes them: it runs wherever outcomes are recorded, needs no lease
+    // (several api processes completing the same outcome write the same event ids, kept once),
+    // and its start scan finds what a crash of the previous process left.
+    const outcomes = createOutcomeCompleter({ eventStore, logger });
+    await outcomes.start();
+    shutdown.add('review outcomes', () => outcomes.stop());
     const app = await buildApp({
       eventStore, readStore, queries, idempotency, projector, logger, now: () => new Date(), readWaitMs: 5000, bodyLimit: config.bodyLimit,
       keyRing,

@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  NotFoundError, ValidationError, agreementDecider, checkReviewScope, agreementStream, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
+  NotFoundError, ValidationError, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { reviewFilter, reviewView } from '@cm/read-models';
@@ -13,6 +13,7 @@ import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
 import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
+import { recordReviewOnAgreement } from '../review-outcomes';
 import { createTimeTravel, timeViewOf } from '../time-travel';
 
 /** Meetings have no end time in the contract; calendars show them as two hours long. */
@@ -153,13 +154,14 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments,
       }, ctx);
       const review = result.state as ExistingReview;
+      // ReviewHeld as it stands in the log (a repeated Idempotency-Key finds the first one's): the
+      // agreement events are derived from it, not from this request.
+      const heldEvent = result.appended.find((e) => e.type === 'ReviewHeld')!;
       let position = result.position;
       for (const agreementId of review.agreementIds) {
         // Each agreement in scope records the review on its own stream, so its history shows it.
-        const scope = `${ctx.idempotencyScope ?? result.appended[0]?.id ?? request.id}|${agreementId}`;
-        const r = await runCommand(eventStore, agreementStream(agreementId), agreementDecider, {
-          type: 'RecordAgreementReview', reviewId: review.id, heldAt, assessments: b.assessments,
-        }, { ...ctx, idempotencyScope: scope, ifMatch: null });
+        // Should this stop half way, the outcome completer writes the rest with the same event ids.
+        const r = await recordReviewOnAgreement(eventStore, review.id, heldEvent, agreementId);
         if (comparePositions(r.position, position) > 0) position = r.position;
       }
       return {

@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Role } from '@cm/domain';
 import { createKeyRing, createLogger, hashSecret, writeApiKeysFile } from '@cm/platform';
-import { createSqliteEventStore, createSqliteIdempotencyStore, type SqliteEventStore } from '@cm/event-store';
+import { createSqliteEventStore, createSqliteIdempotencyStore, type EventStore, type SqliteEventStore } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, type ReadStore } from '@cm/read-models';
 import { buildApp, type App } from '../app';
 import type { AppDeps } from '../deps';
+import { createOutcomeCompleter } from '../review-outcomes';
 
 export type TestApp = {
   app: App;
@@ -35,6 +36,8 @@ export async function createTestApp(options: {
   corsOrigins?: string[];
   /** No projector: whatever is appended stays "behind" (readiness, lag metrics, `?after=` timeouts). */
   stalled?: boolean;
+  /** What the app and its outcome completer write through (a fault-injecting wrapper); `eventStore` stays the file itself. */
+  wrapEventStore?: (store: EventStore) => EventStore;
 } = {}): Promise<TestApp> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'cm-api-'));
   let now = options.now ? new Date(options.now) : null;
@@ -50,8 +53,12 @@ export async function createTestApp(options: {
     writeApiKeysFile(path, { keys: options.keys.map((k) => ({ name: k.name, role: k.role, parties: k.parties ?? [], sha256: hashSecret(k.secret) })) });
     keyRing = createKeyRing(path);
   }
+  const writeStore = options.wrapEventStore?.(eventStore) ?? eventStore;
+  // As in the api role of main.ts: half-written review outcomes are completed at start and as they appear.
+  const outcomes = createOutcomeCompleter({ eventStore: writeStore, logger });
+  await outcomes.start();
   const app = await buildApp({
-    eventStore, readStore, queries: createQueries(readStore), idempotency: createSqliteIdempotencyStore(eventStore.db), projector, logger,
+    eventStore: writeStore, readStore, queries: createQueries(readStore), idempotency: createSqliteIdempotencyStore(eventStore.db), projector, logger,
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
     keyRing, rateLimit: options.rateLimit ?? null, corsOrigins: options.corsOrigins ?? [],
   });
@@ -63,6 +70,7 @@ export async function createTestApp(options: {
     },
     async close() {
       await app.close();
+      await outcomes.stop();
       await projector?.stop();
       await eventStore.close();
       if (!options.dir) rmSync(dir, { recursive: true, force: true });
