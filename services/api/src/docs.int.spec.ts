@@ -1,0 +1,27 @@
+// The project's own documentation stays current with what the service serves: every route of
+// the OpenAPI document is listed in docs/api.md, and every route listed there is served.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { get, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app';
+
+const docsApi = join(dirname(fileURLToPath(import.meta.url)), '../../../docs/api.md');
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => t.close());
+
+describe('docs/api.md', () => {
+  it('lists every route the OpenAPI document serves, and no route that is not served', async () => {
+    const doc = (await get(t, '/openapi.json')).json<{ paths: Record<string, Record<string, Json>> }>();
+    const served = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
+    const listed = [...readFileSync(docsApi, 'utf8').matchAll(/^\| `((?:GET|POST|PUT|PATCH|DELETE) \/[^`]*)` \|/gm)].map((m) => m[1]!).sort();
+    expect(served.length).toBeGreaterThan(20);
+    expect(served.filter((r) => !listed.includes(r)), 'served but missing from docs/api.md').toEqual([]);
+    expect(listed.filter((r) => !served.includes(r)), 'listed in docs/api.md but not served').toEqual([]);
+  });
+});
