@@ -42,3 +42,40 @@ export function deriveAgreementStatus(a: Pick<ExistingAgreement, 'terminated' | 
   if (active.some((c) => c.status !== 'pending' || c.progress > 0)) return 'in_implementation';
   return 'signed';
 }
+
+const MAX_NAMED = 5;
+const named = (ids: readonly string[]) =>
+  ids.length <= MAX_NAMED ? ids.join(', ') : `${ids.slice(0, MAX_NAMED).join(', ')} and ${ids.length - MAX_NAMED} more`;
+
+/**
+ * The rule that gave an agreement its status, in words, naming the commitments that decided
+ * it: an agreement is `delayed` when a commitment is delayed *or overdue*, which a reader of
+ * the status alone would not guess.
+ */
+export function agreementStatusReason(a: Pick<ExistingAgreement, 'terminated' | 'commitments'>, asOf: string): string {
+  const status = deriveAgreementStatus(a, asOf);
+  const active = a.commitments.filter((c) => c.status !== 'cancelled');
+  switch (status) {
+    case 'terminated':
+      return 'terminated: the agreement was terminated; its commitments can no longer change';
+    case 'implemented':
+      return `implemented: every commitment that is not cancelled is implemented (${active.length})`;
+    case 'delayed': {
+      const delayed = active.filter((c) => c.status === 'delayed').map((c) => c.id);
+      const overdue = active.filter((c) => c.status !== 'delayed' && isOverdue(c, asOf)).map((c) => c.id);
+      const parts = [
+        ...(delayed.length > 0 ? [`${delayed.length} commitment${delayed.length === 1 ? '' : 's'} delayed (${named(delayed)})`] : []),
+        ...(overdue.length > 0 ? [`${overdue.length} overdue: due date passed, not implemented (${named(overdue)})`] : []),
+      ];
+      return `delayed: ${parts.join('; ')}`;
+    }
+    case 'in_implementation':
+      return 'in_implementation: progress reported; no commitment delayed or overdue';
+    case 'signed':
+      return a.commitments.length === 0 ? 'signed: no commitment recorded yet' : 'signed: no progress reported yet; no commitment delayed or overdue';
+    default: {
+      const never: never = status;
+      return never;
+    }
+  }
+}

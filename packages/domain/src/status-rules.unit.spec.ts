@@ -1,7 +1,7 @@
 // The rules computed against "now" (or asOf): overdue, counts, progress, agreement status.
 import { describe, expect, it } from 'vitest';
 import type { CommitmentState } from './agreement-decider';
-import { agreementProgress, commitmentCounts, deriveAgreementStatus, isOverdue } from './status-rules';
+import { agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue } from './status-rules';
 
 let nextId = 0;
 function commitment(overrides: Partial<CommitmentState> = {}): CommitmentState {
@@ -142,5 +142,26 @@ describe('deriveAgreementStatus', () => {
 
   it('is signed while every commitment is pending and on time', () => {
     expect(deriveAgreementStatus({ terminated: open, commitments: [pending(), pending('2026-09-30')] }, BEFORE_DUE)).toBe('signed');
+  });
+});
+
+describe('agreementStatusReason', () => {
+  it('says that an agreement is delayed because a commitment is overdue, naming it', () => {
+    const late = commitment({ id: 'joint-lab', dueDate: '2026-06-30', status: 'in_progress', progress: 40 });
+    const reason = agreementStatusReason({ terminated: open, commitments: [late, pending('2026-09-30')] }, AFTER_DUE);
+    expect(reason).toBe('delayed: 1 overdue: due date passed, not implemented (joint-lab)');
+  });
+
+  it('tells delayed commitments from overdue ones, and names at most five of each', () => {
+    const many = Array.from({ length: 7 }, (_, i) => commitment({ id: `late-${i}`, dueDate: '2026-01-31' }));
+    const reason = agreementStatusReason({ terminated: open, commitments: [commitment({ id: 'moved', status: 'delayed', dueDate: '2026-12-31' }), ...many] }, AFTER_DUE);
+    expect(reason).toBe('delayed: 1 commitment delayed (moved); 7 overdue: due date passed, not implemented (late-0, late-1, late-2, late-3, late-4 and 2 more)');
+  });
+
+  it('names the rule of every other status', () => {
+    expect(agreementStatusReason({ terminated: open, commitments: [inProgress(10)] }, BEFORE_DUE)).toMatch(/^in_implementation: /);
+    expect(agreementStatusReason({ terminated: open, commitments: [] }, BEFORE_DUE)).toBe('signed: no commitment recorded yet');
+    expect(agreementStatusReason({ terminated: open, commitments: [implemented(), cancelled()] }, AFTER_DUE)).toBe('implemented: every commitment that is not cancelled is implemented (1)');
+    expect(agreementStatusReason({ terminated: { at: '2026-02-15T09:00:00.000Z', reason: 'denounced' }, commitments: [] }, AFTER_DUE)).toMatch(/^terminated: /);
   });
 });

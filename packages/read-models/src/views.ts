@@ -1,7 +1,7 @@
 // What the API shows of a document, as of an instant: status, overdue and next review are
 // derived here, against the instant asked about.
 import {
-  agreementProgress, commitmentCounts, deriveAgreementStatus, isOverdue,
+  agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue,
   type CommitmentState, type ExistingAgreement, type ExistingReview,
 } from '@cm/domain';
 import type { AgreementDoc, ReviewDoc, ReviewRef } from './documents';
@@ -46,6 +46,8 @@ export function agreementSummary(doc: AgreementLike, asOf: string) {
     signedAt: a.signedAt,
     session: a.session,
     status: deriveAgreementStatus(a, asOf),
+    /** Why the status is what it is ("delayed: 1 overdue: ... (joint-lab)"). */
+    statusReason: agreementStatusReason(a, asOf),
     progress: agreementProgress(a.commitments),
     commitmentCounts: commitmentCounts(a.commitments, asOf),
     nextReviewAt: nextReviewAt(doc.reviews, asOf),

@@ -90,6 +90,9 @@ describe('effectiveAt against asOf, for agreements', () => {
 
     const now = await ok(`${base}?effectiveAt=${q(daysAgo(0))}`);
     expect(now.body).toMatchObject({ revision: 3, status: 'delayed', commitmentCounts: { overdue: 1 } });
+    // Delayed though no commitment is "delayed": the answer names the rule and the commitment.
+    expect(now.body.statusReason).toBe('delayed: 1 overdue: due date passed, not implemented (permit)');
+    expect(before.body.statusReason).toMatch(/^signed: /);
     expect(commitment(now.body, 'permit')).toMatchObject({ overdue: true });
     const live = (await ok(base)).body;
     expect(now.body.commitments).toEqual(live.commitments);
