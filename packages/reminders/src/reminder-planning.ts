@@ -25,7 +25,11 @@ export function reminderId(reviewId: string, scheduledFor: string, offset: strin
   return `${reviewId}|${scheduledFor}|${offset}|${email.toLowerCase()}`;
 }
 
-export function planReminders(review: ExistingReview, offsets: readonly ReminderOffset[], now: string): PlannedReminder[] {
+export function planReminders(
+  review: Pick<ExistingReview, 'id' | 'status' | 'scheduledFor' | 'attendees' | 'reminders'>,
+  offsets: readonly ReminderOffset[],
+  now: string,
+): PlannedReminder[] {
   if (review.status !== 'scheduled' || review.scheduledFor <= now) return [];
   const meeting = Date.parse(review.scheduledFor);
   const nowMs = Date.parse(now);

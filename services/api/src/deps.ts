@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { KeyRing } from '@cm/platform';
 import type { EventStore, IdempotencyStore } from '@cm/event-store';
 import type { Projector, Queries, ReadStore } from '@cm/read-models';
+import type { ReminderOffset } from '@cm/reminders';
 
 export type AppDeps = {
   eventStore: EventStore;
@@ -22,4 +23,6 @@ export type AppDeps = {
   rateLimit: { max: number; windowMs: number; redis?: Redis | undefined; namespace?: string | undefined } | null;
   /** Browser origins allowed to call the API (CORS); none by default. */
   corsOrigins: string[];
+  /** REMINDER_OFFSETS, to show a review's planned sends (default 7d,1d, the configuration's default). */
+  reminderOffsets?: readonly ReminderOffset[];
 };

@@ -13,6 +13,7 @@ import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
 import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
+import { planReminders, type ReminderOffset } from '@cm/reminders';
 import { recordReviewOnAgreement } from '../review-outcomes';
 import { createTimeTravel, timeViewOf } from '../time-travel';
 
@@ -90,10 +91,11 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     return calendar.toString();
   });
 
+  const offsets = deps.reminderOffsets ?? DEFAULT_OFFSETS;
   app.get('/v1/reviews/:id', {
     schema: {
       tags: ['reviews'],
-      summary: 'A review with its agenda (what is late) and the reminders sent, now or at a point in time',
+      summary: 'A review with its agenda (what is late), the reminders sent and, now, the reminders still to come',
       description:
         'Without a time parameter: the read models, now. With one of `asOf`, `revision` or `effectiveAt` (at most one; ' +
         '400 naming them otherwise) the review stream is replayed, and the answer adds `view`, its echo (`asOf` or ' +
@@ -101,7 +103,9 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         'is computed, not omitted: each agreement in scope is replayed from its own stream by the same rule (recorded by the ' +
         'instant for `asOf` and `revision`, the latter at the recordedAt of that revision; occurred by it for `effectiveAt`) ' +
         'and judged against `evaluatedAt`; an agreement that did not exist yet is left out. ETag is the revision the answer ' +
-        'stands at. 404 before the review existed (for `effectiveAt`: when it was scheduled, by occurredAt, after the instant).',
+        'stands at. 404 before the review existed (for `effectiveAt`: when it was scheduled, by occurredAt, after the instant). ' +
+        'The live answer also lists `plannedReminders`: each e-mail still to go out (`sendAt`, `email`, `offset`, `covers`), ' +
+        'from REMINDER_OFFSETS; empty once the review is held, cancelled or past.',
       params: reviewParams,
       querystring: reviewQuery,
     },
@@ -113,10 +117,11 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       reply.header('etag', etagOf(revision));
       return body;
     }
-    const detail = await queries.reviewDetail(request.params.id, nowIso());
+    const now = nowIso();
+    const detail = await queries.reviewDetail(request.params.id, now);
     if (!detail) throw new NotFoundError(`review ${request.params.id} not found`, 'review_not_found');
     reply.header('etag', etagOf(detail.revision));
-    return detail;
+    return { ...detail, plannedReminders: plannedReminders(detail, offsets, now) };
   });
 
   app.post('/v1/reviews/:id/reschedule', {
@@ -171,3 +176,15 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       };
     }));
 };
+
+const DAY_MS = 86_400_000;
+const DEFAULT_OFFSETS: readonly ReminderOffset[] = [{ label: '7d', ms: 7 * DAY_MS }, { label: '1d', ms: DAY_MS }];
+
+/** The sends the reminders role will make for this review, by the same pure plan it follows. */
+function plannedReminders(
+  review: { id: string; status: 'scheduled' | 'held' | 'cancelled'; scheduledFor: string; attendees: Parameters<typeof planReminders>[0]['attendees']; reminders: Parameters<typeof planReminders>[0]['reminders'] },
+  offsets: readonly ReminderOffset[],
+  now: string,
+) {
+  return planReminders(review, offsets, now).map((p) => ({ sendAt: p.sendAt, email: p.email, offset: p.offset, covers: p.covers }));
+}
