@@ -4,6 +4,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError, ConcurrencyError, type Decider } from '@cm/domain';
 import type { AppendResult, EventMetadata, EventStore, NewEvent, Position, StoredEvent } from './event-store';
+import { WriterUnavailableError } from './sqlite-writer';
 
 export type Timed = { type: string; data: unknown; occurredAt: string };
 
@@ -304,6 +305,12 @@ async function decideBatchAndAppend(store: EventStore, stream: string, jobs: Job
           open = retry;
           await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 2 ** attempt)));
           continue;
+        }
+        // The writer thread stopped: the batch may have been committed, so deciding the commands
+        // again (with new event ids) could apply them twice. Every caller gets the retryable error.
+        if (err instanceof WriterUnavailableError) {
+          for (const job of open) job.reject(err);
+          return;
         }
         // Nothing was written (an append is atomic): find out which command it was, one by one.
         await oneByOne(store, stream, open);

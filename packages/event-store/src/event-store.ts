@@ -80,6 +80,11 @@ export interface EventStore {
   subscribe(options: SubscribeOptions): Subscription;
   /** Every stream name, in order of creation (for exports and checks). */
   listStreams(): Promise<string[]>;
+  /**
+   * Why appends are refused at this moment (the SQLite writer thread stopped and is being
+   * restarted), or null when they are taken. Readiness reports it. Optional: a remote log has none.
+   */
+  unavailable?(): string | null;
   close(): Promise<void>;
 }
 

@@ -13,7 +13,10 @@ import type {
   AppendResult, EventStore, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
 } from './event-store';
 import { GENESIS_HASH, eventHash } from './hash-chain';
-import { createSqliteWriter, type AppendOutcome, type GroupAppend, type SqliteWriter } from './sqlite-writer';
+import { createSqliteWriter, type AppendOutcome, type GroupAppend, type SqliteWriter, type WriterSupervision } from './sqlite-writer';
+import { registerWriter } from './sqlite-writer-registry';
+
+export { WriterUnavailableError, type WriterSupervision } from './sqlite-writer';
 
 type Row = {
   position: number | bigint;
@@ -57,12 +60,15 @@ export type SqliteEventStoreOptions = {
   now?: () => Date;
   /** How often a subscriber looks for events appended by other processes. */
   pollIntervalMs?: number;
+  /** How the writer thread is restarted when it stops (logger, backoff, a test's hold on it). */
+  writer?: WriterSupervision;
 };
 
 export type ImportSummary = { events: number; streams: number };
 
 export type SqliteEventStore = EventStore & {
   readonly db: Database.Database;
+  unavailable(): string | null;
   /**
    * Restores already-hashed events (an archive, in global order) into an EMPTY log, keeping
    * ids, positions, recordedAt and hashes, so the restored log reads and verifies exactly as the
@@ -133,6 +139,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
   type Pending = GroupAppend & { resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
   // Started at the first append: a store opened only to read never starts a thread.
   let writer: SqliteWriter | null = null;
+  const startedWriter = () => (writer ??= createSqliteWriter(options.path, options.writer));
   let pending: Pending[] = [];
   let writing = false;
   let closed = false;
@@ -166,7 +173,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     const group = pending;
     pending = [];
     writing = true;
-    (writer ??= createSqliteWriter(options.path))
+    startedWriter()
       .write(group.map((p) => ({ stream: p.stream, events: p.events, expected: p.expected })), now().toISOString())
       .then(
         (outcomes) => {
@@ -242,6 +249,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
   const store: SqliteEventStore = {
     db,
     importEvents,
+    unavailable: () => writer?.unavailable() ?? null,
     append(stream, events, { expectedRevision }) {
       if (closed) return Promise.reject(new Error('the event store is closed'));
       if (importing) return Promise.reject(new ConflictError('the log is being restored from an archive; appends wait until the import ends', 'import_running'));
@@ -345,5 +353,6 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
       db.close();
     },
   };
+  registerWriter(store, startedWriter);
   return store;
 }

@@ -73,6 +73,7 @@ const appendTx = db.transaction((stream, events, expected, clock) => {
     prevHash = hash;
   }
   stmt.upsertStream.run({ stream, revision, hash: prevHash, position: firstPosition });
+  exitIf('exit-before-commit');
   return { revision, position, recordedAt, written };
 });
 
@@ -105,10 +106,21 @@ function describe(err) {
   return err instanceof Error ? { message: err.message, name: err.name, code: err.code } : { message: String(err) };
 }
 
+// Test hook (sqlite-writer.ts, WriterFault): how this thread is made to stop at a chosen moment.
+let fault = null;
+const exitIf = (at) => {
+  if (fault === at) process.exit(1);
+};
+
 parentPort.on('message', (msg) => {
   if (msg.type === 'close') {
     db.close();
     parentPort.close();
+    return;
+  }
+  if (msg.type === 'fault') {
+    if (msg.fault === 'crash') throw new Error('writer thread crash injected by a test');
+    fault = msg.fault;
     return;
   }
   let reply;
@@ -117,5 +129,9 @@ parentPort.on('message', (msg) => {
   } catch (err) {
     reply = { id: msg.id, error: describe(err) };
   }
+  exitIf('exit-after-commit');
   parentPort.postMessage(reply);
 });
+
+// The connection is open and the statements prepared: appends can be taken.
+parentPort.postMessage({ type: 'ready' });

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   let eventStore: EventStore;
   let idempotency: IdempotencyStore;
   if (config.eventStore.kind === 'sqlite') {
-    const sqlite = createSqliteEventStore({ path: config.eventStore.path });
+    const sqlite = createSqliteEventStore({ path: config.eventStore.path, writer: { logger: logger.child({ component: 'event-store' }) } });
     eventStore = sqlite;
     idempotency = createSqliteIdempotencyStore(sqlite.db);
   } else {

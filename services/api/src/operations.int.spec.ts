@@ -1,6 +1,8 @@
 // What an orchestrator and an operator look at: liveness, readiness, metrics, the OpenAPI
 // document and its viewer, and read-your-writes timing out with 503.
 import { afterEach, describe, expect, it } from 'vitest';
+import { verifyChain } from '@cm/event-store';
+import { injectWriterFault, restartGate, writerLog } from '@cm/event-store/testing';
 import { createTestApp, type TestApp } from './testing/test-app';
 import { agreementInput, createAgreement, expectProblem, get, post, type Json } from './testing/api-fixtures';
 
@@ -60,6 +62,63 @@ describe('GET /ready', () => {
     expect(p.code).toBe('projections_behind');
     expect(res.headers['retry-after']).toBeDefined();
     expect(p.projections[0]).toMatchObject({ name: 'ledger', lag: 1 });
+  });
+});
+
+describe('the log writer thread stopping', () => {
+  /** Every stream of the log verifies, and each agreement id was signed once. */
+  async function expectLogIntact(t: TestApp, ids: string[]): Promise<void> {
+    for (const stream of await t.eventStore.listStreams()) {
+      expect(verifyChain(await t.eventStore.readStream(stream))).toMatchObject({ valid: true, firstInvalidRevision: null });
+    }
+    const signedIds = (await t.eventStore.readAll({ after: null, limit: 1000 }))
+      .filter((e) => e.type === 'AgreementSigned')
+      .map((e) => (e.data as { agreementId: string }).agreementId);
+    expect(signedIds).toEqual(ids);
+  }
+
+  it('/ready answers 503 naming the writer while it is down and 200 once it is back; commands are refused as retryable meanwhile', async () => {
+    const log = writerLog();
+    const gate = restartGate();
+    const t = await app({ writer: { logger: log.logger, beforeRestart: gate.beforeRestart } });
+    await createAgreement(t, { id: 'before-crash' });
+
+    injectWriterFault(t.eventStore, 'crash');
+    await gate.reached;
+    const down = await get(t, '/ready');
+    expect(expectProblem(down, 503)).toMatchObject({ code: 'writer_unavailable', detail: expect.stringMatching(/writer thread is not running/) });
+    expect(down.headers['retry-after']).toBeDefined();
+    const refused = await post(t, '/v1/agreements', agreementInput({ id: 'while-down' }));
+    expect(expectProblem(refused, 503)).toMatchObject({ code: 'log_unavailable', retry: expect.stringMatching(/nothing was written/) });
+    expect(refused.headers['retry-after']).toBeDefined();
+
+    const back = log.restarted();
+    gate.release();
+    await back;
+    const up = await get(t, '/ready');
+    expect(up.statusCode, up.body).toBe(200);
+    await createAgreement(t, { id: 'while-down' });
+    await createAgreement(t, { id: 'after-restart' });
+    expect(log.lines.map((l) => l.msg)).toEqual([expect.stringMatching(/^sqlite writer thread stopped: .*; restarting$/), 'sqlite writer thread restarted']);
+    await expectLogIntact(t, ['before-crash', 'while-down', 'after-restart']);
+  });
+
+  it('a command whose append was committed as the thread stopped answers 503 with a retry hint; its retry under the same Idempotency-Key answers what was written, once', async () => {
+    const log = writerLog();
+    const t = await app({ writer: { logger: log.logger } });
+    await createAgreement(t, { id: 'before-crash' });
+    const key = { 'idempotency-key': 'lost-answer' };
+    const back = log.restarted();
+    injectWriterFault(t.eventStore, 'exit-after-commit');
+    const lost = await post(t, '/v1/agreements', agreementInput({ id: 'committed-unanswered' }), key);
+    const p = expectProblem(lost, 503);
+    expect(p).toMatchObject({ code: 'log_unavailable', detail: expect.stringMatching(/written whole or not at all/), retry: expect.stringMatching(/same Idempotency-Key/) });
+    expect(p.detail).not.toMatch(/fail/);
+    await back;
+    const retried = await post(t, '/v1/agreements', agreementInput({ id: 'committed-unanswered' }), key);
+    expect(retried.statusCode, retried.body).toBe(201);
+    expect(retried.json<Json>()).toMatchObject({ id: 'committed-unanswered', revision: 0 });
+    await expectLogIntact(t, ['before-crash', 'committed-unanswered']);
   });
 });
 

@@ -3,9 +3,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, type FieldError } from '@cm/domain';
-import { StreamBusyError } from '@cm/event-store';
+import { StreamBusyError, WriterUnavailableError } from '@cm/event-store';
 
-export type Problem = { type: string; title: string; status: number; detail: string; code: string; errors?: FieldError[] };
+export type Problem = {
+  type: string; title: string; status: number; detail: string; code: string; errors?: FieldError[];
+  /** For a retryable refusal: whether and how repeating the request is safe. */
+  retry?: string;
+};
 
 const TITLES: Record<number, string> = {
   400: 'Invalid input',
@@ -57,6 +61,19 @@ function dotted(instancePath: string): string {
 
 const STATUS_OF_KIND = { validation: 400, forbidden: 403, not_found: 404, conflict: 409, concurrency: 412 } as const;
 
+function logUnavailableDetail(error: WriterUnavailableError): string {
+  return error.outcomeUnknown
+    ? 'the log writer stopped while this request was being written; it was written whole or not at all'
+    : 'the log writer is restarting; nothing was written';
+}
+
+/** What a client may do next: for an answer lost in flight, only a retry under the same key is known to be safe. */
+function retryHint(error: WriterUnavailableError): string {
+  return error.outcomeUnknown
+    ? 'retry with the same Idempotency-Key: if it was written, the retry answers what was written and writes nothing again; without a key, read the resource before repeating the request'
+    : 'retry shortly: nothing was written';
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any server/logger/type-provider flavour
 export function installErrorHandling(app: FastifyInstance<any, any, any, any, any>): void {
   app.setNotFoundHandler((request, reply) => {
@@ -83,6 +100,9 @@ export function installErrorHandling(app: FastifyInstance<any, any, any, any, an
     }
     if (error instanceof StreamBusyError) {
       return sendProblem(reply, problem(503, 'stream_busy', error.message), { 'retry-after': '1' });
+    }
+    if (error instanceof WriterUnavailableError) {
+      return sendProblem(reply, { ...problem(503, 'log_unavailable', logUnavailableDetail(error)), retry: retryHint(error) }, { 'retry-after': '1' });
     }
     if (error instanceof HttpProblem) {
       return sendProblem(reply, problem(error.status, error.code, error.message, error.errors), error.headers);

@@ -26,6 +26,11 @@ const operations: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness: 200 while the process lives' } }, async () => ({ status: 'ok' }));
 
   app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: stores answer and projections are caught up' } }, async (_request, reply) => {
+    // Appends are refused while the log's writer is down (it restarts by itself): not ready.
+    // Why it stopped is in the service's log, not in this unauthenticated answer.
+    if (deps.eventStore.unavailable?.() != null) {
+      return sendProblem(reply, problem(503, 'writer_unavailable', 'the log writer thread is not running; it is being restarted'), { 'retry-after': '1' });
+    }
     try {
       const projection = await projectionStatus();
       if (comparePositions(projection.checkpoint, projection.head) < 0) {

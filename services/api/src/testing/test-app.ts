@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Role } from '@cm/domain';
 import { createKeyRing, createLogger, hashSecret, writeApiKeysFile } from '@cm/platform';
-import { createSqliteEventStore, createSqliteIdempotencyStore, type EventStore, type SqliteEventStore } from '@cm/event-store';
+import { createSqliteEventStore, createSqliteIdempotencyStore, type EventStore, type SqliteEventStore, type WriterSupervision } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, type ReadStore } from '@cm/read-models';
 import { buildApp, type App } from '../app';
 import type { AppDeps } from '../deps';
@@ -38,12 +38,14 @@ export async function createTestApp(options: {
   stalled?: boolean;
   /** What the app and its outcome completer write through (a fault-injecting wrapper); `eventStore` stays the file itself. */
   wrapEventStore?: (store: EventStore) => EventStore;
+  /** The log writer's supervision (tests hold its restart, or watch its log lines). */
+  writer?: WriterSupervision;
 } = {}): Promise<TestApp> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'cm-api-'));
   let now = options.now ? new Date(options.now) : null;
   const clock = () => now ?? new Date();
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const eventStore = createSqliteEventStore({ path: join(dir, 'events.sqlite'), pollIntervalMs: 20 });
+  const eventStore = createSqliteEventStore({ path: join(dir, 'events.sqlite'), pollIntervalMs: 20, ...(options.writer ? { writer: options.writer } : {}) });
   const readStore = createMemoryReadStore();
   const projector = options.stalled ? null : createProjector({ eventStore, readStore, logger });
   await projector?.start();
