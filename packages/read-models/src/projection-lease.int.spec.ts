@@ -32,11 +32,13 @@ afterEach(async () => {
   for (const c of clients.splice(0)) await c.quit();
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, ms = 5_000): Promise<T> {
+type Maybe<T> = T | null | undefined | false;
+
+async function until<T>(what: string, probe: () => Promise<Maybe<T>> | Maybe<T>, ms = 5_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const value = await probe();
-    if (value !== undefined && value !== false) return value;
+    if (value !== undefined && value !== null && value !== false) return value;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -123,6 +125,26 @@ describe('projection lease: a holder paused past its lease', () => {
     await store.commit(nothing, '1', { from: null, fence: { key: `${key}:holder`, token: secondToken } });
     await expect(store.commit(nothing, '2', { from: '1', fence: { key: `${key}:holder`, token: firstToken } })).rejects.toBeInstanceOf(LeaseLostError);
     expect(await store.checkpoint()).toBe('1');
+  });
+});
+
+describe('projection lease: the holder key moved while the lease is still ours', () => {
+  it('gives the lease up and takes it afresh, so the work gets a token its writes are accepted under', async () => {
+    const tokens: string[] = [];
+    const lease = runWithLease({ redis: client(), key, ttlMs: TTL_MS, logger }, async (held) => {
+      tokens.push(held.token);
+      return async () => undefined;
+    });
+    cleanups.push(() => lease.stop());
+    const first = await until('the lease to be held', () => lease.holding() && tokens[0]);
+
+    // Whatever wrote it (an older instance still taking the lease in two steps), every batch under
+    // the first token is refused from now on: renewing that lease would stall the projection.
+    await observer.set(`${key}:holder`, '000000000000:someone-else');
+    const second = await until('the lease taken afresh', () => lease.holding() && tokens[1]);
+    expect(second > first).toBe(true);
+    expect(await observer.get(`${key}:holder`)).toBe(second);
+    expect(await observer.get(key)).toBe(second);
   });
 });
 
