@@ -1,10 +1,13 @@
 // The projector against a real SQLite log in a temp folder and the memory read store: rebuild at
 // start, following live appends, read-your-writes waiting, rebuild equals live, retried batches
-// that neither lose nor double anything, and the status it reports.
+// that neither lose nor double anything, a stop inside its resubscription window that is final,
+// and the status it reports.
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AGREEMENT_EVENT_TYPES, REVIEW_EVENT_TYPES, agreementStream, foldAgreement, foldReview, reviewStream, type AgreementEvent, type ReviewEvent, type Timed } from '@cm/domain';
 import { createSqliteEventStore, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
@@ -13,8 +16,10 @@ import type { AgreementDoc, ReviewDoc } from './documents';
 import { createProjector, waitForCheckpoint, type Projector } from './projector';
 import { agreementFilter, createQueries } from './queries';
 import { createMemoryReadStore, type ReadStore } from './read-store';
+import { createRedisReadStore, dropGeneration } from './redis-read-store';
 import { createFlakyReadStore } from './testing/flaky-read-store';
 import { createLedgerWriter, type LedgerWriter } from './testing/ledger-writer';
+import { createRestartWindowStore, type StopPoint } from './testing/restart-window';
 import { writeMixedLedger } from './testing/mixed-ledger';
 
 const logger = createLogger({ level: 'silent' });
@@ -330,6 +335,79 @@ describe('projector: a failed batch is retried, and nothing is lost or doubled',
     const lateOne = (await inner.getAgreements(['late-one'])).get('late-one')!.agreement;
     expect(lateOne.commitments.map((c) => [c.id, c.delays.length])).toEqual([['x-1', 1], ['x-2', 0]]);
     expect({ agreements: await agreementDocs(inner), reviews: await reviewDocs(inner) }).toEqual(await clean());
+  });
+});
+
+describe('projector: stopped inside its resubscription window, it stays stopped', () => {
+  const points: StopPoint[] = ['after-the-refused-batch', 'while-resubscribing'];
+
+  it.each(points)('stopped %s: no subscription is left reading the log or the read store', async (at) => {
+    await smallLedger();
+    const window = createRestartWindowStore(createMemoryReadStore(), at, () => projector.stop());
+    const projector = createProjector({ eventStore, readStore: window.store, logger });
+    running.push(projector);
+    await projector.start();
+    await window.stopped();
+
+    // New events would wake a subscription still open; every batch it tried would read documents.
+    const calls = window.calls;
+    await sign('after-stop', [{ id: 'late', dueDate: '2026-12-31' }]);
+    await new Promise((r) => setTimeout(r, 300)); // thirty poll intervals of the log
+    expect(window.calls, 'read-store calls after stop()').toBe(calls);
+  });
+
+  it.each(points)('stopped %s: the process then exits by itself (no timer left behind)', async (at) => {
+    await smallLedger();
+    const script = join(dirname(fileURLToPath(import.meta.url)), 'testing', 'stop-in-restart-window.ts');
+    const child = spawn(process.execPath, ['--import', 'tsx', script, dir, at], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = await new Promise<number | null | 'still running'>((resolve) => {
+      const timer = setTimeout(() => resolve('still running'), 10_000);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+    if (exited === 'still running') child.kill('SIGKILL');
+    expect(output).toContain('stopped');
+    expect(exited, output).toBe(0);
+  }, 20_000);
+});
+
+describe('projector: fenced (its lease taken over), it stops retrying', () => {
+  it('stops reading after the first batch refused for the lease, rather than retrying it every poll', async () => {
+    await smallLedger();
+    const ns = `fenced-${randomUUID().slice(0, 8)}`;
+    const redisStore = createRedisReadStore({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', namespace: ns });
+    const fence = { key: `${ns}:lease:holder`, token: '000000000001:stale' };
+    await redisStore.redis.set(fence.key, '000000000002:successor');
+    let reads = 0;
+    const counted: ReadStore = {
+      ...redisStore,
+      async getReviews(ids) {
+        reads++;
+        return redisStore.getReviews(ids);
+      },
+    };
+    try {
+      const projector = createProjector({ eventStore, readStore: counted, logger, fence });
+      running.push(projector);
+      await projector.start();
+      await waitUntil(async () => (await projector.status()).lastError !== null);
+      expect((await projector.status()).lastError).toMatch(/no longer held/);
+
+      const before = reads;
+      await sign('after-fence', [{ id: 'late', dueDate: '2026-12-31' }]);
+      await new Promise((r) => setTimeout(r, 300)); // thirty poll intervals of the log
+      expect(reads, 'batches tried after the refusal').toBe(before);
+      expect(await redisStore.checkpoint()).toBeNull();
+    } finally {
+      await dropGeneration(redisStore.redis, ns, 1);
+      await redisStore.redis.del(`${ns}:current`, fence.key);
+      await redisStore.close();
+    }
   });
 });
 

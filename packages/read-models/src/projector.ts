@@ -29,6 +29,11 @@ export function createProjector(deps: {
   let eventsApplied = 0;
   let lastError: string | null = null;
   let checkpoint: Position | null = null;
+  let stopped = false;
+  /** A subscription to close (and maybe replace) once the failing handler has returned. */
+  let pending: { immediate: NodeJS.Immediate; old: Subscription } | null = null;
+  /** That close (and resubscription) while it runs. */
+  let replacing: Promise<void> | null = null;
 
   async function applyBatch(events: StoredEvent[]): Promise<void> {
     // The batch continues from the last one committed (or the checkpoint subscribed after): the store checks it.
@@ -53,7 +58,10 @@ export function createProjector(deps: {
   }
 
   async function start(): Promise<void> {
+    if (stopped) return;
     checkpoint = await deps.readStore.checkpoint();
+    // Stopped while the checkpoint was read: subscribing now would leave a subscription nobody closes.
+    if (stopped) return;
     log.info({ checkpoint }, 'projector starting after checkpoint');
     const started = Date.now();
     let reportedCatchUp = false;
@@ -72,31 +80,56 @@ export function createProjector(deps: {
         if (err instanceof GenerationChangedError) {
           // A rebuild switched generations: continue from the new generation's own checkpoint.
           log.warn({ checkpoint }, 'read models switched to a rebuilt generation; resubscribing from its checkpoint');
-          void restart();
+          replaceSubscription({ resume: true });
+          return;
+        }
+        if (err instanceof LeaseLostError) {
+          // The lease moved on and never comes back to this token: retrying could only be refused
+          // again. The lease runner, failing to renew, stops this projector and starts a new one.
+          log.warn({ fence: deps.fence?.token }, 'projector fenced: it stops reading until the lease is taken afresh');
+          replaceSubscription({ resume: false });
           return;
         }
         log.error({ err, checkpoint }, 'projection batch failed; it will be retried');
       },
     });
-    }
+  }
 
-  async function restart(): Promise<void> {
+  /** Closes the subscription (then subscribes again from the stored checkpoint, if `resume`). */
+  function replaceSubscription({ resume }: { resume: boolean }): void {
     const old = subscription;
     subscription = null;
+    if (!old || pending) return;
     // Closing from inside the failing handler would wait on itself: let the handler return first.
-    setImmediate(() => {
-      void (async () => {
-        await old?.close();
-        await start();
-      })().catch((err: unknown) => log.error({ err }, 'projector restart failed'));
+    const immediate = setImmediate(() => {
+      pending = null;
+      replacing = (async () => {
+        await old.close();
+        await (resume ? start() : undefined);
+      })()
+        .catch((err: unknown) => log.error({ err }, 'projector restart failed'))
+        .finally(() => {
+          replacing = null;
+        });
     });
+    pending = { immediate, old };
   }
 
   return {
     start,
+    /** Final: once it resolves no subscription is open, none will be, and no timer of this projector is left. */
     async stop(): Promise<void> {
-      await subscription?.close();
+      stopped = true;
+      const waiting = pending;
+      pending = null;
+      if (waiting) {
+        clearImmediate(waiting.immediate);
+        await waiting.old.close();
+      }
+      await replacing;
+      const open = subscription;
       subscription = null;
+      await open?.close();
     },
     async status(): Promise<ProjectorStatus> {
       const head = await deps.eventStore.headPosition();
