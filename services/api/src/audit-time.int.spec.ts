@@ -290,7 +290,9 @@ describe('reviews: history, integrity and time travel', () => {
     expect(asOf.body.agenda[0].commitments).toEqual([]);
 
     const { view: _v, asOf: _a, evaluatedAt: _e, ...doc } = (await ok(`${review}?asOf=${q(daysAhead(400))}`)).body;
-    expect(doc).toEqual({ ...live, agenda: [expect.objectContaining({ commitments: [expect.objectContaining({ id: 'plant', status: 'delayed' })] })] });
+    // The live answer alone adds what is still to come (plannedReminders); the rest is the same.
+    const { plannedReminders: _p, ...liveDoc } = live;
+    expect(doc).toEqual({ ...liveDoc, agenda: [expect.objectContaining({ commitments: [expect.objectContaining({ id: 'plant', status: 'delayed' })] })] });
   });
 
   it('shows the review and its agenda as they were in the world at effectiveAt', async () => {
