@@ -22,4 +22,6 @@ export type AppDeps = {
   rateLimit: { max: number; windowMs: number; redis?: Redis | undefined; namespace?: string | undefined } | null;
   /** Browser origins allowed to call the API (CORS); none by default. */
   corsOrigins: string[];
+  /** Where clients reach the service (PUBLIC_URL), named as the server of the OpenAPI document; none: "/". */
+  publicUrl?: string | null | undefined;
 };

@@ -141,6 +141,7 @@ async function main(): Promise<void> {
       keyRing,
       rateLimit: config.rateLimit && { ...config.rateLimit, redis: redisStore?.redis, namespace: config.redisNamespace },
       corsOrigins: config.corsOrigins,
+      publicUrl: config.publicUrl,
     });
     shutdown.add('api', () => app.close());
     await app.listen({ port: config.port, host: config.host });
