@@ -4,10 +4,11 @@ import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { accessPlugin } from './access';
 import type { AppDeps } from './deps';
+import { documentTransforms, problemSchema } from './openapi';
 import { installErrorHandling, problem, sendProblem } from './problem';
 import { agreementRoutes } from './routes/agreements';
 import { correctionRoutes } from './routes/corrections';
@@ -110,13 +111,23 @@ export async function buildApp(deps: AppDeps) {
           '`auditor` reads plus history, integrity, explain and exports, `admin` everything. 401 without a valid key, 403 outside the key\'s rights, ' +
           '429 with Retry-After over the rate limit per key.',
       },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key secret from API_KEYS_FILE' } } },
+      // Where clients send requests: PUBLIC_URL when the service knows it, else wherever this document was fetched from.
+      servers: [{ url: deps.publicUrl ? deps.publicUrl.replace(/\/+$/, '') : '/' }],
+      components: {
+        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key secret from API_KEYS_FILE' } },
+        schemas: { Problem: problemSchema },
+      },
       security: [{ apiKey: [] }],
       tags: [
-        { name: 'agreements' }, { name: 'commitments' }, { name: 'reviews' }, { name: 'dashboard' }, { name: 'audit' }, { name: 'operations' },
+        { name: 'agreements', description: 'Signed agreements: record, read, terminate' },
+        { name: 'commitments', description: 'The commitments of agreements and the reports on them' },
+        { name: 'reviews', description: 'Review meetings of agreements, their outcomes and calendar' },
+        { name: 'dashboard', description: 'Counts across the ledger' },
+        { name: 'audit', description: 'History, hash chains, explanations, corrections and export bundles, from the log itself' },
+        { name: 'operations', description: 'Probes and metrics for operators' },
       ],
     },
-    transform: jsonSchemaTransform,
+    ...documentTransforms(),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

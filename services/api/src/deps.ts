@@ -25,4 +25,6 @@ export type AppDeps = {
   corsOrigins: string[];
   /** REMINDER_OFFSETS, to show a review's planned sends (default 7d,1d, the configuration's default). */
   reminderOffsets?: readonly ReminderOffset[];
+  /** Where clients reach the service (PUBLIC_URL), named as the server of the OpenAPI document; none: "/". */
+  publicUrl?: string | null | undefined;
 };

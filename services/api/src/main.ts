@@ -142,6 +142,7 @@ async function main(): Promise<void> {
       rateLimit: config.rateLimit && { ...config.rateLimit, redis: redisStore?.redis, namespace: config.redisNamespace },
       corsOrigins: config.corsOrigins,
       reminderOffsets: config.reminderOffsets,
+      publicUrl: config.publicUrl,
     });
     shutdown.add('api', () => app.close());
     await app.listen({ port: config.port, host: config.host });

@@ -12,11 +12,18 @@ import { agreementDeciderFor, principalOf } from '../access';
 import type { AppDeps } from '../deps';
 import { agreementAnswer, answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
+import { READ, mergeProblems } from '../openapi';
 import {
   addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, implementationBody,
   progressBody, readQuery, reasonBody,
 } from '../schemas';
 import { createTimeTravel, timeViewOf } from '../time-travel';
+
+/** What every command on one commitment can meet besides what every command can. */
+const COMMITMENT_COMMAND = {
+  404: ['agreement_not_found', 'commitment_not_found'],
+  409: ['agreement_terminated', 'commitment_implemented', 'commitment_cancelled'],
+};
 
 function commitmentIn(state: ExistingAgreement, id: string) {
   const c = state.commitments.find((x) => x.id === id);
@@ -49,7 +56,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   }
 
   app.post('/v1/agreements', {
-    schema: { tags: ['agreements'], summary: 'Record a signed agreement with its commitments', body: createAgreementBody },
+    schema: { tags: ['agreements'], operationId: 'createAgreement', summary: 'Record a signed agreement with its commitments', body: createAgreementBody, problems: { 409: ['agreement_exists'] } },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
@@ -77,7 +84,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     }));
 
   app.get('/v1/agreements', {
-    schema: { tags: ['agreements'], summary: 'List agreements (newest signature first)', querystring: agreementFilter.extend(readQuery.shape) },
+    schema: { tags: ['agreements'], operationId: 'listAgreements', summary: 'List agreements (newest signature first)', querystring: agreementFilter.extend(readQuery.shape), problems: READ },
   }, async (request) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
     return queries.listAgreements(request.query, nowIso());
@@ -86,6 +93,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   app.get('/v1/agreements/:id', {
     schema: {
       tags: ['agreements'],
+      operationId: 'getAgreement',
       summary: 'One agreement with its commitments, now or at a point in time',
       description:
         'Without a time parameter: the read models, now. With one of `asOf`, `revision` or `effectiveAt` (at most one; ' +
@@ -95,6 +103,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
         '404 before the agreement existed (for `effectiveAt`: when it was signed, by occurredAt, after the instant).',
       params: agreementParams,
       querystring: agreementQuery,
+      problems: mergeProblems(READ, { 400: ['conflicting_time_views'], 404: ['agreement_not_found', 'revision_not_found'] }),
     },
   }, async (request, reply) => {
     const { id } = request.params;
@@ -112,7 +121,10 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   });
 
   app.post('/v1/agreements/:id/termination', {
-    schema: { tags: ['agreements'], summary: 'Terminate an agreement (no command on it is accepted afterwards)', params: agreementParams, body: reasonBody },
+    schema: {
+      tags: ['agreements'], operationId: 'terminateAgreement', summary: 'Terminate an agreement (no command on it is accepted afterwards)', params: agreementParams, body: reasonBody,
+      problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated'] },
+    },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
@@ -121,7 +133,10 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     }));
 
   app.post('/v1/agreements/:id/commitments', {
-    schema: { tags: ['commitments'], summary: 'Add a commitment to an agreement', params: agreementParams, body: addCommitmentBody },
+    schema: {
+      tags: ['commitments'], operationId: 'addCommitment', summary: 'Add a commitment to an agreement', params: agreementParams, body: addCommitmentBody,
+      problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated', 'commitment_exists'] },
+    },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
@@ -142,7 +157,10 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     }));
 
   app.get('/v1/agreements/:id/commitments/:cid', {
-    schema: { tags: ['commitments'], summary: 'One commitment', params: commitmentParams, querystring: readQuery },
+    schema: {
+      tags: ['commitments'], operationId: 'getCommitment', summary: 'One commitment', params: commitmentParams, querystring: readQuery,
+      problems: mergeProblems(READ, { 404: ['agreement_not_found', 'commitment_not_found'] }),
+    },
   }, async (request, reply) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
     const doc = (await readStore.getAgreements([request.params.id])).get(request.params.id);
@@ -154,34 +172,40 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   });
 
   app.post('/v1/agreements/:id/commitments/:cid/progress', {
-    schema: { tags: ['commitments'], summary: 'Report progress (0-100; may go down)', params: commitmentParams, body: progressBody },
+    schema: { tags: ['commitments'], operationId: 'recordProgress', summary: 'Report progress (0-100; may go down)', params: commitmentParams, body: progressBody, problems: COMMITMENT_COMMAND },
   }, async (request, reply) =>
     commitmentCommand(request, reply, { type: 'ReportProgress', commitmentId: request.params.cid, percent: request.body.percent, note: request.body.note, evidenceUrl: request.body.evidenceUrl }));
 
   app.post('/v1/agreements/:id/commitments/:cid/implementation', {
-    schema: { tags: ['commitments'], summary: 'Mark a commitment implemented', params: commitmentParams, body: implementationBody },
+    schema: { tags: ['commitments'], operationId: 'implementCommitment', summary: 'Mark a commitment implemented', params: commitmentParams, body: implementationBody, problems: COMMITMENT_COMMAND },
   }, async (request, reply) =>
     commitmentCommand(request, reply, { type: 'ImplementCommitment', commitmentId: request.params.cid, note: request.body.note, evidenceUrl: request.body.evidenceUrl }));
 
   app.post('/v1/agreements/:id/commitments/:cid/delay', {
-    schema: { tags: ['commitments'], summary: 'Delay a commitment to a later due date', params: commitmentParams, body: delayBody },
+    schema: {
+      tags: ['commitments'], operationId: 'delayCommitment', summary: 'Delay a commitment to a later due date', params: commitmentParams, body: delayBody,
+      problems: mergeProblems(COMMITMENT_COMMAND, { 409: ['due_date_not_later'] }),
+    },
   }, async (request, reply) =>
     commitmentCommand(request, reply, { type: 'DelayCommitment', commitmentId: request.params.cid, reason: request.body.reason, newDueDate: request.body.newDueDate }));
 
   app.post('/v1/agreements/:id/commitments/:cid/cancellation', {
-    schema: { tags: ['commitments'], summary: 'Cancel a commitment', params: commitmentParams, body: reasonBody },
+    schema: { tags: ['commitments'], operationId: 'cancelCommitment', summary: 'Cancel a commitment', params: commitmentParams, body: reasonBody, problems: COMMITMENT_COMMAND },
   }, async (request, reply) =>
     commitmentCommand(request, reply, { type: 'CancelCommitment', commitmentId: request.params.cid, reason: request.body.reason }));
 
   app.get('/v1/commitments', {
-    schema: { tags: ['commitments'], summary: 'List commitments across agreements, by due date then id', querystring: commitmentFilter.extend(readQuery.shape) },
+    schema: {
+      tags: ['commitments'], operationId: 'listCommitments', summary: 'List commitments across agreements, by due date then id',
+      querystring: commitmentFilter.extend(readQuery.shape), problems: READ,
+    },
   }, async (request) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
     return queries.listCommitments(request.query, nowIso());
   });
 
   app.get('/v1/dashboard', {
-    schema: { tags: ['dashboard'], summary: 'Counts by status and sector, and the next reviews', querystring: readQuery },
+    schema: { tags: ['dashboard'], operationId: 'getDashboard', summary: 'Counts by status and sector, and the next reviews', querystring: readQuery, problems: READ },
   }, async (request) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
     return queries.dashboard(nowIso());

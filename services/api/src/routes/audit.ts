@@ -7,11 +7,13 @@ import { eventEnvelope, verifyChain, type EventStore } from '@cm/event-store';
 import { commitmentExplanation, explainCommitment } from '@cm/read-models';
 import type { AppDeps } from '../deps';
 import { awaitPosition, etagOf } from '../http-support';
+import { READ, mergeProblems } from '../openapi';
 import { agreementParams, commitmentParams, historyQuery, historyResponse, integrityResponse, readQuery, reviewParams } from '../schemas';
 
-type StreamKind = { stream: (id: string) => string; what: string; notFoundCode: string };
-const AGREEMENT: StreamKind = { stream: agreementStream, what: 'agreement', notFoundCode: 'agreement_not_found' };
-const REVIEW: StreamKind = { stream: reviewStream, what: 'review', notFoundCode: 'review_not_found' };
+/** `name` is how the kind reads inside an operationId (getAgreementHistory). */
+type StreamKind = { stream: (id: string) => string; what: string; name: string; notFoundCode: string };
+const AGREEMENT: StreamKind = { stream: agreementStream, what: 'agreement', name: 'Agreement', notFoundCode: 'agreement_not_found' };
+const REVIEW: StreamKind = { stream: reviewStream, what: 'review', name: 'Review', notFoundCode: 'review_not_found' };
 
 async function history(eventStore: EventStore, kind: StreamKind, id: string, fromRevision: number, limit: number) {
   const stream = kind.stream(id);
@@ -53,21 +55,25 @@ export const auditRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
     app.get(`${prefix}/:id/history`, {
       schema: {
         tags: ['audit'],
+        operationId: `get${kind.name}History`,
         summary: `The ${kind.what} stream's events in order, with their hash chain`,
         description: HISTORY_DESCRIPTION,
         params,
         querystring: historyQuery,
         response: { 200: historyResponse },
+        problems: { 400: ['invalid_input'], 404: [kind.notFoundCode] },
       },
     }, async (request) => history(eventStore, kind, request.params.id, request.query.fromRevision, request.query.limit));
 
     app.get(`${prefix}/:id/integrity`, {
       schema: {
         tags: ['audit'],
+        operationId: `verify${kind.name}Integrity`,
         summary: `Verifies the ${kind.what} stream's hash chain`,
         description: INTEGRITY_DESCRIPTION,
         params,
         response: { 200: integrityResponse },
+        problems: { 400: ['invalid_input'], 404: [kind.notFoundCode] },
       },
     }, async (request) => integrity(eventStore, kind, request.params.id));
   }
@@ -75,6 +81,7 @@ export const auditRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
   app.get('/v1/agreements/:id/commitments/:cid/explain', {
     schema: {
       tags: ['audit'],
+      operationId: 'explainCommitment',
       summary: "Why a commitment stands where it does: the events that set its status, progress and due date",
       description:
         'Replays the agreement stream and lists, in order, every event that changed the commitment\'s `status`, `progress` ' +
@@ -84,6 +91,7 @@ export const auditRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       params: commitmentParams,
       querystring: readQuery,
       response: { 200: commitmentExplanation },
+      problems: mergeProblems(READ, { 404: ['agreement_not_found', 'commitment_not_found'] }),
     },
   }, async (request, reply) => {
     const { id, cid } = request.params;

@@ -23,9 +23,11 @@ export const correctionRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps
   app.post('/v1/agreements/:id/corrections', {
     schema: {
       tags: ['audit'],
+      operationId: 'correctEvent',
       summary: 'Correct a mistaken progress figure or date by revision; the original event stays in history',
       params: agreementParams,
       body: correctionBody,
+      problems: { 404: ['agreement_not_found'] },
     },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {

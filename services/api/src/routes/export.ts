@@ -68,8 +68,10 @@ export const exportRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   app.get('/v1/agreements/:id/export', {
     schema: {
       tags: ['audit'],
+      operationId: 'exportAgreement',
       summary: 'The agreement stream as an NDJSON bundle with its hash chain (also at `history?format=ndjson`); verify offline with `pnpm verify-bundle <file>`',
       params: agreementParams,
+      problems: { 400: ['invalid_input'], 404: ['agreement_not_found'] },
     },
   }, async (request, reply) => sendBundle(reply, agreementStream(request.params.id), agreementNotFound(request.params.id)));
 
@@ -85,6 +87,12 @@ export const exportRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   }, async (request, reply) => sendBundle(reply, reviewStream(request.params.id), reviewNotFound(request.params.id)));
 
   app.get('/v1/reviews/:id/export', {
-    schema: { tags: ['audit'], summary: 'The review stream as an NDJSON bundle with its hash chain (also at `history?format=ndjson`); verify offline with `pnpm verify-bundle <file>`', params: reviewParams },
+    schema: {
+      tags: ['audit'],
+      operationId: 'exportReview',
+      summary: 'The review stream as an NDJSON bundle with its hash chain (also at `history?format=ndjson`); verify offline with `pnpm verify-bundle <file>`',
+      params: reviewParams,
+      problems: { 400: ['invalid_input'], 404: ['review_not_found'] },
+    },
   }, async (request, reply) => sendBundle(reply, reviewStream(request.params.id), reviewNotFound(request.params.id)));
 };

@@ -23,9 +23,14 @@ const operations: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
     return { name: 'ledger', checkpoint, head, lag };
   }
 
-  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness: 200 while the process lives' } }, async () => ({ status: 'ok' }));
+  app.get('/health', { schema: { tags: ['operations'], operationId: 'getHealth', summary: 'Liveness: 200 while the process lives' } }, async () => ({ status: 'ok' }));
 
-  app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: stores answer and projections are caught up' } }, async (_request, reply) => {
+  app.get('/ready', {
+    schema: {
+      tags: ['operations'], operationId: 'getReadiness', summary: 'Readiness: stores answer and projections are caught up',
+      problems: { 503: ['projections_behind', 'store_unavailable', 'writer_unavailable'] },
+    },
+  }, async (_request, reply) => {
     // Appends are refused while the log's writer is down (it restarts by itself): not ready.
     // Why it stopped is in the service's log, not in this unauthenticated answer.
     if (deps.eventStore.unavailable?.() != null) {
@@ -43,7 +48,7 @@ const operations: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
     }
   });
 
-  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus text metrics', hide: false } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { tags: ['operations'], operationId: 'getMetrics', summary: 'Prometheus text metrics', hide: false } }, async (_request, reply) => {
     const { head, checkpoint, lag } = await projectionStatus();
     const mem = process.memoryUsage();
     const lines = [

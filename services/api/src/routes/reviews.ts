@@ -12,6 +12,7 @@ import { checkReviewAccess, partiesOf, principalOf } from '../access';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
+import { READ, mergeProblems } from '../openapi';
 import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
 import { planReminders, type ReminderOffset } from '@cm/reminders';
 import { recordReviewOnAgreement } from '../review-outcomes';
@@ -19,6 +20,9 @@ import { createTimeTravel, timeViewOf } from '../time-travel';
 
 /** Meetings have no end time in the contract; calendars show them as two hours long. */
 const MEETING_MS = 2 * 3_600_000;
+
+/** What every command on an existing review can meet besides what every command can. */
+const REVIEW_COMMAND = { 404: ['review_not_found'], 409: ['review_cancelled', 'review_held'] };
 
 export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const { eventStore, readStore, queries } = deps;
@@ -30,7 +34,10 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   }
 
   app.post('/v1/reviews', {
-    schema: { tags: ['reviews'], summary: 'Schedule a review meeting of some agreements', body: scheduleReviewBody },
+    schema: {
+      tags: ['reviews'], operationId: 'scheduleReview', summary: 'Schedule a review meeting of some agreements', body: scheduleReviewBody,
+      problems: { 400: ['unknown_agreement'], 409: ['review_exists'] },
+    },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
@@ -59,14 +66,17 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     }));
 
   app.get('/v1/reviews', {
-    schema: { tags: ['reviews'], summary: 'Review meetings by date', querystring: reviewFilter.extend(readQuery.shape) },
+    schema: { tags: ['reviews'], operationId: 'listReviews', summary: 'Review meetings by date', querystring: reviewFilter.extend(readQuery.shape), problems: READ },
   }, async (request) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
     return queries.listReviews(request.query);
   });
 
   app.get('/v1/reviews.ics', {
-    schema: { tags: ['reviews'], summary: 'iCalendar feed of review meetings (one attendee with ?attendee=)', querystring: calendarQuery },
+    schema: {
+      tags: ['reviews'], operationId: 'getReviewCalendar', summary: 'iCalendar feed of review meetings (one attendee with ?attendee=)', querystring: calendarQuery,
+      problems: READ,
+    },
   }, async (request, reply) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
     const who = request.query.attendee?.toLowerCase();
@@ -95,6 +105,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   app.get('/v1/reviews/:id', {
     schema: {
       tags: ['reviews'],
+      operationId: 'getReview',
       summary: 'A review with its agenda (what is late), the reminders sent and, now, the reminders still to come',
       description:
         'Without a time parameter: the read models, now. With one of `asOf`, `revision` or `effectiveAt` (at most one; ' +
@@ -108,6 +119,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         'from REMINDER_OFFSETS; empty once the review is held, cancelled or past.',
       params: reviewParams,
       querystring: reviewQuery,
+      problems: mergeProblems(READ, { 400: ['conflicting_time_views'], 404: ['review_not_found', 'revision_not_found'] }),
     },
   }, async (request, reply) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
@@ -125,7 +137,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   });
 
   app.post('/v1/reviews/:id/reschedule', {
-    schema: { tags: ['reviews'], summary: 'Move a scheduled review to another future instant', params: reviewParams, body: rescheduleBody },
+    schema: { tags: ['reviews'], operationId: 'rescheduleReview', summary: 'Move a scheduled review to another future instant', params: reviewParams, body: rescheduleBody, problems: REVIEW_COMMAND },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
@@ -137,7 +149,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     }));
 
   app.post('/v1/reviews/:id/cancellation', {
-    schema: { tags: ['reviews'], summary: 'Cancel a scheduled review', params: reviewParams, body: reasonBody },
+    schema: { tags: ['reviews'], operationId: 'cancelReview', summary: 'Cancel a scheduled review', params: reviewParams, body: reasonBody, problems: REVIEW_COMMAND },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
@@ -147,7 +159,10 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     }));
 
   app.post('/v1/reviews/:id/outcome', {
-    schema: { tags: ['reviews'], summary: 'Record that the review was held, with an assessment per agreement', params: reviewParams, body: outcomeBody },
+    schema: {
+      tags: ['reviews'], operationId: 'recordReviewOutcome', summary: 'Record that the review was held, with an assessment per agreement', params: reviewParams, body: outcomeBody,
+      problems: REVIEW_COMMAND,
+    },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;

@@ -34,6 +34,8 @@ export async function createTestApp(options: {
   keys?: TestKey[];
   rateLimit?: AppDeps['rateLimit'];
   corsOrigins?: string[];
+  /** PUBLIC_URL as the service is configured with it (the OpenAPI document's server). */
+  publicUrl?: string;
   /** No projector: whatever is appended stays "behind" (readiness, lag metrics, `?after=` timeouts). */
   stalled?: boolean;
   /** What the app and its outcome completer write through (a fault-injecting wrapper); `eventStore` stays the file itself. */
@@ -63,6 +65,7 @@ export async function createTestApp(options: {
     eventStore: writeStore, readStore, queries: createQueries(readStore), idempotency: createSqliteIdempotencyStore(eventStore.db), projector, logger,
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
     keyRing, rateLimit: options.rateLimit ?? null, corsOrigins: options.corsOrigins ?? [],
+    publicUrl: options.publicUrl ?? null,
   });
   await app.ready();
   return {
