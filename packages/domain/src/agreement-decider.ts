@@ -212,7 +212,8 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       return [{ type: 'CommitmentCancelled', data: { commitmentId: command.commitmentId, reason: command.reason } }];
     }
     case 'CorrectEvent': {
-      const a = requireAgreement(state);
+      // A terminated agreement's record is closed: a correction is a command like any other.
+      const a = requireOpen(state);
       const target = command.revision < a.applied ? command.target : null;
       if (!target) {
         throw new ValidationError('that revision cannot be corrected', [
@@ -228,6 +229,8 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       if (command.dueDate === undefined || command.percent !== undefined) {
         throw new ValidationError(`revision ${command.revision} sets a due date: correct its dueDate`, [{ path: 'dueDate', message: `is required to correct a ${target.type}` }]);
       }
+      // The due date of what was implemented or cancelled judged it on time or late: it stays.
+      requireActiveCommitment(a, target.commitmentId);
       return [{ type: 'DueDateCorrected', data: { commitmentId: target.commitmentId, correctsRevision: command.revision, dueDate: command.dueDate, reason: command.reason } }];
     }
     case 'TerminateAgreement': {
@@ -363,7 +366,12 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
         dueDate: c.dueDateRevision === correctsRevision ? dueDate : c.dueDate,
         // A due date is set by the commitment's addition or by one of its delays: not a delay, so the addition.
         originalDueDate: c.delays.some((d) => d.revision === correctsRevision) ? c.originalDueDate : dueDate,
-        delays: c.delays.map((d) => (d.revision === correctsRevision ? { ...d, newDueDate: dueDate } : d)),
+        // The delay that followed the corrected date moved it from the corrected value.
+        delays: c.delays.map((d, i, all) => {
+          const corrected = d.revision === correctsRevision ? { ...d, newDueDate: dueDate } : d;
+          const setBefore = i === 0 ? !all.some((x) => x.revision === correctsRevision) : all[i - 1]!.revision === correctsRevision;
+          return setBefore ? { ...corrected, previousDueDate: dueDate } : corrected;
+        }),
       }));
     }
     case 'CommitmentCancelled':

@@ -491,6 +491,28 @@ describe('corrections', () => {
     expect(c.delays[0]!.newDueDate).toBe('2026-10-31');
   });
 
+  it('moves the previous due date of the delay that followed the corrected date', () => {
+    // Added due 2026-06-30 (revision 1), delayed to 2026-09-30 (2), then to 2026-12-31 (3).
+    const twice = [...history, delayed('vaccine-plant', '2026-06-30', '2026-09-30', '2026-02-01T09:00:00.000Z'), delayed('vaccine-plant', '2026-09-30', '2026-12-31', '2026-05-01T09:00:00.000Z')];
+    const atSignature = commitmentOf(given(twice).when({ type: 'CorrectEvent', revision: 1, target: additionTarget, dueDate: '2026-07-31', reason: 'wrong month' }).thenState(), 'vaccine-plant');
+    expect(atSignature.delays.map((d) => [d.previousDueDate, d.newDueDate])).toEqual([['2026-07-31', '2026-09-30'], ['2026-09-30', '2026-12-31']]);
+    expect(atSignature.dueDate).toBe('2026-12-31');
+    const firstDelay = commitmentOf(given(twice).when({ type: 'CorrectEvent', revision: 2, target: delayTarget, dueDate: '2026-10-31', reason: 'wrong month' }).thenState(), 'vaccine-plant');
+    expect(firstDelay.delays.map((d) => [d.previousDueDate, d.newDueDate])).toEqual([['2026-06-30', '2026-10-31'], ['2026-10-31', '2026-12-31']]);
+  });
+
+  it('refuses corrections once the agreement is terminated, and a due date correction of what was implemented or cancelled', () => {
+    given([...history, progressed('vaccine-plant', 80, '2026-03-01T09:00:00.000Z'), terminated()])
+      .when({ type: 'CorrectEvent', revision: 2, target: progressTarget, percent: 30, reason: 'typo' })
+      .thenThrows(ConflictError, 'agreement_terminated');
+    given([...history, implemented('vaccine-plant')])
+      .when({ type: 'CorrectEvent', revision: 1, target: additionTarget, dueDate: '2026-01-31', reason: 'earlier' })
+      .thenThrows(ConflictError, 'commitment_implemented');
+    given([...history, cancelled('vaccine-plant')])
+      .when({ type: 'CorrectEvent', revision: 1, target: additionTarget, dueDate: '2026-01-31', reason: 'earlier' })
+      .thenThrows(ConflictError, 'commitment_cancelled');
+  });
+
   it('refuses a revision that holds nothing correctable, and a value of the wrong kind', () => {
     given(history).when({ type: 'CorrectEvent', revision: 0, target: correctionTargetOf(signed()), percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
     given(history).when({ type: 'CorrectEvent', revision: 9, target: null, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
