@@ -2,8 +2,8 @@
 // only agreements of those parties, and only the commitments those parties are responsible for.
 // Pure: the api applies these rules to the state a command is decided against.
 import { z } from 'zod';
-import type { AgreementCommand, AgreementState } from './agreement-decider';
-import { ForbiddenError } from './errors';
+import type { AgreementCommand, AgreementState, ExistingAgreement } from './agreement-decider';
+import { ForbiddenError, ValidationError, type FieldError } from './errors';
 
 export const ROLES = ['viewer', 'editor', 'auditor', 'admin'] as const;
 export const role = z.enum(ROLES);
@@ -95,4 +95,29 @@ export function checkReviewScope(principal: Principal, agreements: { id: string;
   for (const [i, a] of agreements.entries()) {
     if (!sharesParty(principal, a.parties)) refuse(principal, `schedule or change a review of agreement ${a.id} between ${a.parties.join(' and ')}`, `agreementIds.${i}`);
   }
+}
+
+/**
+ * A review outcome's assessments, against the agreements they name: a commitment assessed must
+ * exist (400), and an editor rates only commitments its parties are responsible for (403); an
+ * assessment of a whole agreement is the co-chairs' view of it and needs no such check.
+ */
+export function checkOutcomeAssessments(
+  principal: Principal,
+  assessments: readonly { agreementId: string; commitmentId?: string | undefined }[],
+  agreements: ReadonlyMap<string, Pick<ExistingAgreement, 'commitments'>>,
+): void {
+  const missing: FieldError[] = [];
+  assessments.forEach((a, i) => {
+    if (a.commitmentId === undefined) return;
+    const c = agreements.get(a.agreementId)?.commitments.find((x) => x.id === a.commitmentId);
+    if (!c) {
+      missing.push({ path: `assessments.${i}.commitmentId`, message: `commitment ${a.commitmentId} does not exist in agreement ${a.agreementId}` });
+      return;
+    }
+    if (restricted(principal) && !principal.parties.includes(c.responsible.party)) {
+      refuse(principal, `assess commitment ${c.id}, which ${c.responsible.party} is responsible for`, `assessments.${i}.commitmentId`);
+    }
+  });
+  if (missing.length) throw new ValidationError('the outcome assesses commitments that do not exist', missing, 'unknown_commitment');
 }

@@ -172,6 +172,33 @@ describe('an editor', () => {
     expect((await post(t, '/v1/reviews/rus-chn-review/cancellation', { reason: 'moved' }, bearer(rusEditor))).statusCode).toBe(200);
   });
 
+  it('rates only its own parties\' commitments in a review outcome, and only commitments that exist', async () => {
+    const scheduled = await post(t, '/v1/reviews', {
+      id: 'energy-outcome-review', title: 'Energy review', scheduledFor: new Date(Date.now() + 30 * 86_400_000).toISOString(),
+      agreementIds: ['energy-2025'], attendees: [{ email: 'desk@mppre.gob.ve', locale: 'es' }],
+    }, bearer(venEditor));
+    expect(scheduled.statusCode, scheduled.body).toBe(201);
+    const outcome = (assessments: Json[]) => ({ assessments });
+    await expectNothingAppended(t, async () => {
+      // VEN rates the commitment RUS is responsible for: refused, naming the assessment.
+      const other = expectProblem(await post(t, '/v1/reviews/energy-outcome-review/outcome', outcome([
+        { agreementId: 'energy-2025', commitmentId: 'ven-grid', rating: 'on_track' },
+        { agreementId: 'energy-2025', commitmentId: 'rus-turbines', rating: 'off_track' },
+      ]), bearer(venEditor)), 403);
+      expect(other.errors).toEqual([{ path: 'assessments.1.commitmentId', message: 'must be one of VEN' }]);
+      const ghost = expectProblem(await post(t, '/v1/reviews/energy-outcome-review/outcome', outcome([
+        { agreementId: 'energy-2025', commitmentId: 'does-not-exist', rating: 'done' },
+      ]), bearer(venEditor)), 400);
+      expect(ghost.code).toBe('unknown_commitment');
+      expect(ghost.errors).toEqual([{ path: 'assessments.0.commitmentId', message: 'commitment does-not-exist does not exist in agreement energy-2025' }]);
+    });
+    const own = await post(t, '/v1/reviews/energy-outcome-review/outcome', outcome([
+      { agreementId: 'energy-2025', commitmentId: 'ven-grid', rating: 'on_track' },
+      { agreementId: 'energy-2025', rating: 'at_risk' },
+    ]), bearer(venEditor));
+    expect(own.statusCode, own.body).toBe(200);
+  });
+
   it('keeps Idempotency-Keys apart per key: the same key from two callers is two requests', async () => {
     const headers = { 'idempotency-key': 'daily-report-1' };
     const a = await post(t, '/v1/agreements/energy-2025/commitments/ven-grid/progress', { percent: 41 }, { ...bearer(venEditor), ...headers });

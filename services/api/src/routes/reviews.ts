@@ -4,10 +4,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  NotFoundError, ValidationError, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
+  NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
-import { reviewFilter, reviewView } from '@cm/read-models';
+import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
 import { checkReviewAccess, partiesOf, principalOf } from '../access';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
@@ -161,7 +161,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   app.post('/v1/reviews/:id/outcome', {
     schema: {
       tags: ['reviews'], operationId: 'recordReviewOutcome', summary: 'Record that the review was held, with an assessment per agreement', params: reviewParams, body: outcomeBody,
-      problems: REVIEW_COMMAND,
+      problems: mergeProblems(REVIEW_COMMAND, { 400: ['unknown_commitment'] }),
     },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
@@ -170,6 +170,13 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       const heldAt = b.heldAt ? normalizeInstant(b.heldAt) : now;
       const ctx = commandContext(request, deps.now(), b.occurredAt ?? heldAt);
       await checkReviewAccess(eventStore, principalOf(request), request.params.id);
+      // Each commitment assessed exists, and an editor rates only its own parties' commitments.
+      const assessed = [...new Set(b.assessments.filter((a) => a.commitmentId !== undefined).map((a) => a.agreementId))];
+      const agreements = new Map(await Promise.all(assessed.map(async (id) => {
+        const state = foldAgreementEvents(await eventStore.readStream(agreementStream(id)));
+        return [id, { commitments: state.exists ? state.commitments : [] }] as const;
+      })));
+      checkOutcomeAssessments(principalOf(request), b.assessments, agreements);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
         type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments,
       }, ctx);
