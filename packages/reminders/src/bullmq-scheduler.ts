@@ -8,11 +8,11 @@
 // at start (the Redis here keeps nothing on disk), and the sender re-plans from the review's
 // stream before sending, so a stale or repeated job sends nothing.
 import { createHash } from 'node:crypto';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PlannedReminder } from './reminder-planning';
-import type { ReminderProcessor, ReminderScheduler, RetryPolicy } from './reminder-scheduler';
+import { IN_PROGRESS_RECHECK_MS, SendInProgressError, type ReminderProcessor, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
 
 export type BullmqSchedulerOptions = {
   redisUrl: string;
@@ -39,6 +39,8 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
   const now = options.now ?? (() => new Date());
   const queueName = `${options.namespace}-reminders`;
   const reviewKey = (reviewId: string) => `${options.namespace}:reminders:review:${reviewId}`;
+  // Set when every review was synced; it goes with the rest when Redis loses its data.
+  const intactKey = `${options.namespace}:reminders:planned`;
 
   // Our own clients rather than connection options: BullMQ's ESM build cannot load ioredis by
   // itself, and it leaves clients it was given open, so close() quits them.
@@ -65,7 +67,7 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
   const queue = new Queue<PlannedReminder, unknown, string>(queueName, { connection: queueRedis });
   queue.on('error', logConnectionError('queue'));
 
-  async function processJob(job: Job<PlannedReminder, unknown, string>): Promise<unknown> {
+  async function processJob(job: Job<PlannedReminder, unknown, string>, token?: string): Promise<unknown> {
     const reminder = job.data;
     if (typeof reminder?.id !== 'string' || typeof reminder.reviewId !== 'string') {
       // Retrying cannot fix a payload, and there is no review to record the failure on.
@@ -78,6 +80,14 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
     try {
       return await options.processor.send(reminder);
     } catch (err) {
+      if (err instanceof SendInProgressError && token) {
+        // Another process is mailing it (its lock on this job lapsed and we were handed it):
+        // look again later without spending an attempt; by then the mail is marked sent, or the
+        // holder failed and its claim is free.
+        log.info({ reminder: reminder.id }, 'reminder being sent by another process; looking again later');
+        await job.moveToDelayed(now().getTime() + IN_PROGRESS_RECHECK_MS, token);
+        throw new DelayedError();
+      }
       if (attempt >= attempts) {
         // Recorded here, before BullMQ moves the job to failed, so it happens exactly once per
         // exhausted job (the 'failed' event is not awaited by worker.close()). A crash between
@@ -150,6 +160,14 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
       const jobs = await queue.getJobs(['delayed', 'waiting']);
       // A job can vanish between listing and loading; BullMQ leaves a hole for it.
       return jobs.filter((j): j is NonNullable<typeof j> => Boolean(j)).map((j) => j.data.id);
+    },
+
+    async intact() {
+      return (await queueRedis.exists(intactKey)) === 1;
+    },
+
+    async markIntact() {
+      await queueRedis.set(intactKey, new Date().toISOString());
     },
 
     close() {
