@@ -5,8 +5,9 @@
 // plan drops without scanning the whole queue.
 //
 // The queue is a cache of the plan, not the record: the reminders role re-syncs every review
-// at start (the Redis here keeps nothing on disk), and the sender re-plans from the review's
-// stream before sending, so a stale or repeated job sends nothing.
+// at start and whenever the marker key `markIntact` set is gone (the Redis here keeps nothing on
+// disk), and the sender re-plans from the review's stream before sending, so a stale or
+// repeated job sends nothing.
 import { createHash } from 'node:crypto';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -24,6 +25,8 @@ export type BullmqSchedulerOptions = {
   /** Sends in flight per process; SMTP waits dominate, so more than one pays off. */
   concurrency?: number;
   now?: () => Date;
+  /** How long a job whose send another process holds waits before it looks again. */
+  inProgressRecheckMs?: number;
 };
 
 const JOB_NAME = 'reminder';
@@ -85,7 +88,7 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
         // look again later without spending an attempt; by then the mail is marked sent, or the
         // holder failed and its claim is free.
         log.info({ reminder: reminder.id }, 'reminder being sent by another process; looking again later');
-        await job.moveToDelayed(now().getTime() + IN_PROGRESS_RECHECK_MS, token);
+        await job.moveToDelayed(now().getTime() + (options.inProgressRecheckMs ?? IN_PROGRESS_RECHECK_MS), token);
         throw new DelayedError();
       }
       if (attempt >= attempts) {
@@ -106,8 +109,9 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
     concurrency: options.concurrency ?? 10,
   });
   worker.on('error', logConnectionError('worker'));
-  // A stalled job means a process died mid-send; the job runs again and may double that one
-  // mail (see reminder-sender.ts), so it is worth a line.
+  // A stalled job means a process died mid-send (or its lock lapsed during a long one); the job
+  // runs again, and doubles that mail only if SMTP had accepted it and the process died before
+  // marking it sent (see reminder-sender.ts), so it is worth a line.
   worker.on('stalled', (jobId) => log.warn({ job: jobId, queue: queueName }, 'a reminder send was interrupted; it runs again'));
 
   let closing: Promise<void> | null = null;
@@ -163,10 +167,12 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
     },
 
     async intact() {
+      await queue.waitUntilReady();
       return (await queueRedis.exists(intactKey)) === 1;
     },
 
     async markIntact() {
+      await queue.waitUntilReady();
       await queueRedis.set(intactKey, new Date().toISOString());
     },
 
