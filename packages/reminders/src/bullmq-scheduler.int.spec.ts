@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBullmqScheduler } from './bullmq-scheduler';
 import type { PlannedReminder } from './reminder-planning';
-import type { ReminderProcessor, ReminderScheduler, RetryPolicy } from './reminder-scheduler';
+import { SendInProgressError, type ReminderProcessor, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const logger = pino({ level: 'silent' });
@@ -196,6 +196,23 @@ describe('BullMQ reminder scheduler', () => {
     expect(fake.fails).toHaveLength(1);
     expect(fake.fails[0]).toMatchObject({ id: a.id, attempts: FAST_RETRY.attempts });
     expect((fake.fails[0]!.error as Error).message).toBe('550 mailbox unavailable');
+    expect(await s.pending()).toEqual([]);
+  });
+
+  it('looks again at a send another process holds without spending an attempt', async () => {
+    // The first run finds the send claimed elsewhere; with one attempt only, spending it there
+    // would end the job in a failure record while the holder's mail goes out.
+    const fake = fakeProcessor(async (job, call) => {
+      if (call === 1) throw new SendInProgressError(job.id);
+      return 'sent';
+    });
+    const s = createBullmqScheduler({ redisUrl: REDIS_URL, namespace: newNamespace(), processor: fake.processor, logger, retry: { attempts: 1, backoffMs: 50 }, inProgressRecheckMs: 100 });
+    opened.push(s);
+    const a = planned('r1', 'ana@example.org', new Date());
+    await s.sync('r1', [a]);
+    await until(() => fake.sends.length === 2);
+    expect(fake.sends[1]!.at - fake.sends[0]!.at).toBeGreaterThanOrEqual(100);
+    expect(fake.fails).toEqual([]);
     expect(await s.pending()).toEqual([]);
   });
 

@@ -5,14 +5,15 @@
 // plan drops without scanning the whole queue.
 //
 // The queue is a cache of the plan, not the record: the reminders role re-syncs every review
-// at start (the Redis here keeps nothing on disk), and the sender re-plans from the review's
-// stream before sending, so a stale or repeated job sends nothing.
+// at start and whenever the marker key `markIntact` set is gone (the Redis here keeps nothing on
+// disk), and the sender re-plans from the review's stream before sending, so a stale or
+// repeated job sends nothing.
 import { createHash } from 'node:crypto';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PlannedReminder } from './reminder-planning';
-import type { ReminderProcessor, ReminderScheduler, RetryPolicy } from './reminder-scheduler';
+import { IN_PROGRESS_RECHECK_MS, SendInProgressError, type ReminderProcessor, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
 
 export type BullmqSchedulerOptions = {
   redisUrl: string;
@@ -24,6 +25,8 @@ export type BullmqSchedulerOptions = {
   /** Sends in flight per process; SMTP waits dominate, so more than one pays off. */
   concurrency?: number;
   now?: () => Date;
+  /** How long a job whose send another process holds waits before it looks again. */
+  inProgressRecheckMs?: number;
 };
 
 const JOB_NAME = 'reminder';
@@ -39,6 +42,8 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
   const now = options.now ?? (() => new Date());
   const queueName = `${options.namespace}-reminders`;
   const reviewKey = (reviewId: string) => `${options.namespace}:reminders:review:${reviewId}`;
+  // Set when every review was synced; it goes with the rest when Redis loses its data.
+  const intactKey = `${options.namespace}:reminders:planned`;
 
   // Our own clients rather than connection options: BullMQ's ESM build cannot load ioredis by
   // itself, and it leaves clients it was given open, so close() quits them.
@@ -65,7 +70,7 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
   const queue = new Queue<PlannedReminder, unknown, string>(queueName, { connection: queueRedis });
   queue.on('error', logConnectionError('queue'));
 
-  async function processJob(job: Job<PlannedReminder, unknown, string>): Promise<unknown> {
+  async function processJob(job: Job<PlannedReminder, unknown, string>, token?: string): Promise<unknown> {
     const reminder = job.data;
     if (typeof reminder?.id !== 'string' || typeof reminder.reviewId !== 'string') {
       // Retrying cannot fix a payload, and there is no review to record the failure on.
@@ -78,6 +83,14 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
     try {
       return await options.processor.send(reminder);
     } catch (err) {
+      if (err instanceof SendInProgressError && token) {
+        // Another process is mailing it (its lock on this job lapsed and we were handed it):
+        // look again later without spending an attempt; by then the mail is marked sent, or the
+        // holder failed and its claim is free.
+        log.info({ reminder: reminder.id }, 'reminder being sent by another process; looking again later');
+        await job.moveToDelayed(now().getTime() + (options.inProgressRecheckMs ?? IN_PROGRESS_RECHECK_MS), token);
+        throw new DelayedError();
+      }
       if (attempt >= attempts) {
         // Recorded here, before BullMQ moves the job to failed, so it happens exactly once per
         // exhausted job (the 'failed' event is not awaited by worker.close()). A crash between
@@ -96,8 +109,9 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
     concurrency: options.concurrency ?? 10,
   });
   worker.on('error', logConnectionError('worker'));
-  // A stalled job means a process died mid-send; the job runs again and may double that one
-  // mail (see reminder-sender.ts), so it is worth a line.
+  // A stalled job means a process died mid-send (or its lock lapsed during a long one); the job
+  // runs again, and doubles that mail only if SMTP had accepted it and the process died before
+  // marking it sent (see reminder-sender.ts), so it is worth a line.
   worker.on('stalled', (jobId) => log.warn({ job: jobId, queue: queueName }, 'a reminder send was interrupted; it runs again'));
 
   let closing: Promise<void> | null = null;
@@ -150,6 +164,16 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Reminder
       const jobs = await queue.getJobs(['delayed', 'waiting']);
       // A job can vanish between listing and loading; BullMQ leaves a hole for it.
       return jobs.filter((j): j is NonNullable<typeof j> => Boolean(j)).map((j) => j.data.id);
+    },
+
+    async intact() {
+      await queue.waitUntilReady();
+      return (await queueRedis.exists(intactKey)) === 1;
+    },
+
+    async markIntact() {
+      await queue.waitUntilReady();
+      await queueRedis.set(intactKey, new Date().toISOString());
     },
 
     close() {

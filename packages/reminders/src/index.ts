@@ -5,3 +5,5 @@ export * from './reminder-sender';
 export * from './reminders-role';
 export * from './reminder-mail';
 export * from './mailer';
+export * from './send-ledger';
+export * from './clock';

@@ -1,7 +1,20 @@
 // The scheduler port and its in-process adapter (timers). Jobs are keyed by the planned
 // send's deterministic id; `sync` makes the pending set of one review equal to its plan.
 import type { Logger } from 'pino';
+import { systemClock, type Clock, type TimerHandle } from './clock';
 import type { PlannedReminder } from './reminder-planning';
+
+/** Another process holds this send (it is mailing it now): the job waits and looks
+ * again, without spending one of its attempts (the holder may yet fail and free it). */
+export class SendInProgressError extends Error {
+  constructor(readonly reminderId: string) {
+    super(`reminder ${reminderId} is being sent by another process`);
+    this.name = 'SendInProgressError';
+  }
+}
+
+/** How long a job whose send another process holds waits before it looks again. */
+export const IN_PROGRESS_RECHECK_MS = 5000;
 
 export type RetryPolicy = { attempts: number; backoffMs: number };
 
@@ -15,6 +28,12 @@ export interface ReminderScheduler {
   sync(reviewId: string, plan: readonly PlannedReminder[]): Promise<void>;
   /** Ids of the pending sends (for checks and tests). */
   pending(): Promise<string[]>;
+  /**
+   * False once the store behind the queue lost what it held since `markIntact` (Redis flushed,
+   * or restarted without persistence): every review must then be synced again.
+   */
+  intact(): Promise<boolean>;
+  markIntact(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -25,9 +44,12 @@ export function createInProcessScheduler(deps: {
   logger: Logger;
   retry?: RetryPolicy;
   now?: () => Date;
+  /** Time and timers (a test moves its own); `now`, if given, replaces only the time. */
+  clock?: Clock;
   /** Sends at once at most; the rest wait their turn (an SMTP relay limits connections per client). */
   concurrency?: number;
-}): ReminderScheduler {
+}): ReminderScheduler & { settled(): Promise<void> } {
+  const clock: Clock = deps.clock ?? (deps.now ? { ...systemClock, now: deps.now } : systemClock);
   const concurrency = deps.concurrency ?? 10;
   let active = 0;
   const waiting: (() => void)[] = [];
@@ -38,8 +60,8 @@ export function createInProcessScheduler(deps: {
   };
   const log = deps.logger.child({ component: 'reminder-scheduler', adapter: 'in-process' });
   const retry = deps.retry ?? { attempts: 5, backoffMs: 2000 };
-  const now = deps.now ?? (() => new Date());
-  const jobs = new Map<string, { job: PlannedReminder; timer: NodeJS.Timeout | null; running: boolean }>();
+  const now = () => clock.now();
+  const jobs = new Map<string, { job: PlannedReminder; timer: TimerHandle | null; running: boolean }>();
   let closed = false;
   const inFlight = new Set<Promise<void>>();
 
@@ -51,7 +73,7 @@ export function createInProcessScheduler(deps: {
     // before Date.now() reaches its time (timers run on the monotonic clock): run it then and the
     // sender, re-planning by the wall clock, finds the send not yet due and drops it for good.
     // So the job runs only once the clock the plan uses has reached `at`; otherwise re-arm.
-    entry.timer = setTimeout(() => (at > now().getTime() ? arm(id, at) : run(id, 1)), Math.min(delay, MAX_TIMER_MS));
+    entry.timer = clock.setTimer(() => (at > now().getTime() ? arm(id, at) : run(id, 1)), Math.min(delay, MAX_TIMER_MS));
   }
 
   function run(id: string, attempt: number) {
@@ -66,6 +88,12 @@ export function createInProcessScheduler(deps: {
         await deps.processor.send(entry.job);
         jobs.delete(id);
       } catch (err) {
+        if (err instanceof SendInProgressError) {
+          // Held elsewhere (a ledger shared with another process): look again, same attempt.
+          entry.running = false;
+          if (!closed && jobs.has(id)) entry.timer = clock.setTimer(() => run(id, attempt), IN_PROGRESS_RECHECK_MS);
+          return;
+        }
         if (attempt >= retry.attempts) {
           jobs.delete(id);
           await deps.processor.fail(entry.job, err, attempt).catch((e: unknown) => log.error({ err: e, reminder: id }, 'recording a failed reminder failed'));
@@ -74,7 +102,7 @@ export function createInProcessScheduler(deps: {
         const wait = retry.backoffMs * 2 ** (attempt - 1);
         log.warn({ err, reminder: id, attempt, retryInMs: wait }, 'reminder send failed; retrying');
         entry.running = false;
-        if (!closed && jobs.has(id)) entry.timer = setTimeout(() => run(id, attempt + 1), wait);
+        if (!closed && jobs.has(id)) entry.timer = clock.setTimer(() => run(id, attempt + 1), wait);
       } finally {
         releaseSlot();
         if (jobs.get(id) === entry) entry.running = false;
@@ -89,7 +117,7 @@ export function createInProcessScheduler(deps: {
       const wanted = new Map(plan.map((j) => [j.id, j]));
       for (const [id, entry] of jobs) {
         if (entry.job.reviewId === reviewId && !wanted.has(id) && !entry.running) {
-          if (entry.timer) clearTimeout(entry.timer);
+          if (entry.timer) clock.clearTimer(entry.timer);
           jobs.delete(id);
         }
       }
@@ -102,9 +130,18 @@ export function createInProcessScheduler(deps: {
     async pending() {
       return [...jobs.keys()];
     },
+    // Timers in this process: lost only with the process, and a new one re-plans at start.
+    async intact() {
+      return true;
+    },
+    /** Resolves once no send is in flight (the ones waiting on a timer are not in flight). */
+    async settled() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+    async markIntact() {},
     async close() {
       closed = true;
-      for (const entry of jobs.values()) if (entry.timer) clearTimeout(entry.timer);
+      for (const entry of jobs.values()) if (entry.timer) clock.clearTimer(entry.timer);
       await Promise.allSettled([...inFlight]);
       jobs.clear();
     },

@@ -2,27 +2,32 @@
 // SQLite log in a temp folder, memory read models fed by the projector, the reminders role with
 // the in-process scheduler, and the SMTP mailer talking to a real smtp-server on loopback whose
 // messages are parsed with mailparser. Reviews and agreements are written through the domain
-// deciders into the same log, as the API does. Times are real and short (offsets of a second or
-// two before a review a few seconds ahead), and every mail is matched to its ReminderSent by
-// Message-ID, so what was received and what was recorded can be held against each other.
+// deciders into the same log, as the API does. Time is a clock the test moves (offsets of a
+// second or two before a review a few seconds ahead): a send is checked not to go out 1 ms before
+// its instant and to go out at it, whatever the machine's load; only I/O is waited for, on a
+// condition. Every mail is matched to its ReminderSent by Message-ID, so what was received and
+// what was recorded can be held against each other.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   agreementDecider, agreementStream, reviewDecider, reviewStream,
   type AgreementCommand, type Attendee, type ReviewCommand, type Timed,
 } from '@cm/domain';
 import { createSqliteEventStore, runCommand, type EventStore, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, waitForCheckpoint, type ReadStore } from '@cm/read-models';
-import { createMailer } from './mailer';
-import type { ReminderOffset } from './reminder-planning';
-import { createInProcessScheduler, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
+import { Redis } from 'ioredis';
+import { createMailer, type Mailer } from './mailer';
+import { planReminders, reminderId, type ReminderOffset } from './reminder-planning';
+import { createInProcessScheduler, SendInProgressError, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
 import { loadReview, createReminderSender } from './reminder-sender';
 import { createRemindersRole } from './reminders-role';
+import { createRedisSendLedger } from './send-ledger';
 import { startSmtpServer, type SmtpTestServer } from './testing/smtp-test-server';
+import { createTestClock, type TestClock } from './testing/test-clock';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const FROM = 'Commitment monitor <monitor@example.org>';
@@ -32,17 +37,21 @@ const WEEK_AND_DAY: ReminderOffset[] = [{ label: '7d', ms: 7 * DAY }, { label: '
 const FAST_RETRY: RetryPolicy = { attempts: 3, backoffMs: 100 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const inMs = (ms: number) => new Date(Date.now() + ms).toISOString();
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
+/** The clock of the running test; every stack, command and plan in it reads this one. */
+let clock: TestClock;
+const inMs = (ms: number) => new Date(clock.now().getTime() + ms).toISOString();
+/** `iso` moved by `ms`. */
+const shift = (iso: string, ms: number) => new Date(Date.parse(iso) + ms).toISOString();
+
+/** Waits for I/O (SQLite, SMTP) to land; the deadline is only there to end a broken test. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
+    await sleep(10);
   }
 }
-/** Sleeps until an absolute instant (ISO), so waits line up with the plan rather than drift. */
-const sleepUntil = (iso: string, extraMs = 0) => sleep(Math.max(0, Date.parse(iso) + extraMs - Date.now()));
 
 // --- SMTP server on loopback ------------------------------------------------------------------
 
@@ -59,7 +68,7 @@ type Smtp = SmtpTestServer;
 type Stack = {
   eventStore: SqliteEventStore;
   readStore: ReadStore;
-  scheduler: ReminderScheduler;
+  scheduler: ReminderScheduler & { settled(): Promise<void> };
   close(): Promise<void>;
 };
 
@@ -73,6 +82,8 @@ async function startStack(o: {
   offsets: readonly ReminderOffset[];
   retry?: RetryPolicy;
   senderStore?: (real: EventStore) => EventStore;
+  /** Lets a test put a fault in the mailer (around the real SMTP one). */
+  mailer?: (real: Mailer) => Mailer;
 }): Promise<Stack> {
   const eventStore = createSqliteEventStore({ path: o.file, pollIntervalMs: 20 });
   const readStore = createMemoryReadStore();
@@ -80,13 +91,13 @@ async function startStack(o: {
   await projector.start();
   const head = await eventStore.headPosition();
   if (head) await waitForCheckpoint(readStore, head, 5000);
-  const now = () => new Date();
+  const now = () => clock.now();
   const mailer = createMailer({ smtpUrl: o.smtpUrl, outboxDir: join(tmpdir(), 'cm-unused-outbox'), from: FROM });
   const sender = createReminderSender({
-    eventStore: o.senderStore ? o.senderStore(eventStore) : eventStore, readStore, mailer, offsets: o.offsets, now, publicUrl: null, logger,
+    eventStore: o.senderStore ? o.senderStore(eventStore) : eventStore, readStore, mailer: o.mailer ? o.mailer(mailer) : mailer, offsets: o.offsets, now, publicUrl: null, logger,
   });
-  const scheduler = createInProcessScheduler({ processor: sender, logger, retry: o.retry ?? FAST_RETRY });
-  const role = createRemindersRole({ eventStore, scheduler, offsets: o.offsets, now, logger });
+  const scheduler = createInProcessScheduler({ processor: sender, logger, retry: o.retry ?? FAST_RETRY, clock });
+  const role = createRemindersRole({ eventStore, scheduler, offsets: o.offsets, now, logger, queueCheckIntervalMs: 0 });
   await role.start();
   let closed = false;
   const close = async () => {
@@ -110,7 +121,7 @@ const onAgreement = (store: EventStore, _id: string, command: AgreementCommand) 
   runCommand(store, agreementStream(_id), agreementDecider, command, testContext()).then(() => undefined);
 const onReview = (store: EventStore, id: string, command: ReviewCommand) =>
   runCommand(store, reviewStream(id), reviewDecider, command, testContext()).then(() => undefined);
-const testContext = () => ({ actor: 'test', occurredAt: new Date().toISOString(), correlationId: randomUUID(), idempotencyScope: null, ifMatch: null });
+const testContext = () => ({ actor: 'test', occurredAt: clock.now().toISOString(), correlationId: randomUUID(), idempotencyScope: null, ifMatch: null });
 
 /**
  * Two agreements in force. On the agenda of any review in the next days: two overdue commitments
@@ -141,13 +152,32 @@ const DESK: Attendee = { email: 'desk@example.org' };
 
 function schedule(store: EventStore, reviewId: string, scheduledFor: string, agreementIds: string[], attendees: Attendee[]) {
   return onReview(store, reviewId, {
-    type: 'ScheduleReview', now: new Date().toISOString(), reviewId, title: `Review ${reviewId}`, scheduledFor, agreementIds, attendees,
+    type: 'ScheduleReview', now: clock.now().toISOString(), reviewId, title: `Review ${reviewId}`, scheduledFor, agreementIds, attendees,
   });
 }
 
 // --- reading what happened --------------------------------------------------------------------
 
 type Sent = { scheduledFor: string; offset: string; email: string; sentAt: string; covers?: string[]; messageId?: string };
+
+/** Nothing in flight any more: what is received now is all this instant sends. */
+const settle = (stack: Stack) => stack.scheduler.settled();
+
+/** Fails the first `times` ReminderSent appends, as a busy stream or a busy SQLite would. */
+function failingRecords(times: number) {
+  const state = { failed: 0 };
+  const wrap = (real: EventStore): EventStore => ({
+    ...real,
+    append: async (stream, events, options) => {
+      if (state.failed < times && events.some((e) => e.type === 'ReminderSent')) {
+        state.failed++;
+        throw new Error('injected: SQLITE_BUSY: database is locked');
+      }
+      return real.append(stream, events, options);
+    },
+  });
+  return { state, wrap };
+}
 
 async function reminderEvents(store: EventStore, reviewId: string) {
   const events = await store.readStream(reviewStream(reviewId));
@@ -172,6 +202,9 @@ function makeDir(): string {
 
 // Everything a test opened, closed in reverse order whatever the outcome.
 let closers: (() => Promise<void>)[] = [];
+beforeEach(() => {
+  clock = createTestClock();
+});
 afterEach(async () => {
   const all = closers.reverse();
   closers = [];
@@ -190,7 +223,7 @@ describe('reminders over SMTP, in-process scheduler', () => {
 
     await until('three mails', () => smtp.received.length === 3);
     await until('three ReminderSent', async () => (await reminderEvents(stack.eventStore, 'cian-xx')).sent.length === 3);
-    await sleep(300);
+    await settle(stack);
     expect(smtp.received).toHaveLength(3);
     expect(await stack.scheduler.pending()).toEqual([]);
 
@@ -243,14 +276,19 @@ describe('reminders over SMTP, in-process scheduler', () => {
     await schedule(stack.eventStore, 'steering', scheduledFor, agreements, [IVAN]);
 
     await until('the 7d mail', () => smtp.received.length === 1);
-    await until('the two later sends left', async () => (await stack.scheduler.pending()).length === 2, 2000);
-    // Just before the 2s send is due: still only the one that was due at once.
-    await sleepUntil(scheduledFor, -2 * SECOND - 400);
-    expect(smtp.received).toHaveLength(1);
-
-    await until('the three mails', () => smtp.received.length === 3, 5000);
-    await until('three ReminderSent', async () => (await reminderEvents(stack.eventStore, 'steering')).sent.length === 3);
-    await sleepUntil(scheduledFor, 300);
+    await until('the two later sends left', async () => (await stack.scheduler.pending()).length === 2);
+    for (const [offset, ms, mailsBefore] of [['2s', 2 * SECOND, 1], ['1s', SECOND, 2]] as const) {
+      const dueAt = shift(scheduledFor, -ms);
+      // 1 ms before it is due: nothing.
+      await clock.advanceTo(shift(dueAt, -1));
+      await settle(stack);
+      expect(smtp.received, `nothing for ${offset} before ${dueAt}`).toHaveLength(mailsBefore);
+      await clock.advanceTo(dueAt);
+      await until(`the ${offset} mail`, () => smtp.received.length === mailsBefore + 1);
+      await until(`its ReminderSent`, async () => (await reminderEvents(stack.eventStore, 'steering')).sent.length === mailsBefore + 1);
+    }
+    await clock.advanceTo(shift(scheduledFor, 300));
+    await settle(stack);
     expect(smtp.received).toHaveLength(3);
 
     const { sent } = await reminderEvents(stack.eventStore, 'steering');
@@ -262,35 +300,38 @@ describe('reminders over SMTP, in-process scheduler', () => {
       expect(mail.rcpt).toEqual([IVAN.email]);
       expect(mail.mail.subject).toMatch(/^Напоминание: Review steering/);
       const offsetMs = offsets.find((o) => o.label === s.offset)!.ms;
-      if (offsetMs < 7 * DAY) {
-        const dueAt = Date.parse(scheduledFor) - offsetMs;
-        expect(mail.at).toBeGreaterThanOrEqual(dueAt);
-        expect(mail.at).toBeLessThan(dueAt + 1500);
-      }
+      // Sent at the very instant it was due (the clock stands still while it goes out).
+      if (offsetMs < 7 * DAY) expect(s.sentAt).toBe(shift(scheduledFor, -offsetMs));
     }
     expect(await stack.scheduler.pending()).toEqual([]);
   });
 
-  it('sends every future reminder, even when its timer fires a little before the wall clock reaches it', async () => {
+  it('sends every future reminder, even when its timer fires a little before the clock reaches it', async () => {
     // Node runs timers on the monotonic clock; against Date.now() about one in three fires up to
     // 1 ms early. The sender re-plans by the wall clock, so a job run early found its send "not
-    // due yet" and dropped it for good. Twenty sends armed at different instants make that show.
+    // due yet" and dropped it for good. This clock fires every timer 1 ms early.
+    clock = createTestClock({ fireEarlyMs: 1 });
     const smtp = await startSmtp();
     const dir = makeDir();
     const offsets: ReminderOffset[] = [{ label: '1s', ms: SECOND }];
     const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets });
     const agreements = await signAgreements(stack.eventStore);
     const ids = Array.from({ length: 20 }, (_, i) => `timely-${i}`);
-    let last = '';
-    for (const id of ids) {
-      last = inMs(1700);
-      await schedule(stack.eventStore, id, last, agreements, [DESK]);
-      await sleep(7);
+    const dates = ids.map((_, i) => inMs(1700 + 7 * i));
+    for (const [i, id] of ids.entries()) await schedule(stack.eventStore, id, dates[i]!, agreements, [DESK]);
+    await until('twenty sends planned', async () => (await stack.scheduler.pending()).length === ids.length);
+    // One due instant at a time, so each send goes out at its own instant.
+    for (const [i, date] of dates.entries()) {
+      await clock.advanceTo(shift(date, -SECOND));
+      await until(`mail ${i + 1}`, () => smtp.received.length === i + 1);
+      await settle(stack);
     }
-    await until('twenty mails', () => smtp.received.length === ids.length, 5000);
-    await sleepUntil(last, 200);
+    await clock.advanceTo(dates.at(-1)!);
+    await settle(stack);
     expect(smtp.received).toHaveLength(ids.length);
-    for (const id of ids) expect((await reminderEvents(stack.eventStore, id)).sent.map((s) => s.offset)).toEqual(['1s']);
+    for (const [i, id] of ids.entries()) {
+      expect((await reminderEvents(stack.eventStore, id)).sent.map((s) => [s.offset, s.sentAt])).toEqual([['1s', shift(dates[i]!, -SECOND)]]);
+    }
   });
 
   it('re-plans a rescheduled review: the sends of the old date never go out, those of the new date do', async () => {
@@ -303,21 +344,24 @@ describe('reminders over SMTP, in-process scheduler', () => {
     await schedule(stack.eventStore, 'moved', first, agreements, [ANA]);
     await until('the 7d mail for the first date', () => smtp.received.length === 1);
 
-    const second = new Date(Date.parse(first) + 2000).toISOString();
-    await onReview(stack.eventStore, 'moved', { type: 'RescheduleReview', now: new Date().toISOString(), scheduledFor: second, reason: 'minister travelling' });
+    const second = shift(first, 2000);
+    await onReview(stack.eventStore, 'moved', { type: 'RescheduleReview', now: clock.now().toISOString(), scheduledFor: second, reason: 'minister travelling' });
     // The new date's 7d is past too: it goes out at once, as a new reminder for the new date.
     await until('the 7d mail for the new date', () => smtp.received.length === 2);
+    await until('only the new date\'s 2s send left', async () => (await stack.scheduler.pending()).join() === reminderId('moved', second, '2s', ANA.email));
 
-    // Past the old date's 2s send (first - 2s), and well past the new one's (second - 2s).
-    await sleepUntil(second, -2 * SECOND + 1000);
+    // The old date's 2s instant: nothing.
+    await clock.advanceTo(shift(first, -2 * SECOND));
+    await settle(stack);
+    expect(smtp.received).toHaveLength(2);
+    await clock.advanceTo(shift(second, -2 * SECOND));
     await until('three ReminderSent', async () => (await reminderEvents(stack.eventStore, 'moved')).sent.length === 3);
+    await settle(stack);
     const { sent } = await reminderEvents(stack.eventStore, 'moved');
     expect(sent.map((s) => [s.scheduledFor, s.offset])).toEqual([[first, '7d'], [second, '7d'], [second, '2s']]);
     expect(smtp.received).toHaveLength(3);
-    const late = mailOf(smtp, sent[2]!);
-    expect(late.at).toBeGreaterThanOrEqual(Date.parse(second) - 2 * SECOND);
-    // Nothing went out around the old date's 2s instant.
-    expect(smtp.received.filter((r) => r.at >= Date.parse(first) - 2 * SECOND - 50 && r.at < Date.parse(second) - 2 * SECOND)).toEqual([]);
+    expect(sent[2]!.sentAt).toBe(shift(second, -2 * SECOND));
+    mailOf(smtp, sent[2]!);
     expect(await stack.scheduler.pending()).toEqual([]);
   });
 
@@ -332,15 +376,17 @@ describe('reminders over SMTP, in-process scheduler', () => {
     await schedule(stack.eventStore, 'held-early', scheduledFor, agreements, [IVAN]);
     await until('the three 7d mails', () => smtp.received.length === 3);
     // A mail is received before its job ends (it still records ReminderSent): wait for that.
-    await until('the three 2s sends left', async () => (await stack.scheduler.pending()).length === 3, 2000);
+    await until('the three 2s sends left', async () => (await stack.scheduler.pending()).length === 3);
 
     await onReview(stack.eventStore, 'called-off', { type: 'CancelReview', reason: 'no quorum' });
-    const now = new Date().toISOString();
+    const now = clock.now().toISOString();
     await onReview(stack.eventStore, 'held-early', { type: 'RecordReviewOutcome', now, heldAt: now, assessments: [] });
-    await until('no pending sends', async () => (await stack.scheduler.pending()).length === 0, 2000);
+    await until('no pending sends', async () => (await stack.scheduler.pending()).length === 0);
 
-    // Past the instant the 2s sends were planned for.
-    await sleepUntil(scheduledFor, -2 * SECOND + 700);
+    // The instant the 2s sends were planned for, and past it.
+    await clock.advanceTo(shift(scheduledFor, -2 * SECOND));
+    await clock.advanceTo(scheduledFor);
+    await settle(stack);
     expect(smtp.received).toHaveLength(3);
     expect((await reminderEvents(stack.eventStore, 'called-off')).sent.map((s) => [s.email, s.offset])).toEqual([[ANA.email, '7d'], [DESK.email, '7d']]);
     expect((await reminderEvents(stack.eventStore, 'held-early')).sent.map((s) => [s.email, s.offset])).toEqual([[IVAN.email, '7d']]);
@@ -357,22 +403,24 @@ describe('reminders over SMTP, in-process scheduler', () => {
     await schedule(first.eventStore, 'restarted', scheduledFor, agreements, [ANA, DESK]);
     await until('the two 7d mails', () => smtp.received.length === 2);
     await until('two ReminderSent', async () => (await reminderEvents(first.eventStore, 'restarted')).sent.length === 2);
-    await until('the two 2s sends left', async () => (await first.scheduler.pending()).length === 2, 2000);
+    await until('the two 2s sends left', async () => (await first.scheduler.pending()).length === 2);
     await first.close();
 
     // A new process on the same log: its start reconciles with what the log says was sent.
     const second = await startStack({ file, smtpUrl: smtp.url, offsets });
     expect((await second.scheduler.pending()).length).toBe(2);
-    await sleep(300);
+    await settle(second);
     expect(smtp.received).toHaveLength(2);
-    await until('the two 2s mails', () => smtp.received.length === 4, 5000);
+    await clock.advanceTo(shift(scheduledFor, -2 * SECOND));
+    await until('the two 2s mails', () => smtp.received.length === 4);
     await until('four ReminderSent', async () => (await reminderEvents(second.eventStore, 'restarted')).sent.length === 4);
     await second.close();
 
     // Once more, before the meeting, with everything sent.
     const third = await startStack({ file, smtpUrl: smtp.url, offsets });
     expect(await third.scheduler.pending()).toEqual([]);
-    await sleep(700);
+    await clock.advanceTo(shift(scheduledFor, -1));
+    await settle(third);
     expect(smtp.received).toHaveLength(4);
     const { sent } = await reminderEvents(third.eventStore, 'restarted');
     expect(sent).toHaveLength(4);
@@ -389,14 +437,22 @@ describe('reminders over SMTP, in-process scheduler', () => {
     const agreements = await signAgreements(stack.eventStore);
     await schedule(stack.eventStore, 'greylisted', inMs(3_600_000), agreements, [DESK]);
 
+    // Exponential: 150 ms, then 300 ms, between one refusal and the next attempt; not 1 ms less.
+    await until('the first refusal', () => smtp.offered.length === 1);
+    for (const [wait, offeredBefore] of [[150, 1], [300, 2]] as const) {
+      await settle(stack);
+      await clock.advanceBy(wait - 1);
+      await settle(stack);
+      expect(smtp.offered).toHaveLength(offeredBefore);
+      await clock.advanceBy(1);
+      await until(`attempt ${offeredBefore + 1}`, () => smtp.offered.length === offeredBefore + 1);
+    }
     await until('the accepted mail', () => smtp.received.length === 1);
     await until('one ReminderSent', async () => (await reminderEvents(stack.eventStore, 'greylisted')).sent.length === 1);
-    await sleep(500);
+    await settle(stack);
+    await clock.advanceBy(60_000);
+    await settle(stack);
     expect(smtp.offered).toHaveLength(3);
-    const [a, b, c] = smtp.offered as [number, number, number];
-    // Exponential: 150 ms, then 300 ms, between one refusal and the next attempt.
-    expect(b - a).toBeGreaterThanOrEqual(150);
-    expect(c - b).toBeGreaterThanOrEqual(300);
     const { sent, failed } = await reminderEvents(stack.eventStore, 'greylisted');
     expect(sent).toHaveLength(1);
     expect(failed).toEqual([]);
@@ -410,9 +466,17 @@ describe('reminders over SMTP, in-process scheduler', () => {
     const agreements = await signAgreements(stack.eventStore);
     await schedule(stack.eventStore, 'refused', inMs(3_600_000), agreements, [ANA]);
 
+    await until('the first refusal', () => smtp.offered.length === 1);
+    await settle(stack);
+    await clock.advanceBy(FAST_RETRY.backoffMs);
+    await until('the second refusal', () => smtp.offered.length === 2);
+    await settle(stack);
+    await clock.advanceBy(2 * FAST_RETRY.backoffMs);
     await until('one ReminderFailed', async () => (await reminderEvents(stack.eventStore, 'refused')).failed.length === 1);
     // No attempt after the last one, and no second record.
-    await sleep(600);
+    await settle(stack);
+    await clock.advanceBy(60_000);
+    await settle(stack);
     expect(smtp.offered).toHaveLength(FAST_RETRY.attempts);
     expect(smtp.received).toEqual([]);
     const { sent, failed } = await reminderEvents(stack.eventStore, 'refused');
@@ -430,31 +494,93 @@ describe('reminders over SMTP, in-process scheduler', () => {
     expect(detail?.reminderFailures[0]).toMatchObject({ email: ANA.email, offset: '1d', attempts: FAST_RETRY.attempts });
   });
 
-  it('doubles a mail at most once when the process "dies" between SMTP accepting it and ReminderSent', async () => {
+  it('mails once when recording ReminderSent fails: the record is retried, never the send', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    // Three failed appends use up the first attempt's own record retries; the fourth fails in the
+    // job's second attempt, which finds the mail marked sent and only records.
+    const faults = failingRecords(4);
+    const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY, senderStore: faults.wrap });
+    const agreements = await signAgreements(stack.eventStore);
+    await schedule(stack.eventStore, 'busy-log', inMs(3_600_000), agreements, [IVAN]);
+
+    await until('the mail', () => smtp.received.length === 1);
+    await settle(stack);
+    expect(faults.state.failed).toBe(3);
+    await clock.advanceBy(FAST_RETRY.backoffMs);
+    await until('one ReminderSent', async () => (await reminderEvents(stack.eventStore, 'busy-log')).sent.length === 1);
+    await settle(stack);
+    await clock.advanceBy(60_000);
+    await settle(stack);
+    expect(faults.state.failed).toBe(4);
+    expect(smtp.received).toHaveLength(1);
+    const { sent, failed } = await reminderEvents(stack.eventStore, 'busy-log');
+    expect(failed).toEqual([]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.messageId).toBe(smtp.received[0]!.mail.messageId);
+    expect(await stack.scheduler.pending()).toEqual([]);
+  });
+
+  it('records a mail as sent, not failed, when every attempt to record it failed', async () => {
     const smtp = await startSmtp();
     const dir = makeDir();
     const file = join(dir, 'events.sqlite');
-    // Fault injection: the first ReminderSent append fails after the mail was accepted, as if
-    // the process had died right there. The retry plays the part of the next process's attempt.
+    // Every append of every attempt fails (3 attempts x 3 tries); the one after the last attempt lands.
+    const faults = failingRecords(3 * FAST_RETRY.attempts);
+    const stack = await startStack({ file, smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY, senderStore: faults.wrap });
+    const agreements = await signAgreements(stack.eventStore);
+    await schedule(stack.eventStore, 'locked-log', inMs(3_600_000), agreements, [ANA]);
+
+    await until('the mail', () => smtp.received.length === 1);
+    for (let attempt = 1; attempt < FAST_RETRY.attempts; attempt++) {
+      await settle(stack);
+      await clock.advanceBy(FAST_RETRY.backoffMs * 2 ** (attempt - 1));
+    }
+    await until('one ReminderSent', async () => (await reminderEvents(stack.eventStore, 'locked-log')).sent.length === 1);
+    await settle(stack);
+    expect(faults.state.failed).toBe(3 * FAST_RETRY.attempts);
+    expect(smtp.received).toHaveLength(1);
+    expect((await reminderEvents(stack.eventStore, 'locked-log')).failed).toEqual([]);
+    await stack.close();
+
+    // Counted as sent: the next start plans nothing for it.
+    const after = await startStack({ file, smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY });
+    expect(await after.scheduler.pending()).toEqual([]);
+    await settle(after);
+    expect(smtp.received).toHaveLength(1);
+  });
+
+  it('doubles a mail at most once when the process "dies" between SMTP accepting it and marking it sent', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    const file = join(dir, 'events.sqlite');
+    // Fault injection: the first send fails after the mail was accepted, before anything is
+    // marked, as if the process had died right there. The retry plays the next process's attempt.
     let faults = 0;
     let mailsAtFault = -1;
-    const crashOnceAfterSmtp = (real: EventStore): EventStore => ({
+    const dieOnceAfterSmtp = (real: Mailer): Mailer => ({
       ...real,
-      append: async (stream, events, options) => {
-        if (faults === 0 && events.some((e) => e.type === 'ReminderSent')) {
+      send: async (message) => {
+        const sent = await real.send(message);
+        if (faults === 0) {
           faults++;
           mailsAtFault = smtp.received.length;
-          throw new Error('injected: process died before recording the reminder');
+          throw new Error('injected: process died after SMTP accepted the mail');
         }
-        return real.append(stream, events, options);
+        return sent;
       },
     });
-    const stack = await startStack({ file, smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY, senderStore: crashOnceAfterSmtp });
+    const stack = await startStack({ file, smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY, mailer: dieOnceAfterSmtp });
     const agreements = await signAgreements(stack.eventStore);
     await schedule(stack.eventStore, 'crash-window', inMs(3_600_000), agreements, [IVAN]);
 
+    await until('the first mail', () => smtp.received.length === 1);
+    await settle(stack);
+    await clock.advanceBy(FAST_RETRY.backoffMs);
     await until('one ReminderSent', async () => (await reminderEvents(stack.eventStore, 'crash-window')).sent.length === 1);
-    await sleep(500);
+    await settle(stack);
+    await clock.advanceBy(60_000);
+    await settle(stack);
     expect(faults).toBe(1);
     expect(mailsAtFault).toBe(1);
     // Sent twice, never more, and both carry the same Message-ID so a client can fold them.
@@ -470,8 +596,63 @@ describe('reminders over SMTP, in-process scheduler', () => {
 
     // A real restart afterwards adds nothing.
     const after = await startStack({ file, smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY });
-    await sleep(500);
+    await settle(after);
     expect(smtp.received).toHaveLength(2);
     expect((await reminderEvents(after.eventStore, 'crash-window')).sent).toHaveLength(1);
+  });
+});
+
+describe('two reminders processes handed the same send', () => {
+  const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+  it('mails it once: the second finds the send claimed while the first is still inside it', async () => {
+    const smtp = await startSmtp();
+    const dir = makeDir();
+    const eventStore = createSqliteEventStore({ path: join(dir, 'events.sqlite'), pollIntervalMs: 20 });
+    closers.push(() => eventStore.close());
+    const readStore = createMemoryReadStore();
+    const agreements = await signAgreements(eventStore);
+    await schedule(eventStore, 'raced', inMs(3_600_000), agreements, [DESK]);
+    const { state } = await loadReview(eventStore, 'raced');
+    if (!state.exists) throw new Error('the review should exist');
+    const [job] = planReminders(state, WEEK_AND_DAY, clock.now().toISOString());
+
+    // Both processes share one Redis (a namespace of this test's own, removed afterwards).
+    const namespace = `test-rem-race-${randomUUID().slice(0, 8)}`;
+    const admin = new Redis(REDIS_URL);
+    closers.push(async () => {
+      const keys = await admin.keys(`${namespace}:*`);
+      if (keys.length > 0) await admin.del(...keys);
+      await admin.quit();
+    });
+    const mailer = createMailer({ smtpUrl: smtp.url, outboxDir: join(tmpdir(), 'cm-unused-outbox'), from: FROM });
+    closers.push(() => mailer.close());
+    // The first process stops inside its send, before SMTP, until the test lets it go on: as
+    // when BullMQ's lock on a long send lapsed and another worker was handed the job.
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    let letGo!: () => void;
+    const gate = new Promise<void>((r) => (letGo = r));
+    const paused: Mailer = { ...mailer, send: async (m) => (entered(), await gate, mailer.send(m)) };
+    const senderOf = (m: Mailer) => {
+      const ledger = createRedisSendLedger({ redisUrl: REDIS_URL, namespace });
+      closers.push(() => ledger.close());
+      return createReminderSender({ eventStore, readStore, mailer: m, offsets: WEEK_AND_DAY, now: () => clock.now(), publicUrl: null, logger, ledger });
+    };
+    const first = senderOf(paused);
+    const second = senderOf(mailer);
+
+    const firstSend = first.send(job!);
+    await inside;
+    await expect(second.send(job!)).rejects.toBeInstanceOf(SendInProgressError);
+    letGo();
+    expect(await firstSend).toBe('sent');
+    // The second's retry finds it sent and only records (a no-op: it is recorded already).
+    expect(await second.send(job!)).toBe('sent');
+
+    expect(smtp.received).toHaveLength(1);
+    const { sent } = await reminderEvents(eventStore, 'raced');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.messageId).toBe(smtp.received[0]!.mail.messageId);
   });
 });

@@ -14,7 +14,7 @@ import {
 import {
   createMemoryReadStore, createProjector, createQueries, createRedisReadStore, runWithLease, type Projector, type ReadStore,
 } from '@cm/read-models';
-import { createBullmqScheduler, createInProcessScheduler, createMailer, createReminderSender, createRemindersRole } from '@cm/reminders';
+import { createBullmqScheduler, createInProcessScheduler, createMailer, createRedisSendLedger, createReminderSender, createRemindersRole } from '@cm/reminders';
 import { buildApp } from './app';
 import { createOutcomeCompleter } from './review-outcomes';
 
@@ -100,7 +100,12 @@ async function main(): Promise<void> {
 
   if (config.roles.has('reminders')) {
     const mailer = createMailer({ smtpUrl: config.smtpUrl, outboxDir: join(config.dataDir, 'outbox'), from: config.mailFrom });
-    const sender = createReminderSender({ eventStore, readStore, mailer, offsets: config.reminderOffsets, now: () => new Date(), publicUrl: config.publicUrl, logger });
+    // Claims and "sent" markers shared by every reminders process on this Redis (without it, one
+    // process holds every send and keeps them in memory).
+    const ledger = config.redisUrl ? createRedisSendLedger({ redisUrl: config.redisUrl, namespace: config.redisNamespace }) : undefined;
+    const sender = createReminderSender({
+      eventStore, readStore, mailer, offsets: config.reminderOffsets, now: () => new Date(), publicUrl: config.publicUrl, logger, ...(ledger ? { ledger } : {}),
+    });
     // With Redis the sends live in BullMQ, so they outlive this process and several reminders
     // processes share them; without it, timers in this process.
     const scheduler = config.redisUrl
@@ -111,6 +116,7 @@ async function main(): Promise<void> {
     shutdown.add('reminders', async () => {
       await reminders.stop();
       await mailer.close();
+      await ledger?.close();
     });
     logger.info(
       { mail: config.smtpUrl ? 'smtp' : join(config.dataDir, 'outbox'), scheduler: config.redisUrl ? 'bullmq' : 'in-process', offsets: config.reminderOffsets.map((o) => o.label) },
