@@ -15,23 +15,32 @@ function correctedRevision(e: StoredEvent): number | null {
 }
 
 /**
- * The events of one stream that were true in the world at `effectiveAt`, as known now, in stream
- * order: those whose occurredAt is at or before it. A correction is in force exactly when the
- * event it corrects is, whatever its own occurredAt: it says what that event should have said,
- * so "as known now" shows the corrected figure at every instant the mistaken one would show.
+ * The events of one stream that were true in the world at `effectiveAt`, as known now, in the
+ * order they happened: those whose occurredAt is at or before it, ordered by occurredAt (stream
+ * order breaking ties), so a report recorded late but dated earlier does not override one that
+ * happened after it. A correction is in force exactly when the event it corrects is, whatever
+ * its own occurredAt, and takes that event's place in the order: it says what that event should
+ * have said, so "as known now" shows the corrected figure at every instant the mistaken one would.
  */
 export function effectiveEvents(events: readonly StoredEvent[], effectiveAt: string): StoredEvent[] {
   const limit = Date.parse(effectiveAt);
-  const included = new Set<number>();
+  // Sort key of each event in force: [when it happened, revision, its own revision for a correction].
+  const keys = new Map<number, [number, number, number]>();
   const out: StoredEvent[] = [];
   for (const e of events) {
     const target = correctedRevision(e);
-    const inForce = target !== null ? included.has(target) : Date.parse(e.metadata.occurredAt) <= limit;
-    if (!inForce) continue;
-    included.add(e.revision);
+    const targetKey = target !== null ? keys.get(target) : undefined;
+    if (target !== null && !targetKey) continue;
+    const occurred = Date.parse(e.metadata.occurredAt);
+    if (target === null && occurred > limit) continue;
+    keys.set(e.revision, targetKey ? [targetKey[0], targetKey[1], e.revision] : [occurred, e.revision, -1]);
     out.push(e);
   }
-  return out;
+  const keyOf = (e: StoredEvent) => keys.get(e.revision)!;
+  return out.sort((a, b) => {
+    const [x, y] = [keyOf(a), keyOf(b)];
+    return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+  });
 }
 
 /**

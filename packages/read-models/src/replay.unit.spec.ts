@@ -8,7 +8,7 @@ import { createEventLog } from './testing/stored-events';
 const day = (d: string) => `${d}T09:00:00.000Z`;
 
 describe('effectiveEvents', () => {
-  it('keeps, in stream order, the events that occurred by the instant, however late they were recorded', () => {
+  it('keeps the events that occurred by the instant, however late they were recorded, in the order they occurred', () => {
     const log = createEventLog('2026-03-01T08:00:00.000Z');
     const events = [
       log.signed('a1', {}, { occurredAt: day('2026-01-01') }),
@@ -21,6 +21,26 @@ describe('effectiveEvents', () => {
     expect(effectiveEvents(events, day('2026-02-01')).map((e) => e.revision)).toEqual([0, 1, 3]);
     expect(effectiveEvents(events, '2026-02-01T08:59:59.999Z').map((e) => e.revision)).toEqual([0, 1]);
     expect(effectiveEvents(events, day('2025-12-31'))).toEqual([]);
+    // Both in force: February's report comes before March's, though recorded after it.
+    expect(effectiveEvents(events, day('2026-03-15')).map((e) => e.revision)).toEqual([0, 1, 3, 2]);
+  });
+
+  it('shows, at an instant, the last report that had happened by then, not the last one recorded', () => {
+    const log = createEventLog('2026-03-01T08:00:00.000Z');
+    const events = [
+      log.signed('a1', {}, { occurredAt: day('2026-01-01') }),
+      log.added('a1', 'c1', {}, { occurredAt: day('2026-01-01') }),
+      log.progress('a1', 'c1', 60, { occurredAt: day('2026-02-01') }),
+      // A 40 % reached on 15 January, reported after the 60 % of 1 February.
+      log.progress('a1', 'c1', 40, { occurredAt: day('2026-01-15') }),
+      log.domain(agreementStream('a1'), { type: 'ProgressCorrected', data: { commitmentId: 'c1', correctsRevision: 3, percent: 45, reason: 'typo' } }, { occurredAt: day('2026-04-01') }),
+    ];
+    const progressAt = (at: string) => {
+      const state = foldAgreementEvents(effectiveEvents(events, at));
+      return state.exists ? state.commitments[0]!.progress : null;
+    };
+    expect(progressAt(day('2026-01-20'))).toBe(45); // the January report, as corrected
+    expect(progressAt(day('2026-02-15'))).toBe(60);
   });
 
   it('counts a correction exactly when the event it corrects counts, whatever its own occurredAt', () => {
