@@ -237,7 +237,7 @@ async function libraryRun(sink: Sink, adapter: 'in-process' | 'bullmq', createBu
   const projector = createProjector({ eventStore, readStore, logger });
   const mailer = createMailer({ smtpUrl: sink.url, outboxDir: path.join(dir, 'outbox'), from: 'Monitor <monitor@localhost>' });
   const now = () => new Date();
-  const sender = createReminderSender({ eventStore, readStore, mailer, offsets: OFFSETS, now, publicUrl: null, logger });
+  const sender = createReminderSender({ eventStore, mailer, offsets: OFFSETS, now, publicUrl: null, logger });
   const scheduler = adapter === 'bullmq'
     ? createBullmq!({ redisUrl: REDIS_URL, namespace, processor: sender, logger })
     : createInProcessScheduler({ processor: sender, logger });

@@ -14,9 +14,9 @@
 // Message-ID, so clients can tell), then records it once.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { foldReview, reviewDecider, reviewStream, type ExistingReview, type ReviewCommand, type ReviewEvent, type ReviewState } from '@cm/domain';
+import { agreementStream, foldReview, reviewDecider, reviewStream, type ExistingReview, type ReviewCommand, type ReviewEvent, type ReviewState } from '@cm/domain';
 import { eventIdFrom, runCommand, toTimed, type EventStore } from '@cm/event-store';
-import { reviewAgenda, type ReadStore } from '@cm/read-models';
+import { foldAgreementEvents, reviewAgenda } from '@cm/read-models';
 import type { Mailer } from './mailer';
 import { SendInProgressError } from './reminder-scheduler';
 import { createMemorySendLedger, type SendLedger, type SentMarker } from './send-ledger';
@@ -33,7 +33,6 @@ const RECORD_BACKOFF_MS = 50;
 
 export type ReminderSenderDeps = {
   eventStore: EventStore;
-  readStore: ReadStore;
   mailer: Mailer;
   offsets: readonly ReminderOffset[];
   now: () => Date;
@@ -118,7 +117,8 @@ export function createReminderSender(deps: ReminderSenderDeps) {
           marker = sentMeanwhile;
         } else {
           const review: ExistingReview = state;
-          const agreements = await deps.readStore.getAgreements(review.agreementIds);
+          // From the log, not the read models: a projection that lags would send an old agenda.
+          const agreements = await agendaAgreements(deps.eventStore, review.agreementIds);
           const mail = renderReminder({ review, agenda: reviewAgenda(review, agreements, now), reminder: current, publicUrl: deps.publicUrl, now });
           const messageId = `<${createHash('sha256').update(current.id).digest('hex').slice(0, 32)}@commitment-monitor>`;
           const sent = await deps.mailer.send({ to: current.email, ...(current.name ? { toName: current.name } : {}), subject: mail.subject, text: mail.text, html: mail.html, messageId });
@@ -158,3 +158,9 @@ export function createReminderSender(deps: ReminderSenderDeps) {
   };
 }
 export type ReminderSender = ReturnType<typeof createReminderSender>;
+
+/** The agreements a review covers, folded from their streams as the log holds them now. */
+async function agendaAgreements(eventStore: EventStore, ids: readonly string[]) {
+  const folded = await Promise.all(ids.map(async (id) => [id, foldAgreementEvents(await eventStore.readStream(agreementStream(id)))] as const));
+  return new Map(folded.flatMap(([id, state]) => (state.exists ? [[id, { agreement: state }] as const] : [])));
+}

@@ -88,7 +88,7 @@ describe('reminders when Redis loses its data', () => {
     const mailer = createMailer({ smtpUrl: smtp.url, outboxDir: join(dir, 'outbox'), from: 'Commitment monitor <monitor@example.org>' });
     const ledger = createRedisSendLedger({ redisUrl, namespace });
     const now = () => new Date();
-    const sender = createReminderSender({ eventStore, readStore, mailer, offsets: OFFSETS, now, publicUrl: null, logger, ledger });
+    const sender = createReminderSender({ eventStore, mailer, offsets: OFFSETS, now, publicUrl: null, logger, ledger });
     const scheduler = createBullmqScheduler({ redisUrl, namespace, processor: sender, logger });
     const role = createRemindersRole({ eventStore, scheduler, offsets: OFFSETS, now, logger, queueCheckIntervalMs: 0 });
     try {

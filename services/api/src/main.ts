@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     // process holds every send and keeps them in memory).
     const ledger = config.redisUrl ? createRedisSendLedger({ redisUrl: config.redisUrl, namespace: config.redisNamespace }) : undefined;
     const sender = createReminderSender({
-      eventStore, readStore, mailer, offsets: config.reminderOffsets, now: () => new Date(), publicUrl: config.publicUrl, logger, ...(ledger ? { ledger } : {}),
+      eventStore, mailer, offsets: config.reminderOffsets, now: () => new Date(), publicUrl: config.publicUrl, logger, ...(ledger ? { ledger } : {}),
     });
     // With Redis the sends live in BullMQ, so they outlive this process and several reminders
     // processes share them; without it, timers in this process.
