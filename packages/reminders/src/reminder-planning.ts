@@ -21,12 +21,19 @@ export type PlannedReminder = {
   sendAt: string;
 };
 
+/**
+ * A send that failed for good (its last attempt recorded as ReminderFailed) is planned again,
+ * in the running process, after 15 minutes, then 30, 60... up to 6 hours between rounds, and
+ * given up after this many rounds (each failure stays visible on the review).
+ */
+export const FAILED_SEND_RETRY = { firstDelayMs: 15 * 60_000, maxDelayMs: 6 * 3_600_000, rounds: 6 } as const;
+
 export function reminderId(reviewId: string, scheduledFor: string, offset: string, email: string): string {
   return `${reviewId}|${scheduledFor}|${offset}|${email.toLowerCase()}`;
 }
 
 export function planReminders(
-  review: Pick<ExistingReview, 'id' | 'status' | 'scheduledFor' | 'attendees' | 'reminders'>,
+  review: Pick<ExistingReview, 'id' | 'status' | 'scheduledFor' | 'attendees' | 'reminders'> & Partial<Pick<ExistingReview, 'reminderFailures'>>,
   offsets: readonly ReminderOffset[],
   now: string,
 ): PlannedReminder[] {
@@ -43,7 +50,11 @@ export function planReminders(
     const base = { reviewId: review.id, scheduledFor: review.scheduledFor, email: attendee.email, name: attendee.name ?? null, locale: attendee.locale ?? 'en' } as const;
     if (due.length > 0) {
       const offset = due.at(-1)!.label;
-      plan.push({ ...base, id: reminderId(review.id, review.scheduledFor, offset, attendee.email), offset, covers: due.map((o) => o.label), sendAt: now });
+      const covers = due.map((o) => o.label);
+      const retryAt = afterFailures(review, attendee.email, covers, nowMs);
+      if (retryAt !== 'given up') {
+        plan.push({ ...base, id: reminderId(review.id, review.scheduledFor, offset, attendee.email), offset, covers, sendAt: retryAt ?? now });
+      }
     }
     for (const o of later) {
       plan.push({
@@ -56,4 +67,20 @@ export function planReminders(
     }
   }
   return plan.sort((a, b) => a.sendAt.localeCompare(b.sendAt) || a.id.localeCompare(b.id));
+}
+
+/** When a due send whose earlier rounds failed may go again: null if none failed, 'given up' after the last round. */
+function afterFailures(
+  review: Pick<ExistingReview, 'scheduledFor'> & Partial<Pick<ExistingReview, 'reminderFailures'>>,
+  email: string,
+  covers: readonly string[],
+  nowMs: number,
+): string | null | 'given up' {
+  const who = email.toLowerCase();
+  const failures = (review.reminderFailures ?? []).filter((f) => f.scheduledFor === review.scheduledFor && f.email.toLowerCase() === who && covers.includes(f.offset));
+  if (failures.length === 0) return null;
+  if (failures.length >= FAILED_SEND_RETRY.rounds) return 'given up';
+  const last = Math.max(...failures.map((f) => Date.parse(f.failedAt)));
+  const delay = Math.min(FAILED_SEND_RETRY.firstDelayMs * 2 ** (failures.length - 1), FAILED_SEND_RETRY.maxDelayMs);
+  return new Date(Math.max(nowMs, last + delay)).toISOString();
 }

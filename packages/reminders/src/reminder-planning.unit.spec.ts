@@ -81,3 +81,26 @@ describe('planning reminders', () => {
     expect(planReminders(review(), offsets, '2027-02-10T14:00:00.000Z')).toEqual([]);
   });
 });
+
+describe('a send that failed for good', () => {
+  const now = '2027-02-09T20:00:00.000Z'; // 7d and 1d both due: one collapsed send per attendee
+  const failure = (failedAt: string, email = 'ana@example.org') => ({
+    scheduledFor: '2027-02-10T14:00:00.000Z', offset: '1d', email, failedAt, attempts: 5, error: '451 try later',
+  });
+  const anaOf = (r: ExistingReview, at = now) => planReminders(r, offsets, at).filter((p) => p.email === 'ana@example.org');
+
+  it('goes again after 15 minutes, then after twice as long each round', () => {
+    expect(anaOf(review({ reminderFailures: [failure('2027-02-09T19:55:00.000Z')] })).map((p) => p.sendAt)).toEqual(['2027-02-09T20:10:00.000Z']);
+    const twice = review({ reminderFailures: [failure('2027-02-09T19:00:00.000Z'), failure('2027-02-09T19:50:00.000Z')] });
+    expect(anaOf(twice).map((p) => p.sendAt)).toEqual(['2027-02-09T20:20:00.000Z']);
+    // Past its retry time: at once. Another attendee's failure does not hold Ana back.
+    expect(anaOf(review({ reminderFailures: [failure('2027-02-09T19:00:00.000Z')] })).map((p) => p.sendAt)).toEqual([now]);
+    expect(anaOf(review({ reminderFailures: [failure('2027-02-09T19:59:00.000Z', 'kim@example.org')] })).map((p) => p.sendAt)).toEqual([now]);
+  });
+
+  it('is given up after six rounds, the failures staying on the review', () => {
+    const six = Array.from({ length: 6 }, (_, i) => failure(`2027-02-0${i + 1}T10:00:00.000Z`));
+    expect(anaOf(review({ reminderFailures: six }))).toEqual([]);
+    expect(planReminders(review({ reminderFailures: six }), offsets, now)).toHaveLength(2);
+  });
+});

@@ -84,7 +84,8 @@ export function createRemindersRole(deps: {
           const touched = new Set<string>();
           for (const e of events) {
             const s = parseStreamName(e.stream);
-            if (s?.kind === 'review' && e.type !== 'ReminderSent' && e.type !== 'ReminderFailed') touched.add(s.id);
+            // A ReminderFailed re-plans too: the plan retries it after a backoff (FAILED_SEND_RETRY).
+            if (s?.kind === 'review' && e.type !== 'ReminderSent') touched.add(s.id);
           }
           for (const id of touched) await replan(id);
         },

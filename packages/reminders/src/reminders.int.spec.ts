@@ -21,7 +21,7 @@ import { createSqliteEventStore, runCommand, type EventStore, type SqliteEventSt
 import { createMemoryReadStore, createProjector, createQueries, waitForCheckpoint, type ReadStore } from '@cm/read-models';
 import { Redis } from 'ioredis';
 import { createMailer, type Mailer } from './mailer';
-import { planReminders, reminderId, type ReminderOffset } from './reminder-planning';
+import { FAILED_SEND_RETRY, planReminders, reminderId, type ReminderOffset } from './reminder-planning';
 import { createInProcessScheduler, SendInProgressError, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
 import { loadReview, createReminderSender } from './reminder-sender';
 import { createRemindersRole } from './reminders-role';
@@ -507,6 +507,34 @@ describe('reminders over SMTP, in-process scheduler', () => {
     const detail = await queries.reviewDetail('refused', new Date().toISOString());
     expect(detail?.reminders).toEqual([]);
     expect(detail?.reminderFailures[0]).toMatchObject({ email: ANA.email, offset: '1d', attempts: FAST_RETRY.attempts });
+  });
+
+  it('tries a failed send again in the running process after its backoff, and records it sent once it goes', async () => {
+    // The server refuses every attempt of the first round, then accepts.
+    let refusals = FAST_RETRY.attempts;
+    const smtp = await startSmtp({ refuse: () => refusals-- > 0 });
+    const dir = makeDir();
+    const stack = await startStack({ file: join(dir, 'events.sqlite'), smtpUrl: smtp.url, offsets: WEEK_AND_DAY, retry: FAST_RETRY });
+    const agreements = await signAgreements(stack.eventStore);
+    await schedule(stack.eventStore, 'retried', inMs(3 * 3_600_000), agreements, [ANA]);
+    for (let i = 1; i < FAST_RETRY.attempts; i++) {
+      await until(`refusal ${i}`, () => smtp.offered.length === i);
+      await settle(stack);
+      await clock.advanceBy(FAST_RETRY.backoffMs * 2 ** (i - 1));
+    }
+    await until('one ReminderFailed', async () => (await reminderEvents(stack.eventStore, 'retried')).failed.length === 1);
+    await settle(stack);
+    // Not before the round's backoff (15 minutes)...
+    await clock.advanceBy(FAILED_SEND_RETRY.firstDelayMs - 1_000);
+    await settle(stack);
+    expect(smtp.received).toEqual([]);
+    // ...then once, without a restart.
+    await clock.advanceBy(1_000);
+    await until('the mail', () => smtp.received.length === 1);
+    await until('ReminderSent', async () => (await reminderEvents(stack.eventStore, 'retried')).sent.length === 1);
+    await settle(stack);
+    expect(smtp.received).toHaveLength(1);
+    expect(smtp.received[0]!.rcpt).toEqual([ANA.email]);
   });
 
   it('mails once when recording ReminderSent fails: the record is retried, never the send', async () => {
