@@ -6,6 +6,9 @@ import type { ListQueries } from './queries';
 
 export { createMemoryReadStore } from './memory-read-store';
 
+/** A key that must still hold a token for a write to go ahead (the projection lease, the rebuild lock). */
+export type Fence = { key: string; token: string };
+
 export type CommitOptions = {
   /**
    * The position the batch starts after (the checkpoint its documents were read at; null for the
@@ -16,7 +19,7 @@ export type CommitOptions = {
    */
   from: Position | null;
   /** Write only while `key` still holds `token` (the projection lease): a stale holder cannot write. */
-  fence?: { key: string; token: string };
+  fence?: Fence;
 };
 
 /** Raised when the projection lease changed hands between reading and writing a batch. */

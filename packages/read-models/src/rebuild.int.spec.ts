@@ -15,7 +15,7 @@ import type { AgreementDoc, ReviewDoc } from './documents';
 import { createProjector, waitForCheckpoint } from './projector';
 import { agreementFilter, commitmentFilter, reviewFilter, type ListQueries } from './queries';
 import { createMemoryReadStore, type ReadStore } from './read-store';
-import { rebuildReadModels, type RebuildProgress } from './rebuild';
+import { RebuildInProgressError, RebuildLockLostError, rebuildReadModels, type RebuildProgress } from './rebuild';
 import { createRedisReadStore, dropGeneration } from './redis-read-store';
 import { createLedgerWriter } from './testing/ledger-writer';
 import { writeMixedLedger, type MixedLedger } from './testing/mixed-ledger';
@@ -449,5 +449,84 @@ describe('rebuildReadModels', () => {
     await admin.set(`${ns}:rebuild:lock`, 'someone-else', 'PX', 10_000);
     await expect(rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger })).rejects.toThrow(/another rebuild of namespace .* is running/);
     expect(await admin.get(`${ns}:current`)).toBeNull();
+  });
+
+  describe('a rebuild that lost its lock', () => {
+    /** The log as a rebuild reads it, with a hook before its n-th read: after its (n-1)-th commit, before the next. */
+    function pausedBefore(read: number, hook: () => Promise<void>): Pick<EventStore, 'readAll' | 'headPosition'> {
+      let reads = 0;
+      return {
+        headPosition: () => shared.headPosition(),
+        async readAll(o) {
+          if (++reads === read) await hook();
+          return shared.readAll(o);
+        },
+      };
+    }
+    const settled = (p: Promise<unknown>) => p.then((v) => ({ resolved: v }), (err: unknown) => err);
+
+    it('stops with RebuildLockLostError at its next commit, writes nothing more and leaves the generation to the lock\'s holder', async () => {
+      const ns = namespace();
+      const lockKey = `${ns}:rebuild:lock`;
+      let atPause: string | null = null;
+      let keysAtPause = 0;
+      // The lock ran out while the process stood still (SIGSTOP, a long pause) and someone else took it.
+      const eventStore = pausedBefore(3, async () => {
+        atPause = await admin.get(`${ns}:g2:checkpoint`);
+        keysAtPause = await keysOf(ns, 2);
+        await admin.set(lockKey, `${ns}-test-holder`, 'PX', 60_000);
+      });
+
+      const outcome = await settled(rebuildReadModels({ eventStore, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 100, dropDelayMs: 0 }));
+
+      expect(outcome).toBeInstanceOf(RebuildLockLostError);
+      expect(outcome).toBeInstanceOf(RebuildInProgressError);
+      expect((outcome as Error).message).toMatch(new RegExp(`lost the rebuild lock ${lockKey}.*nothing was switched`));
+      expect(atPause).toBe(log[199]!.position);
+      expect(keysAtPause).toBeGreaterThan(100);
+      // Not one more batch, no switch, and the generation is left to the lock's holder, not dropped.
+      expect(await admin.get(`${ns}:g2:checkpoint`)).toBe(atPause);
+      expect(await keysOf(ns, 2)).toBe(keysAtPause);
+      expect(await admin.get(`${ns}:current`)).toBeNull();
+      expect(await admin.get(lockKey)).toBe(`${ns}-test-holder`);
+    });
+
+    it('cannot commit into, switch to or drop the generation of the rebuild that took its lock: that one switches to a generation equal to a replay', async () => {
+      const ns = namespace();
+      let pausedFirst!: () => void;
+      let wakeFirst!: () => void;
+      const firstPaused = new Promise<void>((r) => (pausedFirst = r));
+      const firstWakes = new Promise<void>((r) => (wakeFirst = r));
+      const first = settled(rebuildReadModels({
+        eventStore: pausedBefore(3, async () => {
+          pausedFirst();
+          await firstWakes;
+        }),
+        redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 100, dropDelayMs: 0,
+      }));
+      await firstPaused;
+      // Its lock expires while it stands still; a second rebuild takes the lock and builds the same
+      // next generation. The first wakes when the second has committed its first batch.
+      await admin.del(`${ns}:rebuild:lock`);
+      let firstOutcome: unknown = null;
+      const summary = await rebuildReadModels({
+        eventStore: pausedBefore(2, async () => {
+          wakeFirst();
+          firstOutcome = await first;
+        }),
+        redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 150, dropDelayMs: 0,
+      });
+
+      expect(firstOutcome).toBeInstanceOf(RebuildLockLostError);
+      expect(summary).toMatchObject({ switched: true, generation: 2, previousGeneration: 1, events: log.length, checkpoint: log.at(-1)!.position });
+      const live = followingCurrent(ns);
+      expect(await live.generation()).toBe(2);
+      const replay = createMemoryReadStore();
+      await projectInto(replay, log);
+      expect(await documents(live)).toEqual(await documents(replay));
+      const instants = ['2026-01-01T00:00:00.000Z', ledger.end];
+      expect(await answers(live, instants)).toEqual(await answers(replay, instants));
+      expect(await admin.get(`${ns}:rebuild:lock`)).toBeNull();
+    });
   });
 });

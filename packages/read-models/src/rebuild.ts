@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { comparePositions, type EventStore, type Position, type StoredEvent } from '@cm/event-store';
 import type { AgreementDoc, ReviewDoc } from './documents';
 import { documentsNeeded, projectBatch } from './ledger-projection';
+import { LeaseLostError, type Fence } from './read-store';
 import { createRedisReadStore, dropGeneration } from './redis-read-store';
 
 export type RebuildPhase = 'building' | 'catching-up' | 'comparing' | 'switching' | 'dropping' | 'done';
@@ -68,6 +69,12 @@ export type RebuildOptions = {
 };
 
 export class RebuildInProgressError extends Error {}
+/**
+ * Raised when the rebuild's lock expired (the process stood still past its lease) or was taken by
+ * another rebuild: this one stops at once, has committed nothing since, switched nothing, and left
+ * the next generation to whoever holds the lock now.
+ */
+export class RebuildLockLostError extends RebuildInProgressError {}
 export class RebuildAbortedError extends Error {}
 
 // Large: a log interleaved over many agreements then writes each touched document once per many events.
@@ -78,7 +85,9 @@ const SWITCH_ATTEMPTS = 50;
 const MAX_REPORTED = 1000;
 
 // Positions are decimal bigints that may exceed 2^53: compare them as strings of digits, by length first.
+// KEYS[3] the rebuild lock, ARGV[4] its token: a rebuild that lost its lock cannot switch.
 const SWITCH_IF_CAUGHT_UP = `
+if redis.call('get', KEYS[3]) ~= ARGV[4] then return {'fenced', redis.call('get', KEYS[3]) or ''} end
 local cur = redis.call('get', KEYS[1]) or '1'
 if cur ~= ARGV[1] then return {'moved', cur} end
 local live = redis.call('get', KEYS[2])
@@ -106,6 +115,22 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     throw new RebuildInProgressError(`another rebuild of namespace ${ns} is running (lock ${lockKey} is held)`);
   }
   let lockLost = false;
+  // Every write of the rebuild (each batch, the switch, each drop) checks the lock in the same script.
+  const fence: Fence = { key: lockKey, token };
+  const lockLostError = (cause?: unknown) =>
+    new RebuildLockLostError(`this rebuild lost the rebuild lock ${lockKey} (it expired while the process stood still, or another rebuild took it); it stopped, nothing was switched, and the next generation was left to the lock's holder`, { cause });
+  /** Runs a write of the rebuild; a refused fence means the lock is lost. */
+  const fenced = async <T>(write: () => Promise<T>): Promise<T> => {
+    try {
+      return await write();
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        lockLost = true;
+        throw lockLostError(err);
+      }
+      throw err;
+    }
+  };
   const renew = setInterval(() => {
     control.eval(RENEW, 1, lockKey, token, String(LOCK_TTL_MS)).then(
       (ok) => {
@@ -128,7 +153,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     stores.push(rebuilt);
 
     // Leftovers of an interrupted rebuild would otherwise mix with this one.
-    const leftovers = await dropGeneration(control, ns, nextGeneration);
+    const leftovers = await fenced(() => dropGeneration(control, ns, nextGeneration, { fence }));
     if (leftovers) log.warn({ generation: nextGeneration, keys: leftovers }, 'dropped leftovers of an unfinished rebuild');
 
     // The new generation is written by this function alone, so what it committed is all it holds:
@@ -157,7 +182,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     };
     const ensureRunnable = () => {
       if (options.signal?.aborted) throw new RebuildAbortedError('the rebuild was interrupted before the switch; nothing was switched');
-      if (lockLost) throw new RebuildInProgressError(`the rebuild lock ${lockKey} expired and was taken by another process`);
+      if (lockLost) throw lockLostError();
     };
     const pick = <T>(from: Map<string, T>, ids: Iterable<string>) => {
       const out = new Map<string, T>();
@@ -174,7 +199,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
       const { agreementIds } = documentsNeeded(batch, reviews);
       const changes = projectBatch({ agreements: pick(cache.agreements, agreementIds), reviews }, batch);
       const last = batch.at(-1)!.position;
-      await rebuilt.commit(changes, last, { from: checkpoint });
+      await fenced(() => rebuilt.commit(changes, last, { from: checkpoint, fence }));
       for (const [id, d] of changes.agreements) cache.agreements.set(id, d);
       for (const [id, d] of changes.reviews) cache.reviews.set(id, d);
       checkpoint = last;
@@ -249,7 +274,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
       reachedHead();
       const outcome = await compareWithLive();
       const seconds = elapsed();
-      await dropGeneration(control, ns, nextGeneration);
+      await fenced(() => dropGeneration(control, ns, nextGeneration, { fence }));
       report('done');
       log.info({ differences: outcome.differences.length, ...outcome.compared }, 'check finished; the live read models were left as they were');
       for (const d of outcome.differences.slice(0, 20)) log.warn(d, 'live read model differs from the log');
@@ -266,8 +291,12 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     for (let attempt = 1; !switched; attempt++) {
       ensureRunnable();
       const [outcome, value] = (await control.eval(
-        SWITCH_IF_CAUGHT_UP, 2, `${ns}:current`, liveCheckpointKey, String(liveGeneration), String(nextGeneration), checkpoint ?? '',
+        SWITCH_IF_CAUGHT_UP, 3, `${ns}:current`, liveCheckpointKey, lockKey, String(liveGeneration), String(nextGeneration), checkpoint ?? '', token,
       )) as [string, string];
+      if (outcome === 'fenced') {
+        lockLost = true;
+        throw lockLostError();
+      }
       if (outcome === 'switched') {
         switched = true;
       } else if (outcome === 'moved') {
@@ -286,7 +315,8 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     report('dropping');
     if (dropDelayMs > 0) await sleep(dropDelayMs);
     // The switch stands either way: an old generation left behind costs memory, not correctness.
-    const droppedKeys = await dropGeneration(control, ns, liveGeneration).catch((err: unknown) => {
+    // Fenced as well: a rebuild that lost its lock after the switch leaves the old generation behind.
+    const droppedKeys = await dropGeneration(control, ns, liveGeneration, { fence }).catch((err: unknown) => {
       log.error({ err, generation: liveGeneration }, 'could not drop the previous generation; it is no longer read and can be dropped later');
       return 0;
     });
@@ -300,10 +330,20 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     if (!switched && next !== null) {
       // An unfinished generation is of no use to anyone: leave the namespace as it was found.
       // Never the generation readers follow, should someone have pointed them at it meanwhile.
+      // And never once the lock is lost: the generation may already be the next rebuild's (the drop is fenced).
       const unfinished = next;
       await (async () => {
-        if ((await control.get(`${ns}:current`)) !== String(unfinished)) await dropGeneration(control, ns, unfinished);
-      })().catch((dropErr: unknown) => log.error({ err: dropErr, generation: unfinished }, 'could not drop the unfinished generation'));
+        if (lockLost) return;
+        if ((await control.get(`${ns}:current`)) !== String(unfinished)) await dropGeneration(control, ns, unfinished, { fence });
+      })().catch((dropErr: unknown) => {
+        if (dropErr instanceof LeaseLostError) lockLost = true;
+        else log.error({ err: dropErr, generation: unfinished }, 'could not drop the unfinished generation');
+      });
+      if (lockLost) {
+        log.error({ generation: unfinished, lock: lockKey }, 'the rebuild lost its lock: it stopped and left the unfinished generation to the lock\'s holder');
+        // Whatever else went wrong, the lost lock is the reason to give: the next rebuild owns the namespace now.
+        if (!(err instanceof RebuildLockLostError)) throw lockLostError(err);
+      }
     }
     throw err;
   } finally {

@@ -10,8 +10,8 @@ import { createLedgerWriter } from './testing/ledger-writer';
 import { writeMixedLedger } from './testing/mixed-ledger';
 import { projectInto } from './testing/project-into';
 import { createMemoryReadStore } from './read-store';
-import { createRedisReadStore, dropGeneration } from './redis-read-store';
-import { ReadModelsDamagedError, type ReadStore } from './read-store';
+import { createRedisReadStore, dropGeneration, switchGeneration } from './redis-read-store';
+import { LeaseLostError, ReadModelsDamagedError, type ReadStore } from './read-store';
 import { createProjector, waitForCheckpoint } from './projector';
 import { createDecidedLedger, type DecidedLedger } from './testing/decided-ledger';
 import { agreementFilter, commitmentFilter, reviewFilter } from './queries';
@@ -203,4 +203,61 @@ it('makes a projector whose batch no longer starts at the stored checkpoint resu
     await store.close();
     await es.close();
   }
+});
+
+describe('dropping and switching generations under a fence', () => {
+  let ns: string;
+  let store: ReturnType<typeof createRedisReadStore>;
+  let lock: string;
+
+  beforeEach(async () => {
+    ns = `fence-${randomUUID().slice(0, 8)}`;
+    lock = `${ns}:rebuild:lock`;
+    store = createRedisReadStore({ url, namespace: ns, generation: 2 });
+    const ledger = createDecidedLedger();
+    await ledger.sign('air-services', {
+      title: 'Air Services Agreement', sector: 'air_transport', parties: ['VEN', 'RUS'], signedAt: '2025-11-28',
+      commitments: [{ id: 'route', dueDate: '2026-09-30' }],
+    });
+    await ledger.commitTo(store);
+    // The lock of the rebuild that now works on generation 2: not the caller's.
+    await store.redis.set(lock, `${ns}-test-holder`, 'PX', 60_000);
+  });
+
+  afterEach(async () => {
+    await dropGeneration(store.redis, ns, 2);
+    await store.redis.del(lock, `${ns}:current`);
+    await store.close();
+  });
+
+  const keys = async () => (await store.redis.keys(`${ns}:g2:*`)).sort();
+
+  it('drops nothing of a generation under a fence whose key holds another token, and everything under the token it holds', async () => {
+    const before = await keys();
+    expect(before.length).toBeGreaterThan(3);
+
+    const refused = await caught(dropGeneration(store.redis, ns, 2, { fence: { key: lock, token: 'a-rebuild-that-lost-it' } }));
+    expect(refused).toBeInstanceOf(LeaseLostError);
+    expect((refused as Error).message).toContain(lock);
+    expect(await keys()).toEqual(before);
+    expect(await store.checkpoint()).not.toBeNull();
+
+    // A lock that expired and was taken by nobody fences as well.
+    await store.redis.del(lock);
+    expect(await caught(dropGeneration(store.redis, ns, 2, { fence: { key: lock, token: 'a-rebuild-that-lost-it' } }))).toBeInstanceOf(LeaseLostError);
+    expect(await keys()).toEqual(before);
+
+    await store.redis.set(lock, `${ns}-test-holder`, 'PX', 60_000);
+    expect(await dropGeneration(store.redis, ns, 2, { fence: { key: lock, token: `${ns}-test-holder` } })).toBe(before.length);
+    expect(await keys()).toEqual([]);
+  });
+
+  it('switches readers under a fence only while its key holds the token', async () => {
+    const refused = await caught(switchGeneration(store.redis, ns, 2, { fence: { key: lock, token: 'a-rebuild-that-lost-it' } }));
+    expect(refused).toBeInstanceOf(LeaseLostError);
+    expect(await store.redis.get(`${ns}:current`)).toBeNull();
+
+    await switchGeneration(store.redis, ns, 2, { fence: { key: lock, token: `${ns}-test-holder` } });
+    expect(await store.redis.get(`${ns}:current`)).toBe('2');
+  });
 });

@@ -15,7 +15,7 @@ import {
   type AgreementFilter, type CommitmentFilter, type CommitmentListItem, type Dashboard, type Page, type ReviewFilter,
 } from './queries';
 import {
-  CheckpointMismatchError, GenerationChangedError, LeaseLostError, ReadModelsDamagedError, type CommitOptions, type ReadStore,
+  CheckpointMismatchError, GenerationChangedError, LeaseLostError, ReadModelsDamagedError, type CommitOptions, type Fence, type ReadStore,
 } from './read-store';
 import { agreementSummary, commitmentView, reviewView, type AgreementSummary, type ReviewView } from './views';
 
@@ -603,20 +603,49 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
   };
 }
 
-/** Points readers at another generation of keys, atomically. */
-export async function switchGeneration(redis: Redis, namespace: string, generation: number): Promise<void> {
-  await redis.set(`${namespace}:current`, String(generation));
+// The fence is checked in the very script that writes: nothing can take the key in between.
+const SWITCH_FENCED = `
+if redis.call('get', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('set', KEYS[1], ARGV[1])
+return 1
+`;
+const UNLINK_FENCED = `
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
+if #KEYS < 2 then return 0 end
+return redis.call('unlink', unpack(KEYS, 2))
+`;
+const fenceLost = (fence: Fence, what: string) => new LeaseLostError(`${fence.key} is no longer held by ${fence.token}; ${what}`);
+
+/** Points readers at another generation of keys, atomically; under a `fence`, only while its key holds the token. */
+export async function switchGeneration(redis: Redis, namespace: string, generation: number, options: { fence?: Fence } = {}): Promise<void> {
+  const { fence } = options;
+  if (!fence) {
+    await redis.set(`${namespace}:current`, String(generation));
+    return;
+  }
+  if ((await redis.eval(SWITCH_FENCED, 2, `${namespace}:current`, fence.key, String(generation), fence.token)) !== 1) {
+    throw fenceLost(fence, `readers were not switched to generation ${generation}`);
+  }
 }
 
-/** Deletes every key of a generation (after a switch, the old one), in batches. */
-export async function dropGeneration(redis: Redis, namespace: string, generation: number): Promise<number> {
+/**
+ * Deletes every key of a generation (after a switch, the old one), in batches. Under a `fence`,
+ * each batch is deleted only while the fence key holds its token, checked in the same script: a
+ * rebuild that lost its lock cannot drop a generation its successor is writing. A lost fence
+ * raises LeaseLostError and leaves the rest of the generation where it is.
+ */
+export async function dropGeneration(redis: Redis, namespace: string, generation: number, options: { fence?: Fence } = {}): Promise<number> {
+  const { fence } = options;
   let cursor = '0';
   let dropped = 0;
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:g${generation}:*`, 'COUNT', 1000);
     cursor = next;
-    if (keys.length) dropped += await redis.unlink(...keys);
+    if (fence) {
+      const n = (await redis.eval(UNLINK_FENCED, 1 + keys.length, fence.key, ...keys, fence.token)) as number;
+      if (n < 0) throw fenceLost(fence, `${dropped} keys of generation ${generation} were dropped, the rest left`);
+      dropped += n;
+    } else if (keys.length) dropped += await redis.unlink(...keys);
   } while (cursor !== '0');
   return dropped;
 }
-
