@@ -491,6 +491,32 @@ describe('rebuildReadModels', () => {
       expect(await admin.get(lockKey)).toBe(`${ns}-test-holder`);
     });
 
+    it('cannot switch readers once its lock is lost after its last batch, and leaves that generation to the lock\'s holder', async () => {
+      const ns = namespace();
+      const lockKey = `${ns}:rebuild:lock`;
+      // One full batch, then an empty read at the head: the hook runs there, after every commit and before the switch.
+      let hooked = false;
+      const eventStore: Pick<EventStore, 'readAll' | 'headPosition'> = {
+        headPosition: () => shared.headPosition(),
+        async readAll(o) {
+          const batch = await shared.readAll(o);
+          if (batch.length === 0 && !hooked) {
+            hooked = true;
+            await admin.set(lockKey, `${ns}-test-holder`, 'PX', 60_000);
+          }
+          return batch;
+        },
+      };
+
+      const outcome = await settled(rebuildReadModels({ eventStore, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: log.length, dropDelayMs: 0 }));
+
+      expect(hooked).toBe(true);
+      expect(outcome).toBeInstanceOf(RebuildLockLostError);
+      expect(await admin.get(`${ns}:current`)).toBeNull();
+      expect(await admin.get(`${ns}:g2:checkpoint`)).toBe(log.at(-1)!.position);
+      expect(await admin.get(lockKey)).toBe(`${ns}-test-holder`);
+    });
+
     it('cannot commit into, switch to or drop the generation of the rebuild that took its lock: that one switches to a generation equal to a replay', async () => {
       const ns = namespace();
       let pausedFirst!: () => void;
