@@ -517,6 +517,32 @@ describe('rebuildReadModels', () => {
       expect(await admin.get(lockKey)).toBe(`${ns}-test-holder`);
     });
 
+    it('drops nothing on its way out when it fails for another reason after the lock was lost', async () => {
+      const ns = namespace();
+      const lockKey = `${ns}:rebuild:lock`;
+      let keysAtPause = 0;
+      let reads = 0;
+      const eventStore: Pick<EventStore, 'readAll' | 'headPosition'> = {
+        headPosition: () => shared.headPosition(),
+        async readAll(o) {
+          if (++reads === 3) {
+            keysAtPause = await keysOf(ns, 2);
+            await admin.set(lockKey, `${ns}-test-holder`, 'PX', 60_000);
+            throw new Error('the log could not be read');
+          }
+          return shared.readAll(o);
+        },
+      };
+
+      const outcome = await settled(rebuildReadModels({ eventStore, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 100, dropDelayMs: 0 }));
+
+      expect(outcome).toBeInstanceOf(RebuildLockLostError);
+      expect(((outcome as Error).cause as Error).message).toBe('the log could not be read');
+      expect(keysAtPause).toBeGreaterThan(100);
+      expect(await keysOf(ns, 2)).toBe(keysAtPause);
+      expect(await admin.get(lockKey)).toBe(`${ns}-test-holder`);
+    });
+
     it('cannot commit into, switch to or drop the generation of the rebuild that took its lock: that one switches to a generation equal to a replay', async () => {
       const ns = namespace();
       let pausedFirst!: () => void;
