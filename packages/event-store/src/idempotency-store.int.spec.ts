@@ -4,7 +4,7 @@
 // pruned only past retention.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -78,6 +78,19 @@ describe.each(Object.keys(stores))('%s idempotency claims', (kind) => {
     // The dead owner, back late, can no longer overwrite what the new owner answers.
     expect(await one.complete(answer('k', T0, 'hash-1'), 'dead-owner')).toBe(false);
     expect(await two.complete(answer('k', T0, 'hash-1'), 'owner-b')).toBe(true);
+  });
+
+  it('lets the same request take over at once a claim whose process on this host is gone, never another request', async () => {
+    const [one, two] = stores[kind]!();
+    const dead = `${hostname()}/4194305/${randomUUID()}`; // beyond any pid Linux hands out
+    expect((await claim(one, 'k', 'hash-1', dead)).state).toBe('claimed');
+    expect((await claim(two, 'k', 'hash-2', 'owner-b', later(1_000))).state).toBe('mismatch');
+    const live = `${hostname()}/${process.pid}/${randomUUID()}`;
+    expect((await claim(two, 'k', 'hash-1', live, later(1_000))).state).toBe('claimed');
+    // A live owner keeps its claim for its lease.
+    expect((await claim(one, 'k', 'hash-1', 'owner-c', later(2_000))).state).toBe('in_flight');
+    expect(await one.complete(answer('k', T0, 'hash-1'), dead)).toBe(false);
+    expect(await two.complete(answer('k', T0, 'hash-1'), live)).toBe(true);
   });
 
   it('frees the key on a refusal (forget), keeps the hash but drops the owner when the outcome is unknown', async () => {

@@ -2,6 +2,8 @@
 // (method, route, body, caller), then appends, then completes the claim with its answer. A repeat
 // with the same key and hash gets the answer back (or waits while the first is in flight); the
 // same key with another hash is refused. Kept beside the log so the memory survives restarts.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 
 export type IdempotencyRecord = {
@@ -39,7 +41,7 @@ export type ClaimOutcome =
   | { state: 'done'; record: IdempotencyRecord }
   /** The key is held or was answered for another request. */
   | { state: 'mismatch' }
-  /** The same request is being run by another owner whose lease still holds. */
+  /** The same request is being run by another owner, alive as far as can be told, whose lease still holds. */
   | { state: 'in_flight' };
 
 export interface IdempotencyStore {
@@ -55,6 +57,30 @@ export interface IdempotencyStore {
   get(scope: string, key: string): Promise<IdempotencyRecord | null>;
   /** Forgets answers and claims older than the instant; returns how many were dropped. */
   prune(olderThan: string): Promise<number>;
+}
+
+/** An owner for one request: `host/pid/uuid`, so a process on the same host can tell a dead owner. */
+export function idempotencyOwner(): string {
+  return `${hostname()}/${process.pid}/${randomUUID()}`;
+}
+
+/**
+ * Whether the owner's process is known to be gone: it ran on this host and its pid no longer
+ * exists. A restarted process then takes over its dead predecessor's claims at once instead of
+ * waiting for their leases. If it is wrong (a pid in another pid namespace under the same host
+ * name), two runs of the SAME request overlap; they append the same event ids, so the log keeps
+ * one and both answer it.
+ */
+export function idempotencyOwnerGone(owner: string): boolean {
+  const [host, pid] = owner.split('/');
+  const n = Number(pid);
+  if (host !== hostname() || !Number.isInteger(n) || n <= 0 || n === process.pid) return false;
+  try {
+    process.kill(n, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 type Row = {
@@ -117,7 +143,7 @@ export function createSqliteIdempotencyStore(db: Database.Database, options: Sql
     }
     if (row.request_hash !== r.requestHash) return { state: 'mismatch' };
     if (row.status_code !== null) return { state: 'done', record: toRecord(row) };
-    if (row.owner !== null && row.lease_until !== null && row.lease_until > r.now) return { state: 'in_flight' };
+    if (row.owner !== null && row.lease_until !== null && row.lease_until > r.now && !idempotencyOwnerGone(row.owner)) return { state: 'in_flight' };
     takeOver.run({ scope: r.scope, key: r.key, owner: r.owner, leaseUntil });
     return { state: 'claimed' };
   });

@@ -4,12 +4,12 @@
 // the owner in one step, so a late or foreign owner never overwrites what another wrote. Each
 // key expires after its retention (48 h by default), pending or answered.
 import type { Redis } from 'ioredis';
-import { IDEMPOTENCY_LEASE_MS, IDEMPOTENCY_RETENTION_MS, type ClaimOutcome, type IdempotencyRecord, type IdempotencyStore } from './idempotency-store';
+import { IDEMPOTENCY_LEASE_MS, IDEMPOTENCY_RETENTION_MS, idempotencyOwnerGone, type ClaimOutcome, type IdempotencyRecord, type IdempotencyStore } from './idempotency-store';
 
 /** A pending claim: the hash and its owner's lease; an answered one has the record's fields too. */
 type Stored = Partial<IdempotencyRecord> & { scope: string; key: string; requestHash: string; createdAt: string; owner?: string; leaseUntil?: string };
 
-// ARGV: requestHash, owner, now, leaseUntil, pendingJson, retentionSeconds
+// ARGV: requestHash, owner, now, leaseUntil, pendingJson, retentionSeconds, goneOwner (an owner known dead, or '')
 const CLAIM_EXISTING = `
 local v = redis.call('GET', KEYS[1])
 if not v then
@@ -19,7 +19,7 @@ end
 local r = cjson.decode(v)
 if r.requestHash ~= ARGV[1] then return {'mismatch'} end
 if r.statusCode then return {'done', v} end
-if type(r.owner) == 'string' and type(r.leaseUntil) == 'string' and r.leaseUntil > ARGV[3] then return {'in_flight'} end
+if type(r.owner) == 'string' and r.owner ~= ARGV[7] and type(r.leaseUntil) == 'string' and r.leaseUntil > ARGV[3] then return {'in_flight', r.owner} end
 r.owner = ARGV[2]
 r.leaseUntil = ARGV[4]
 redis.call('SET', KEYS[1], cjson.encode(r), 'KEEPTTL')
@@ -64,7 +64,11 @@ export function createRedisIdempotencyStore(redis: Redis, options: { namespace: 
       const pending: Stored = { scope: r.scope, key: r.key, requestHash: r.requestHash, createdAt: r.now, owner: r.owner, leaseUntil };
       const k = keyOf(r.scope, r.key);
       if ((await redis.set(k, JSON.stringify(pending), 'EX', retention, 'NX')) === 'OK') return { state: 'claimed' };
-      const [state, value] = (await redis.eval(CLAIM_EXISTING, 1, k, r.requestHash, r.owner, r.now, leaseUntil, JSON.stringify(pending), retention)) as [string, string?];
+      const attempt = async (gone: string) =>
+        (await redis.eval(CLAIM_EXISTING, 1, k, r.requestHash, r.owner, r.now, leaseUntil, JSON.stringify(pending), retention, gone)) as [string, string?];
+      let [state, value] = await attempt('');
+      // Held by a process of this host that no longer exists: take over from exactly that owner.
+      if (state === 'in_flight' && value && idempotencyOwnerGone(value)) [state, value] = await attempt(value);
       if (state === 'done') return { state, record: answered(value!)! };
       return { state: state as 'claimed' | 'mismatch' | 'in_flight' };
     },

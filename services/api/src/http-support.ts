@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import canonicalize from 'canonicalize';
 import { normalizeInstant } from '@cm/domain';
 import type { AgreementState, ExistingAgreement } from '@cm/domain';
-import { POSITION_PATTERN, type CommandContext, type CommandResult, type IdempotencyStore } from '@cm/event-store';
+import { POSITION_PATTERN, idempotencyOwner, type CommandContext, type CommandResult, type IdempotencyStore } from '@cm/event-store';
 import { agreementDetail, waitForCheckpoint, type ReadStore } from '@cm/read-models';
 import { AppError } from '@cm/domain';
 import { principalOf } from './access';
@@ -128,7 +128,7 @@ export async function answerCommand(
   }
 
   async function claimAndRun(): Promise<FastifyReply> {
-    const owner = randomUUID();
+    const owner = idempotencyOwner();
     const waitMs = deps.idempotencyTiming?.waitMs ?? IN_FLIGHT_WAIT_MS;
     const leaseMs = deps.idempotencyTiming?.leaseMs;
     const waitUntil = Date.now() + waitMs;
