@@ -129,4 +129,20 @@ describe('SQLite idempotency answers', () => {
     expect(await reopened.get('mfa-ven', 'yesterday')).toMatchObject({ statusCode: 200, body: { ok: 'yesterday' }, headers: { etag: '"1"' } });
     expect(await reopened.get('mfa-ven', 'two-days-ago')).toBeNull();
   });
+
+  it('keep answering from a file written before claims existed, and take claims on it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cm-idem-'));
+    dirs.push(dir);
+    const path = join(dir, 'events.sqlite');
+    const old = openSqliteDatabase(path);
+    old.exec(`CREATE TABLE idempotency (
+      scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL, status_code INTEGER NOT NULL,
+      body TEXT NOT NULL, headers TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (scope, key))`);
+    old.prepare("INSERT INTO idempotency VALUES ('mfa-ven', 'before', 'h', 201, '{\"id\":\"a\"}', '{}', ?)").run(T0);
+    old.close();
+    const store = createSqliteIdempotencyStore(openSqliteDatabase(path));
+    expect(await claim(store, 'before', 'h', 'owner-a')).toMatchObject({ state: 'done', record: { statusCode: 201, body: { id: 'a' } } });
+    expect((await claim(store, 'before', 'other', 'owner-a')).state).toBe('mismatch');
+    expect((await claim(store, 'new', 'h2', 'owner-a')).state).toBe('claimed');
+  });
 });

@@ -115,10 +115,20 @@ export function createSqliteIdempotencyStore(db: Database.Database, options: Sql
   db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL, status_code INTEGER,
     body TEXT, headers TEXT, created_at TEXT NOT NULL, owner TEXT, lease_until TEXT, PRIMARY KEY (scope, key))`);
-  // Files made before claims existed: every row there is a completed answer.
-  const columns = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(idempotency)').all().map((c) => c.name));
-  if (!columns.has('owner')) db.exec('ALTER TABLE idempotency ADD COLUMN owner TEXT');
-  if (!columns.has('lease_until')) db.exec('ALTER TABLE idempotency ADD COLUMN lease_until TEXT');
+  // Files made before claims existed: every row there is a completed answer, and the answer
+  // columns were NOT NULL; the table is rebuilt (once, in one transaction) to hold pending claims.
+  const columns = db.prepare<[], { name: string; notnull: number }>('PRAGMA table_info(idempotency)').all();
+  if (!columns.some((c) => c.name === 'owner') || columns.some((c) => c.name === 'status_code' && c.notnull === 1)) {
+    db.transaction(() => {
+      db.exec(`CREATE TABLE idempotency_claims (
+        scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL, status_code INTEGER,
+        body TEXT, headers TEXT, created_at TEXT NOT NULL, owner TEXT, lease_until TEXT, PRIMARY KEY (scope, key));
+        INSERT INTO idempotency_claims (scope, key, request_hash, status_code, body, headers, created_at)
+          SELECT scope, key, request_hash, status_code, body, headers, created_at FROM idempotency;
+        DROP TABLE idempotency;
+        ALTER TABLE idempotency_claims RENAME TO idempotency;`);
+    }).immediate();
+  }
 
   const get = db.prepare<[string, string], Row>('SELECT * FROM idempotency WHERE scope = ? AND key = ?');
   const insertClaim = db.prepare(

@@ -68,13 +68,15 @@ const IN_FLIGHT_WAIT_MS = 5000;
 const IN_FLIGHT_POLL_MS = 25;
 
 /**
- * The request as far as Idempotency-Key is concerned: method, route, body (canonical JSON, so key
- * order does not matter) and the caller. Event ids and generated resource ids derive from it, so
- * a re-run of the same request names the same events and the log recognises them as a repeat.
+ * The request as far as Idempotency-Key is concerned: method, route and body (canonical JSON, so
+ * key order does not matter). The caller is not hashed: it scopes the key itself (two callers'
+ * keys never meet), and answers remembered before claims existed keep matching their repeats.
+ * Event ids and generated resource ids derive from caller, key and this hash, so a re-run of the
+ * same request names the same events and the log recognises them as a repeat.
  */
 export function requestHashOf(request: FastifyRequest): string {
   return (request.idempotencyHash ??= createHash('sha256')
-    .update(`${request.method} ${request.url.split('?')[0]}\n${actorOf(request)}\n${canonicalize(request.body ?? null) ?? ''}`)
+    .update(`${request.method} ${request.url.split('?')[0]}\n${canonicalize(request.body ?? null) ?? ''}`)
     .digest('hex'));
 }
 
