@@ -10,6 +10,8 @@ export type AppDeps = {
   readStore: ReadStore;
   queries: Queries;
   idempotency: IdempotencyStore;
+  /** How long an Idempotency-Key claim holds before a repeat may take it over, and how long a repeat waits for one in flight. */
+  idempotencyTiming?: { leaseMs?: number; waitMs?: number };
   /** The in-process projector, when this process runs one (reported by /ready). */
   projector: Projector | null;
   logger: Logger;

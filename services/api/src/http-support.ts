@@ -5,9 +5,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import canonicalize from 'canonicalize';
 import { normalizeInstant } from '@cm/domain';
 import type { AgreementState, ExistingAgreement } from '@cm/domain';
-import { POSITION_PATTERN, type CommandContext, type CommandResult, type IdempotencyStore } from '@cm/event-store';
+import { POSITION_PATTERN, idempotencyOwner, type CommandContext, type CommandResult, type IdempotencyStore } from '@cm/event-store';
 import { agreementDetail, waitForCheckpoint, type ReadStore } from '@cm/read-models';
+import { AppError } from '@cm/domain';
 import { principalOf } from './access';
+import type { AppDeps } from './deps';
 import { HttpProblem } from './problem';
 
 /** How far in the future a caller's occurredAt may be before it is refused (clock skew). */
@@ -36,7 +38,7 @@ export function commandContext(request: FastifyRequest, now: Date, occurredAt: s
     actor: actorOf(request),
     occurredAt: when,
     correlationId: correlationIdOf(request),
-    idempotencyScope: key ? `${actorOf(request)}|${key}` : null,
+    idempotencyScope: key ? `${actorOf(request)}|${key}|${requestHashOf(request)}` : null,
     ifMatch: parseIfMatch(request.headers['if-match']),
   };
 }
@@ -61,51 +63,113 @@ function idempotencyKey(request: FastifyRequest): string | null {
   return key;
 }
 
-const inFlight = new Map<string, Promise<unknown>>();
+/** What the service waits for a same-key request in flight elsewhere before answering 409. */
+const IN_FLIGHT_WAIT_MS = 5000;
+const IN_FLIGHT_POLL_MS = 25;
 
 /**
- * Answers a command, honouring Idempotency-Key: the first successful answer is remembered
- * with a hash of the request; a repeat gets it back, another body under the same key gets 422.
+ * The request as far as Idempotency-Key is concerned: method, route and body (canonical JSON, so
+ * key order does not matter). The caller is not hashed: it scopes the key itself (two callers'
+ * keys never meet), and answers remembered before claims existed keep matching their repeats.
+ * Event ids and generated resource ids derive from caller, key and this hash, so a re-run of the
+ * same request names the same events and the log recognises them as a repeat.
+ */
+export function requestHashOf(request: FastifyRequest): string {
+  return (request.idempotencyHash ??= createHash('sha256')
+    .update(`${request.method} ${request.url.split('?')[0]}\n${canonicalize(request.body ?? null) ?? ''}`)
+    .digest('hex'));
+}
+
+// Per store (so two apps in one process never share it): the same key in flight in this process
+// waits for the request ahead of it instead of asking the store again and again.
+const guards = new WeakMap<IdempotencyStore, Map<string, Promise<unknown>>>();
+function guardOf(store: IdempotencyStore): Map<string, Promise<unknown>> {
+  let g = guards.get(store);
+  if (!g) guards.set(store, (g = new Map()));
+  return g;
+}
+
+/** A refusal appended nothing, so the key may serve a corrected request; anything else may have written. */
+function appendedNothing(err: unknown): boolean {
+  return err instanceof AppError || (err instanceof HttpProblem && err.status < 500);
+}
+
+const reusedKey = () =>
+  new HttpProblem(422, 'idempotency_key_reused', 'this Idempotency-Key was used with another request; use a new key for a new request', [{ path: 'Idempotency-Key', message: 'already used with a different request' }]);
+
+/**
+ * Answers a command, honouring Idempotency-Key. Before anything is appended the request claims
+ * its key with its hash: another request under the key is refused (422) whether the first is
+ * answered or still running; the same request waits for the first and gets its answer. A claim
+ * left by a process that died (its lease ran out) is taken over by the same request, which runs
+ * again with the same event ids: the log sees a repeat, appends nothing, and the first result is
+ * answered. The first successful answer is remembered; refusals free the key.
  */
 export async function answerCommand(
   request: FastifyRequest,
   reply: FastifyReply,
-  store: IdempotencyStore,
-  now: () => Date,
+  deps: Pick<AppDeps, 'idempotency' | 'now' | 'logger'> & { idempotencyTiming?: AppDeps['idempotencyTiming'] },
   run: () => Promise<Answer>,
 ): Promise<FastifyReply> {
   const key = idempotencyKey(request);
   const send = (a: Answer) => reply.code(a.status).headers(a.headers ?? {}).send(a.body);
   if (!key) return send(await run());
 
+  const store = deps.idempotency;
   const scope = actorOf(request);
-  const requestHash = createHash('sha256')
-    .update(`${request.method} ${request.url.split('?')[0]}\n${canonicalize(request.body ?? null) ?? ''}`)
-    .digest('hex');
+  const requestHash = requestHashOf(request);
   const lockKey = `${scope}|${key}`;
-  // Two identical requests racing in this process: the second waits for the first's answer.
-  while (inFlight.has(lockKey)) await inFlight.get(lockKey)!.catch(() => undefined);
-
-  const previous = await store.get(scope, key);
-  if (previous) {
-    if (previous.requestHash !== requestHash) {
-      throw new HttpProblem(422, 'idempotency_key_reused', 'this Idempotency-Key was used with another request; use a new key for a new request', [{ path: 'Idempotency-Key', message: 'already used with a different request' }]);
-    }
-    return reply.code(previous.statusCode).headers({ ...previous.headers, 'idempotent-replayed': 'true' }).send(previous.body);
+  const guard = guardOf(store);
+  while (guard.has(lockKey)) await guard.get(lockKey)!.catch(() => undefined);
+  const work = claimAndRun();
+  guard.set(lockKey, work);
+  try {
+    return await work;
+  } finally {
+    if (guard.get(lockKey) === work) guard.delete(lockKey);
   }
 
-  const work = (async () => {
+  async function claimAndRun(): Promise<FastifyReply> {
+    const owner = idempotencyOwner();
+    const waitMs = deps.idempotencyTiming?.waitMs ?? IN_FLIGHT_WAIT_MS;
+    const leaseMs = deps.idempotencyTiming?.leaseMs;
+    const waitUntil = Date.now() + waitMs;
+    for (;;) {
+      const claim = await store.claim({ scope, key: key!, requestHash, owner, now: deps.now().toISOString(), ...(leaseMs ? { leaseMs } : {}) });
+      if (claim.state === 'claimed') break;
+      if (claim.state === 'mismatch') throw reusedKey();
+      if (claim.state === 'done') {
+        const previous = claim.record;
+        return reply.code(previous.statusCode).headers({ ...previous.headers, 'idempotent-replayed': 'true' }).send(previous.body);
+      }
+      // The same request is running in another process: wait for its answer, within reason.
+      if (Date.now() >= waitUntil) {
+        throw new HttpProblem(409, 'idempotency_key_in_flight', 'a request with this Idempotency-Key is still being processed; retry shortly', [{ path: 'Idempotency-Key', message: 'a request with this key is in flight' }], { 'retry-after': '1' });
+      }
+      await new Promise((r) => setTimeout(r, IN_FLIGHT_POLL_MS));
+    }
+
+    let answer: Answer;
+    try {
+      answer = await run();
+    } catch (err) {
+      await store.release(scope, key!, owner, { forget: appendedNothing(err) })
+        .catch((releaseErr: unknown) => deps.logger.error({ err: releaseErr, key }, 'releasing an idempotency claim failed; its lease frees it'));
+      throw err;
+    }
     // Refusals appended nothing, so only successful answers need remembering.
-    const answer = await run();
-    if (answer.status >= 300) return answer;
-    await store.put({ scope, key, requestHash, statusCode: answer.status, body: answer.body, headers: answer.headers ?? {}, createdAt: now().toISOString() });
-    return answer;
-  })();
-  inFlight.set(lockKey, work);
-  try {
-    return send(await work);
-  } finally {
-    inFlight.delete(lockKey);
+    if (answer.status >= 300) {
+      await store.release(scope, key!, owner, { forget: true });
+      return send(answer);
+    }
+    try {
+      const kept = await store.complete({ scope, key: key!, requestHash, statusCode: answer.status, body: answer.body, headers: answer.headers ?? {}, createdAt: deps.now().toISOString() }, owner);
+      if (!kept) deps.logger.warn({ key }, 'idempotency claim was taken over before its answer was stored; the answer stands, a repeat re-reads it from the log');
+    } catch (err) {
+      // What was appended stands and is answered; a repeat re-runs and finds its events in the log.
+      deps.logger.error({ err, key }, 'storing an idempotency answer failed');
+    }
+    return send(answer);
   }
 }
 
@@ -124,6 +188,7 @@ export async function awaitPosition(readStore: ReadStore, after: string | undefi
 declare module 'fastify' {
   interface FastifyRequest {
     correlationId?: string;
+    idempotencyHash?: string;
   }
 }
 

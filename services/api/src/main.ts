@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     // Api processes on several machines share no file: their idempotency answers go to Redis when there is one.
     idempotency = redisStore
       ? createRedisIdempotencyStore(redisStore.redis, { namespace: config.redisNamespace })
-      : createSqliteIdempotencyStore(openSqliteDatabase(`${config.dataDir}/idempotency.sqlite`));
+      : createSqliteIdempotencyStore(openSqliteDatabase(`${config.dataDir}/idempotency.sqlite`), { besideLog: false });
   }
   shutdown.add('event store', () => eventStore.close());
   logger.info(

@@ -40,6 +40,7 @@ const KEYED: ProblemCodes = { 401: ['credentials_required', 'invalid_credentials
 const COMMAND: ProblemCodes = {
   400: ['invalid_input', 'invalid_json', 'invalid_if_match', 'invalid_idempotency_key'],
   403: ['outside_parties'],
+  409: ['idempotency_key_in_flight'],
   412: ['stale_revision'],
   415: ['unsupported_media_type'],
   422: ['idempotency_key_reused'],

@@ -41,7 +41,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     reply: FastifyReply,
     command: AgreementCommand,
   ) {
-    return answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    return answerCommand(request, reply, deps, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), command, ctx);
       const state = result.state as ExistingAgreement;
@@ -58,7 +58,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   app.post('/v1/agreements', {
     schema: { tags: ['agreements'], operationId: 'createAgreement', summary: 'Record a signed agreement with its commitments', body: createAgreementBody, problems: { 409: ['agreement_exists'] } },
   }, async (request, reply) =>
-    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    answerCommand(request, reply, deps, async () => {
       const b = request.body;
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const id = b.id ?? idFromTitle(b.title, 48, ctx.idempotencyScope);
@@ -126,7 +126,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated'] },
     },
   }, async (request, reply) =>
-    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    answerCommand(request, reply, deps, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), { type: 'TerminateAgreement', reason: request.body.reason }, ctx);
       return { status: 200, headers: { etag: etagOf(result.revision) }, body: await agreementAnswer(readStore, result, request.params.id, nowIso()) };
@@ -138,7 +138,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated', 'commitment_exists'] },
     },
   }, async (request, reply) =>
-    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    answerCommand(request, reply, deps, async () => {
       const b = request.body;
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const cid = b.id ?? idFromTitle(b.title, 40, ctx.idempotencyScope);

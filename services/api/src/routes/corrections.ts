@@ -30,7 +30,7 @@ export const correctionRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps
       problems: { 404: ['agreement_not_found'] },
     },
   }, async (request, reply) =>
-    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    answerCommand(request, reply, deps, async () => {
       const b = request.body;
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const stream = agreementStream(request.params.id);

@@ -39,7 +39,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       problems: { 400: ['unknown_agreement'], 409: ['review_exists'] },
     },
   }, async (request, reply) =>
-    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    answerCommand(request, reply, deps, async () => {
       const b = request.body;
       // One read per agreement tells both whether it exists and whose it is.
       const parties = await partiesOf(eventStore, b.agreementIds);
@@ -139,7 +139,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   app.post('/v1/reviews/:id/reschedule', {
     schema: { tags: ['reviews'], operationId: 'rescheduleReview', summary: 'Move a scheduled review to another future instant', params: reviewParams, body: rescheduleBody, problems: REVIEW_COMMAND },
   }, async (request, reply) =>
-    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    answerCommand(request, reply, deps, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       await checkReviewAccess(eventStore, principalOf(request), request.params.id);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
@@ -151,7 +151,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
   app.post('/v1/reviews/:id/cancellation', {
     schema: { tags: ['reviews'], operationId: 'cancelReview', summary: 'Cancel a scheduled review', params: reviewParams, body: reasonBody, problems: REVIEW_COMMAND },
   }, async (request, reply) =>
-    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    answerCommand(request, reply, deps, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       await checkReviewAccess(eventStore, principalOf(request), request.params.id);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, { type: 'CancelReview', reason: request.body.reason }, ctx);
@@ -164,7 +164,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       problems: mergeProblems(REVIEW_COMMAND, { 400: ['unknown_commitment'] }),
     },
   }, async (request, reply) =>
-    answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+    answerCommand(request, reply, deps, async () => {
       const b = request.body;
       const now = nowIso();
       const heldAt = b.heldAt ? normalizeInstant(b.heldAt) : now;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Role } from '@cm/domain';
 import { createKeyRing, createLogger, hashSecret, writeApiKeysFile } from '@cm/platform';
-import { createSqliteEventStore, createSqliteIdempotencyStore, type EventStore, type SqliteEventStore, type WriterSupervision } from '@cm/event-store';
+import { createSqliteEventStore, createSqliteIdempotencyStore, type EventStore, type IdempotencyStore, type SqliteEventStore, type WriterSupervision } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, type ReadStore } from '@cm/read-models';
 import { buildApp, type App } from '../app';
 import type { AppDeps } from '../deps';
@@ -42,6 +42,13 @@ export async function createTestApp(options: {
   wrapEventStore?: (store: EventStore) => EventStore;
   /** The log writer's supervision (tests hold its restart, or watch its log lines). */
   writer?: WriterSupervision;
+  /** The Idempotency-Key store (default: SQLite beside the log), a wrapper around it (a test pauses between claim and append), and its timing. */
+  idempotency?: {
+    store?: IdempotencyStore;
+    wrap?: (store: IdempotencyStore) => IdempotencyStore;
+    leaseMs?: number;
+    waitMs?: number;
+  };
 } = {}): Promise<TestApp> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'cm-api-'));
   let now = options.now ? new Date(options.now) : null;
@@ -61,8 +68,11 @@ export async function createTestApp(options: {
   // As in the api role of main.ts: half-written review outcomes are completed at start and as they appear.
   const outcomes = createOutcomeCompleter({ eventStore: writeStore, logger });
   await outcomes.start();
+  const baseIdempotency = options.idempotency?.store ?? createSqliteIdempotencyStore(eventStore.db);
+  const idempotency = options.idempotency?.wrap?.(baseIdempotency) ?? baseIdempotency;
   const app = await buildApp({
-    eventStore: writeStore, readStore, queries: createQueries(readStore), idempotency: createSqliteIdempotencyStore(eventStore.db), projector, logger,
+    eventStore: writeStore, readStore, queries: createQueries(readStore), idempotency, projector, logger,
+    idempotencyTiming: { ...(options.idempotency?.leaseMs ? { leaseMs: options.idempotency.leaseMs } : {}), ...(options.idempotency?.waitMs ? { waitMs: options.idempotency.waitMs } : {}) },
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
     keyRing, rateLimit: options.rateLimit ?? null, corsOrigins: options.corsOrigins ?? [],
     publicUrl: options.publicUrl ?? null,
