@@ -25,9 +25,9 @@ import type {
 } from './event-store';
 import {
   DEFAULT_ANY_RETRY_MS, DEFAULT_STREAM_PREFIXES, ID_CLAIMED, ID_WRITTEN, SubscriptionCursor, anyContentionError, anyRetryDelay,
-  appendConflict, checkAppendResult, claimedData, compareEsdbPositions, decodePosition, deletedStreamError, emptyStreamHistoryError,
-  fromResolvedEvent, headOf, idClaimStream, isOwnEvent, positionOf, prepareAppend, readIdClaim, resubscribeDelay, sameEventId, sameIds,
-  toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision, wantedRevision, writtenData, type ClaimRecord, type IdClaim, type PreparedEvent,
+  checkAppendResult, mapAppendError, superviseSubscription, claimedData, compareEsdbPositions, decodePosition, deletedStreamError, emptyStreamHistoryError,
+  fromResolvedEvent, headOf, idClaimStream, isOwnEvent, positionOf, prepareAppend, readIdClaim, sameEventId, sameIds,
+  toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision, wantedRevision, writtenData, type AttemptOutcome, type ClaimRecord, type IdClaim, type PreparedEvent,
 } from './esdb-mapping';
 
 export type EsdbEventStoreOptions = {
@@ -247,10 +247,8 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
         const result = await client.appendToStream(stream, prepared.map(toEsdbEvent), { expectedRevision: toEsdbExpectedRevision(current) });
         checkAppendResult(stream, want, result);
       } catch (err) {
-        if (err instanceof StreamDeletedError) throw deletedStreamError(stream);
-        const conflict = err instanceof ConcurrencyError ? err : err instanceof WrongExpectedVersionError ? appendConflict(stream, want, err.actualVersion) : null;
-        if (!conflict) throw err;
-        if (expectedRevision !== 'any') throw conflict;
+        const mapped = mapAppendError(stream, want, err);
+        if (!(mapped instanceof ConcurrencyError) || expectedRevision !== 'any') throw mapped;
         // `any` means no check: the head moved under us, so continue the chain from the new one.
         const delay = anyRetryDelay(attempt, elapsed() - started, anyRetryMs);
         if (delay === null) throw anyContentionError(stream, anyRetryMs, attempt);
@@ -361,7 +359,7 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
 
       // One catch-up subscription per attempt; a failure (bad position, server, network or
       // handler) ends the attempt and the next one starts from the cursor's resume point.
-      async function attempt(): Promise<{ failed: false } | { failed: true; err: unknown }> {
+      async function attempt(): Promise<AttemptOutcome> {
         const state: { failure: { err: unknown } | null; over: boolean } = { failure: null, over: false };
         const fail = (err: unknown) => {
           state.failure ??= { err };
@@ -434,33 +432,14 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
         return state.failure ? { failed: true, err: state.failure.err } : { failed: false };
       }
 
-      const done = (async () => {
-        let delay: number | null = null;
-        while (active) {
-          const deliveredBefore = delivered();
-          let result: Awaited<ReturnType<typeof attempt>>;
-          try {
-            result = await attempt();
-          } catch (err) {
-            result = { failed: true, err };
-          }
-          if (!active) break;
-          if (!result.failed) continue;
-          try {
-            opts.onError(result.err);
-          } catch (err) {
-            // A subscriber whose error handler throws still gets its events: never die silently.
-            try {
-              logError('EventStoreDB subscription: onError threw; resubscribing anyway', err);
-            } catch {
-              // Nothing left to report to.
-            }
-          }
-          // Back off while nothing gets through; a delivered batch proves the path works again.
-          delay = resubscribeDelay(delay, delivered() !== deliveredBefore);
-          await sleep(delay);
-        }
-      })();
+      const done = superviseSubscription({
+        isActive: () => active,
+        attempt,
+        delivered,
+        onError: (err) => opts.onError(err),
+        logError,
+        sleep,
+      });
 
       const subscription: Subscription = {
         async close() {

@@ -1,7 +1,7 @@
 // Pure translation between the ledger's events and EventStoreDB records. No client, no I/O:
 // everything the EventStoreDB adapter decides about shapes, positions and revisions lives here
 // so it is unit-tested without a server. The adapter itself only sequences calls.
-import { END, NO_STREAM, START, jsonEvent } from '@eventstore/db-client';
+import { END, NO_STREAM, START, StreamDeletedError, WrongExpectedVersionError, jsonEvent } from '@eventstore/db-client';
 import type { AppendExpectedRevision, CurrentRevision, EventData, JSONType, Position as EsdbPosition } from '@eventstore/db-client';
 import { ConcurrencyError } from '@cm/domain';
 import type { EventMetadata, ExpectedRevision, NewEvent, Position, StoredEvent } from './event-store';
@@ -230,6 +230,17 @@ export function checkAppendResult(stream: string, want: number, result: { succes
   if (!result.success) throw appendConflict(stream, want, result.nextExpectedRevision);
 }
 
+/**
+ * What an append's failure means to the port: EventStoreDB's wrong-expected-version is the
+ * port's conflict, a tombstone a clear refusal; anything else stays as it was thrown.
+ */
+export function mapAppendError(stream: string, want: number, err: unknown): unknown {
+  if (err instanceof ConcurrencyError) return err;
+  if (err instanceof WrongExpectedVersionError) return appendConflict(stream, want, err.actualVersion);
+  if (err instanceof StreamDeletedError) return deletedStreamError(stream);
+  return err;
+}
+
 /** A tombstoned (hard-deleted) stream: EventStoreDB refuses it for good. */
 export function deletedStreamError(stream: string): Error {
   return new Error(`stream ${stream} was deleted for good (tombstoned) in EventStoreDB: the ledger cannot append to it or read its history`);
@@ -413,4 +424,44 @@ export const RESUBSCRIBE_MAX_MS = 5000;
 export function resubscribeDelay(previous: number | null, deliveredSince: boolean): number {
   if (previous === null || deliveredSince) return RESUBSCRIBE_MIN_MS;
   return Math.min(RESUBSCRIBE_MAX_MS, previous * 2);
+}
+
+export type AttemptOutcome = { failed: false } | { failed: true; err: unknown };
+
+/**
+ * Runs subscription attempts until `isActive()` turns false. Nothing an attempt or the
+ * subscriber's `onError` throws ends it: a failure is reported, then retried after a backoff
+ * that resets once events got through (`delivered()` moved).
+ */
+export async function superviseSubscription(loop: {
+  isActive(): boolean;
+  attempt(): Promise<AttemptOutcome>;
+  delivered(): Position | null;
+  onError(err: unknown): void;
+  logError(message: string, err: unknown): void;
+  sleep(ms: number): Promise<void>;
+}): Promise<void> {
+  let delay: number | null = null;
+  while (loop.isActive()) {
+    const deliveredBefore = loop.delivered();
+    let result: AttemptOutcome;
+    try {
+      result = await loop.attempt();
+    } catch (err) {
+      result = { failed: true, err };
+    }
+    if (!loop.isActive()) break;
+    if (!result.failed) continue;
+    try {
+      loop.onError(result.err);
+    } catch (err) {
+      try {
+        loop.logError('EventStoreDB subscription: onError threw; resubscribing anyway', err);
+      } catch {
+        // Nothing left to report to.
+      }
+    }
+    delay = resubscribeDelay(delay, loop.delivered() !== deliveredBefore);
+    await loop.sleep(delay);
+  }
 }
