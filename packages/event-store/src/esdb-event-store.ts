@@ -26,7 +26,7 @@ import type {
 import {
   DEFAULT_ANY_RETRY_MS, DEFAULT_STREAM_PREFIXES, ID_CLAIMED, ID_WRITTEN, SubscriptionCursor, anyContentionError, anyRetryDelay,
   checkAppendResult, mapAppendError, superviseSubscription, claimedData, compareEsdbPositions, decodePosition, deletedStreamError, emptyStreamHistoryError,
-  fromResolvedEvent, headOf, idClaimStream, isOwnEvent, positionOf, prepareAppend, readIdClaim, sameEventId, sameIds,
+  fromResolvedEvent, headOf, idClaimStream, idInOtherStreamError, isOwnEvent, positionOf, prepareAppend, readIdClaim, sameEventId, sameIds,
   toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision, wantedRevision, writtenData, type AttemptOutcome, type ClaimRecord, type IdClaim, type PreparedEvent,
 } from './esdb-mapping';
 
@@ -174,11 +174,15 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
     const waitUntil = elapsed() + claimWaitMs;
     for (;;) {
       if (claim.state === 'none') return null;
-      if (claim.state === 'written') return answerRepeated(claim.stream, claim.revision, events);
+      if (claim.state === 'written') {
+        if (claim.stream !== stream) throw idInOtherStreamError(firstId, claim.stream, stream);
+        return answerRepeated(stream, claim.revision, events);
+      }
       const at = await claimedEventsAt(claim);
       if (at !== null) {
         await markWritten(firstId, claim.stream, at);
-        return answerRepeated(claim.stream, at, events);
+        if (claim.stream !== stream) throw idInOtherStreamError(firstId, claim.stream, stream);
+        return answerRepeated(stream, at, events);
       }
       // Claimed for this stream and not written: this append is the claimant again (a retry
       // after a crash, or a twin racing it); EventStoreDB's idempotent write sorts out twins.
@@ -215,6 +219,14 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
     return { stored, twin: stored.some((e, i) => e.hash !== prepared[i]!.hash) };
   }
 
+  /**
+   * On a conflict: did an identical append (same ids) win the race? Then this one is its
+   * duplicate, not a conflict, as it would be had it come a moment later.
+   */
+  async function twinWrote(stream: string, events: NewEvent[]): Promise<AppendResult | null> {
+    return settleClaim(stream, events, await readClaim(events[0]!.id));
+  }
+
   async function append(stream: string, events: NewEvent[], expectedRevision: number | 'no_stream' | 'any'): Promise<AppendResult> {
     if (events.length === 0) {
       const last = await readHead(stream);
@@ -233,7 +245,11 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
       const last = await readHead(stream);
       const current = last?.revision ?? -1;
       const want = wantedRevision(expectedRevision, current);
-      if (want !== current) throw new ConcurrencyError(stream, want, current);
+      if (want !== current) {
+        const twin = await twinWrote(stream, events);
+        if (twin) return twin;
+        throw new ConcurrencyError(stream, want, current);
+      }
 
       if (claim.state === 'none') {
         const ids = events.map((e) => e.id);
@@ -248,7 +264,10 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
         checkAppendResult(stream, want, result);
       } catch (err) {
         const mapped = mapAppendError(stream, want, err);
-        if (!(mapped instanceof ConcurrencyError) || expectedRevision !== 'any') throw mapped;
+        if (!(mapped instanceof ConcurrencyError)) throw mapped;
+        const twin = await twinWrote(stream, events);
+        if (twin) return twin;
+        if (expectedRevision !== 'any') throw mapped;
         // `any` means no check: the head moved under us, so continue the chain from the new one.
         const delay = anyRetryDelay(attempt, elapsed() - started, anyRetryMs);
         if (delay === null) throw anyContentionError(stream, anyRetryMs, attempt);

@@ -332,6 +332,11 @@ export function readIdClaim(records: readonly ClaimRecord[]): IdClaim {
   return claim;
 }
 
+/** Ids are unique across the log: the same id again in another stream is refused, as SQLite does. */
+export function idInOtherStreamError(id: string, claimedBy: string, stream: string): Error {
+  return new Error(`event ${id} was already appended to stream ${claimedBy}, not ${stream}`);
+}
+
 /** The events a claim names are the ones appended again only if every id matches, in order. */
 export function sameIds(claimed: readonly string[], events: readonly { id: string }[]): boolean {
   return claimed.length === events.length && events.every((e, i) => sameEventId(e.id, claimed[i]!));

@@ -7,7 +7,7 @@ import { comparePositions, type NewEvent } from './event-store';
 import { GENESIS_HASH, verifyChain } from './hash-chain';
 import {
   ID_CLAIMED, ID_WRITTEN, RESUBSCRIBE_MAX_MS, RESUBSCRIBE_MIN_MS, SubscriptionCursor, anyRetryDelay, appendConflict, checkAppendResult,
-  claimedData, emptyStreamHistoryError, idClaimStream, mapAppendError, readIdClaim, resubscribeDelay, sameIds, superviseSubscription,
+  claimedData, emptyStreamHistoryError, idClaimStream, idInOtherStreamError, mapAppendError, readIdClaim, resubscribeDelay, sameIds, superviseSubscription,
   writtenData, type AttemptOutcome,
   compareEsdbPositions, decodePosition, encodePosition, fromEsdbRevision, fromResolvedEvent, headOf, isOwnEvent, positionOf,
   prepareAppend, sameEventId, splitMetadata, stampRecordedAt, toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision,
@@ -257,6 +257,7 @@ describe('EventStoreDB mapping: event id claims', () => {
     expect(() => readIdClaim([claimed, { type: ID_WRITTEN, data: writtenData('agreement-b', 5) }])).toThrow(/malformed/);
     expect(sameIds(ids, ids.map((id) => ({ id: id.toUpperCase() })))).toBe(true);
     expect(sameIds(ids, [{ id: ids[0]! }])).toBe(false);
+    expect(idInOtherStreamError(ids[0]!, 'agreement-a', 'agreement-b').message).toBe(`event ${ids[0]} was already appended to stream agreement-a, not agreement-b`);
   });
 });
 
