@@ -209,6 +209,28 @@ export function eventStoreContract(name: string, factory: EventStoreFactory): vo
       expect(overlapped).toBe(false);
     });
 
+    it('keeps a subscription alive when its onError throws: later events still arrive', async () => {
+      const start = await store.headPosition();
+      await store.append(s('agreement-k'), [ev('A', {})], { expectedRevision: 'no_stream' });
+      let failures = 0;
+      const seen: string[] = [];
+      const sub = store.subscribe({
+        after: start,
+        async onEvents(batch) {
+          if (failures++ === 0) throw new Error('projection failed once');
+          seen.push(...batch.filter((e) => e.stream === s('agreement-k')).map((e) => e.type));
+        },
+        onError(err) {
+          throw err;
+        },
+      });
+      await waitUntil(() => seen.length >= 1);
+      await store.append(s('agreement-k'), [ev('B', {})], { expectedRevision: 0 });
+      await waitUntil(() => seen.length >= 2);
+      await sub.close();
+      expect(seen).toEqual(['A', 'B']);
+    });
+
     it('redelivers a batch whose handler failed, so a subscriber loses nothing', async () => {
       const start = await store.headPosition();
       await store.append(s('agreement-j'), [ev('A', {})], { expectedRevision: 'no_stream' });
