@@ -180,7 +180,8 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
       }
       const at = await claimedEventsAt(claim);
       if (at !== null) {
-        await markWritten(firstId, claim.stream, at);
+        // Found, not written by this append: only a writer that read back its own events
+        // records them, so of two racing appends exactly one reports having written them.
         if (claim.stream !== stream) throw idInOtherStreamError(firstId, claim.stream, stream);
         return answerRepeated(stream, at, events);
       }
@@ -275,9 +276,12 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
         continue;
       }
       const { stored, twin } = await readBack(stream, prepared);
+      const lastStored = stored.at(-1)!;
+      // Other hashes than ours: a twin wrote them and will record them.
+      if (twin) return { revision: lastStored.revision, position: lastStored.position, events: stored, duplicate: true };
       // Exactly one of two identical appends records them against the claim; the other (its
-      // write was EventStoreDB's idempotent no-op, maybe with the very same hashes) learns here
-      // that the events it reports were written by its twin.
+      // write was EventStoreDB's idempotent no-op with the very same hashes, as happens within
+      // one millisecond) learns here that the events it reports were written by its twin.
       const won = await markWritten(firstId, stream, stored[0]!.revision);
       if (!won) {
         const after = await readClaim(firstId);
@@ -285,8 +289,7 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
           throw new Error(`event id ${firstId} was recorded for ${after.state === 'none' ? 'nothing' : after.stream} while this append found it in ${stream}@${stored[0]!.revision}`);
         }
       }
-      const lastStored = stored.at(-1)!;
-      return { revision: lastStored.revision, position: lastStored.position, events: stored, duplicate: twin || !won };
+      return { revision: lastStored.revision, position: lastStored.position, events: stored, duplicate: !won };
     }
   }
 
