@@ -3,23 +3,31 @@
 // esdb-mapping.ts; this file only sequences client calls.
 //
 // Two things EventStoreDB does not give, and how they are made up for:
-// - No lookup by event id. A repeated append is recognised by scanning its stream (newest
-//   first) for the first event id; command ids are per stream, so the stream is enough.
+// - No lookup by event id. Each append claims its first event id in a stream of its own,
+//   `ledger-event-id-<id>` (expected no_stream, so one claimant wins across the whole log),
+//   and records there where the events went once they are written. A repeated append is
+//   answered from that record: one short read, whatever the stream's length.
 // - No server-side filter on $all reads in this client version (readAll sends no_filter), so
-//   readAll, headPosition and listStreams page through $all and keep this service's streams.
-//   Subscriptions do filter on the server.
+//   readAll and headPosition page through $all and keep this service's streams; listStreams
+//   does so once and then only reads what was added since. Subscriptions do filter on the
+//   server, and take its checkpoints so a reconnect does not rescan what the filter skipped.
 import {
-  BACKWARDS, END, EventStoreDBClient, FORWARDS, START, StreamNotFoundError, WrongExpectedVersionError, streamNameFilter,
+  BACKWARDS, END, EventStoreDBClient, FORWARDS, NO_STREAM, START, StreamDeletedError, StreamNotFoundError, WrongExpectedVersionError,
+  jsonEvent, streamNameFilter,
 } from '@eventstore/db-client';
-import type { AllStreamResolvedEvent, Direction, Position as EsdbPosition, ReadPosition, ReadRevision } from '@eventstore/db-client';
+import type {
+  AllStreamResolvedEvent, AppendExpectedRevision, Direction, EventData, Position as EsdbPosition, ReadPosition, ReadRevision,
+} from '@eventstore/db-client';
+import { randomUUID } from 'node:crypto';
 import { ConcurrencyError } from '@cm/domain';
 import type {
   AppendResult, EventStore, NewEvent, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
 } from './event-store';
 import {
-  DEFAULT_STREAM_PREFIXES, compareEsdbPositions, decodePosition, fromEsdbRevision, fromResolvedEvent, headOf, isOwnEvent,
-  positionOf, prepareAppend, sameEventId, toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision, wantedRevision,
-  type PreparedEvent,
+  DEFAULT_ANY_RETRY_MS, DEFAULT_STREAM_PREFIXES, ID_CLAIMED, ID_WRITTEN, SubscriptionCursor, anyContentionError, anyRetryDelay,
+  checkAppendResult, mapAppendError, superviseSubscription, claimedData, compareEsdbPositions, decodePosition, deletedStreamError, emptyStreamHistoryError,
+  fromResolvedEvent, headOf, idClaimStream, idInOtherStreamError, isOwnEvent, positionOf, prepareAppend, readIdClaim, sameEventId, sameIds,
+  toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision, wantedRevision, writtenData, type AttemptOutcome, type ClaimRecord, type IdClaim, type PreparedEvent,
 } from './esdb-mapping';
 
 export type EsdbEventStoreOptions = {
@@ -28,17 +36,23 @@ export type EsdbEventStoreOptions = {
   now?: () => Date;
   /** The streams this service owns: readAll, subscribe, headPosition and listStreams see only these. */
   streamPrefixes?: readonly string[];
+  /** How long an append with expected revision `any` keeps retrying a moving stream head (default 10 s). */
+  anyRetryMs?: number;
+  /** How long an append waits for another writer's claim on the same event id to be written (default 2 s). */
+  claimWaitMs?: number;
+  /** Monotonic milliseconds for the retry and wait budgets (default performance.now). */
+  elapsedClock?: () => number;
+  /** Where a subscriber's onError that throws is reported; the subscription carries on (default console.error). */
+  logError?: (message: string, err: unknown) => void;
 };
 
 export type EsdbEventStore = EventStore & { readonly client: EventStoreDBClient };
 
-// Most streams fit in one page, so the id scan is usually the same single read as the head read.
-const STREAM_SCAN_PAGE = 256;
 const ALL_PAGE = 512;
-// `any` promises the caller no conflict; the chain still needs an exact revision, so it retries.
-const ANY_ATTEMPTS = 20;
-const RESUBSCRIBE_MIN_MS = 100;
-const RESUBSCRIBE_MAX_MS = 5000;
+const STREAM_PAGE = 256;
+const CHECKPOINT_INTERVAL = 32;
+
+const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventStore {
   const prefixes = [...(options.streamPrefixes ?? DEFAULT_STREAM_PREFIXES)];
@@ -47,6 +61,10 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
   }
   const client = EventStoreDBClient.connectionString(options.connectionString);
   const now = options.now ?? (() => new Date());
+  const anyRetryMs = options.anyRetryMs ?? DEFAULT_ANY_RETRY_MS;
+  const claimWaitMs = options.claimWaitMs ?? 2000;
+  const elapsed = options.elapsedClock ?? (() => performance.now());
+  const logError = options.logError ?? ((message: string, err: unknown) => console.error(message, err));
 
   async function readStreamEvents(stream: string, fromRevision: ReadRevision, maxCount: number, direction: Direction): Promise<StoredEvent[]> {
     const out: StoredEvent[] = [];
@@ -54,6 +72,7 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
       for await (const resolved of client.readStream(stream, { fromRevision, maxCount, direction })) out.push(fromResolvedEvent(resolved));
     } catch (err) {
       if (err instanceof StreamNotFoundError) return [];
+      if (err instanceof StreamDeletedError) throw deletedStreamError(stream);
       throw err;
     }
     return out;
@@ -72,9 +91,12 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
     return p;
   }
 
-  /** Walks this service's events in $all after a position; `visit` returns false to stop. */
-  async function scanForward(after: Position | null, pageSize: number, visit: (e: StoredEvent) => boolean): Promise<void> {
-    let seen: EsdbPosition | null = after === null ? null : decodePosition(after);
+  /**
+   * Walks this service's events in $all after a position; `visit` returns false to stop.
+   * Answers the last $all position looked at (any stream's), so a later walk can go on from it.
+   */
+  async function scanForward(after: EsdbPosition | null, pageSize: number, visit: (e: StoredEvent) => boolean): Promise<EsdbPosition | null> {
+    let seen = after;
     for (;;) {
       const page = await readAllPage(seen ?? START, FORWARDS, pageSize);
       for (const resolved of page) {
@@ -82,39 +104,111 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
         // A forward read includes the event at its start position: that one was already seen.
         if (seen && compareEsdbPositions(p, seen) <= 0) continue;
         seen = p;
-        if (isOwnEvent(resolved, prefixes) && !visit(fromResolvedEvent(resolved))) return;
+        if (isOwnEvent(resolved, prefixes) && !visit(fromResolvedEvent(resolved))) return seen;
       }
-      if (page.length < pageSize) return;
+      if (page.length < pageSize) return seen;
     }
   }
 
-  /** The stream's last event, and the stored event carrying `id` if the stream holds it. */
-  async function scanStream(stream: string, id: string | undefined): Promise<{ last?: StoredEvent; found?: StoredEvent }> {
-    let from: ReadRevision = END;
-    let last: StoredEvent | undefined;
-    for (;;) {
-      const page = await readStreamEvents(stream, from, id === undefined ? 1 : STREAM_SCAN_PAGE, BACKWARDS);
-      last ??= page[0];
-      if (id === undefined) return { last };
-      const found = page.find((e) => sameEventId(e.id, id));
-      if (found) return { last, found };
-      const oldest = page.at(-1);
-      if (page.length < STREAM_SCAN_PAGE || !oldest || oldest.revision === 0) return { last };
-      from = toEsdbRevision(oldest.revision - 1);
+  // --- event id claims ---------------------------------------------------------------------
+
+  async function readClaim(id: string): Promise<IdClaim> {
+    const records: ClaimRecord[] = [];
+    try {
+      for await (const r of client.readStream(idClaimStream(id), { fromRevision: START, maxCount: 8, direction: FORWARDS })) {
+        if (r.event) records.push({ type: r.event.type, data: r.event.data });
+      }
+    } catch (err) {
+      if (err instanceof StreamNotFoundError) return { state: 'none' };
+      throw err;
+    }
+    return readIdClaim(records);
+  }
+
+  /** Appends unless the stream moved; false on a conflict, thrown or (throwOnAppendFailure=false) resolved. */
+  async function appendIfAt(stream: string, events: EventData[], expectedRevision: AppendExpectedRevision): Promise<boolean> {
+    try {
+      const result = await client.appendToStream(stream, events, { expectedRevision });
+      return result.success;
+    } catch (err) {
+      if (err instanceof WrongExpectedVersionError) return false;
+      throw err;
     }
   }
 
-  async function repeatedAppend(stream: string, events: NewEvent[], first: StoredEvent): Promise<AppendResult> {
-    // The same ids again: answer what the first append wrote, write nothing.
-    const found = await readStreamEvents(stream, toEsdbRevision(first.revision), events.length, FORWARDS);
-    if (found.length !== events.length || found.some((e, i) => !sameEventId(e.id, events[i]!.id))) {
-      throw new Error(`append to ${stream} repeats event ${first.id} but not all the events appended with it: refusing a partial duplicate`);
+  const claimEvent = (type: string, data: Record<string, unknown>): EventData => jsonEvent({ id: randomUUID(), type, data });
+
+  /** Records where the claimed events went; exactly one of several writers of them wins. */
+  async function markWritten(id: string, stream: string, revision: number): Promise<boolean> {
+    return appendIfAt(idClaimStream(id), [claimEvent(ID_WRITTEN, writtenData(stream, revision))], 0n);
+  }
+
+  /** The events a written claim points at, answered as a repeated append. */
+  async function answerRepeated(stream: string, revision: number, events: NewEvent[]): Promise<AppendResult> {
+    const found = await readStreamEvents(stream, toEsdbRevision(revision), events.length, FORWARDS);
+    if (!sameIds(found.map((e) => e.id), events)) {
+      throw new Error(`append repeats event ${events[0]!.id} of ${stream}@${revision} but not all the events appended with it: refusing a partial duplicate`);
     }
     const last = found.at(-1)!;
     return { revision: last.revision, position: last.position, events: found, duplicate: true };
   }
 
-  async function readBack(stream: string, prepared: PreparedEvent[]): Promise<AppendResult> {
+  /**
+   * A claim not (yet) marked written: its claimant is writing, or stopped between the claim and
+   * the mark. Looks for the events among those appended since the claim (not the whole stream).
+   */
+  async function claimedEventsAt(claim: Extract<IdClaim, { state: 'claimed' }>): Promise<number | null> {
+    let from = Math.max(0, claim.fromRevision);
+    for (;;) {
+      const page = await readStreamEvents(claim.stream, toEsdbRevision(from), STREAM_PAGE, FORWARDS);
+      const hit = page.find((e) => sameEventId(e.id, claim.ids[0]!));
+      if (hit) return hit.revision;
+      if (page.length < STREAM_PAGE) return null;
+      from = page.at(-1)!.revision + 1;
+    }
+  }
+
+  /** What a claim already taken means for this append: an answer, or null to go on writing. */
+  async function settleClaim(stream: string, events: NewEvent[], claim: IdClaim): Promise<AppendResult | null> {
+    const firstId = events[0]!.id;
+    const waitUntil = elapsed() + claimWaitMs;
+    for (;;) {
+      if (claim.state === 'none') return null;
+      if (claim.state === 'written') {
+        if (claim.stream !== stream) throw idInOtherStreamError(firstId, claim.stream, stream);
+        return answerRepeated(stream, claim.revision, events);
+      }
+      const at = await claimedEventsAt(claim);
+      if (at !== null) {
+        // Found, not written by this append: only a writer that read back its own events
+        // records them, so of two racing appends exactly one reports having written them.
+        if (claim.stream !== stream) throw idInOtherStreamError(firstId, claim.stream, stream);
+        return answerRepeated(stream, at, events);
+      }
+      // Claimed for this stream and not written: this append is the claimant again (a retry
+      // after a crash, or a twin racing it); EventStoreDB's idempotent write sorts out twins.
+      if (claim.stream === stream) return null;
+      if (elapsed() >= waitUntil) {
+        throw new Error(`event id ${firstId} is claimed by an append to ${claim.stream} that has not written it: ids are unique across the log, refusing it for ${stream}`);
+      }
+      await sleepMs(25);
+      claim = await readClaim(firstId);
+    }
+  }
+
+  // --- appends -----------------------------------------------------------------------------
+
+  async function readHead(stream: string): Promise<StoredEvent | undefined> {
+    const [last] = await readStreamEvents(stream, END, 1, BACKWARDS);
+    if (last) return last;
+    // Empty to a read: new, or soft-deleted/truncated with its numbering gone on.
+    const { metadata } = await client.getStreamMetadata(stream);
+    const refused = emptyStreamHistoryError(stream, metadata?.truncateBefore);
+    if (refused) throw refused;
+    return undefined;
+  }
+
+  async function readBack(stream: string, prepared: PreparedEvent[]): Promise<{ stored: StoredEvent[]; twin: boolean }> {
     // Positions exist only once written, and every event of a batch has its own.
     const first = prepared[0]!;
     const stored = await readStreamEvents(stream, toEsdbRevision(first.revision), prepared.length, FORWARDS);
@@ -123,41 +217,93 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
     }
     // A twin append with the same ids that won the race makes EventStoreDB answer success
     // without writing (idempotent write); the stored events then carry the twin's stamp and hashes.
-    const duplicate = stored.some((e, i) => e.hash !== prepared[i]!.hash);
-    const last = stored.at(-1)!;
-    return { revision: last.revision, position: last.position, events: stored, duplicate };
+    return { stored, twin: stored.some((e, i) => e.hash !== prepared[i]!.hash) };
+  }
+
+  /**
+   * On a conflict: did an identical append (same ids) win the race? Then this one is its
+   * duplicate, not a conflict, as it would be had it come a moment later.
+   */
+  async function twinWrote(stream: string, events: NewEvent[]): Promise<AppendResult | null> {
+    return settleClaim(stream, events, await readClaim(events[0]!.id));
+  }
+
+  async function append(stream: string, events: NewEvent[], expectedRevision: number | 'no_stream' | 'any'): Promise<AppendResult> {
+    if (events.length === 0) {
+      const last = await readHead(stream);
+      const current = last?.revision ?? -1;
+      const want = wantedRevision(expectedRevision, current);
+      if (want !== current) throw new ConcurrencyError(stream, want, current);
+      return { revision: current, position: last?.position ?? '0', events: [], duplicate: false };
+    }
+    const firstId = events[0]!.id;
+    const started = elapsed();
+    for (let attempt = 1; ; attempt++) {
+      const claim = await readClaim(firstId);
+      const answered = await settleClaim(stream, events, claim);
+      if (answered) return answered;
+
+      const last = await readHead(stream);
+      const current = last?.revision ?? -1;
+      const want = wantedRevision(expectedRevision, current);
+      if (want !== current) {
+        const twin = await twinWrote(stream, events);
+        if (twin) return twin;
+        throw new ConcurrencyError(stream, want, current);
+      }
+
+      if (claim.state === 'none') {
+        const ids = events.map((e) => e.id);
+        // Lost to another claimant of the same id: read what it claimed and start over.
+        if (!(await appendIfAt(idClaimStream(firstId), [claimEvent(ID_CLAIMED, claimedData(stream, ids, current + 1))], NO_STREAM))) continue;
+      }
+
+      const prepared = prepareAppend(stream, events, headOf(last), now());
+      try {
+        // Always the exact revision read, even for `any`: prevHash was computed from that head.
+        const result = await client.appendToStream(stream, prepared.map(toEsdbEvent), { expectedRevision: toEsdbExpectedRevision(current) });
+        checkAppendResult(stream, want, result);
+      } catch (err) {
+        const mapped = mapAppendError(stream, want, err);
+        if (!(mapped instanceof ConcurrencyError)) throw mapped;
+        const twin = await twinWrote(stream, events);
+        if (twin) return twin;
+        if (expectedRevision !== 'any') throw mapped;
+        // `any` means no check: the head moved under us, so continue the chain from the new one.
+        const delay = anyRetryDelay(attempt, elapsed() - started, anyRetryMs);
+        if (delay === null) throw anyContentionError(stream, anyRetryMs, attempt);
+        await sleepMs(delay);
+        continue;
+      }
+      const { stored, twin } = await readBack(stream, prepared);
+      const lastStored = stored.at(-1)!;
+      // Other hashes than ours: a twin wrote them and will record them.
+      if (twin) return { revision: lastStored.revision, position: lastStored.position, events: stored, duplicate: true };
+      // Exactly one of two identical appends records them against the claim; the other (its
+      // write was EventStoreDB's idempotent no-op with the very same hashes, as happens within
+      // one millisecond) learns here that the events it reports were written by its twin.
+      const won = await markWritten(firstId, stream, stored[0]!.revision);
+      if (!won) {
+        const after = await readClaim(firstId);
+        if (after.state !== 'written' || after.stream !== stream || after.revision !== stored[0]!.revision) {
+          throw new Error(`event id ${firstId} was recorded for ${after.state === 'none' ? 'nothing' : after.stream} while this append found it in ${stream}@${stored[0]!.revision}`);
+        }
+      }
+      return { revision: lastStored.revision, position: lastStored.position, events: stored, duplicate: !won };
+    }
   }
 
   let closed = false;
   const openSubscriptions = new Set<Subscription>();
+  // listStreams: streams in order of creation, and how far $all has been read for them.
+  const knownStreams = new Set<string>();
+  let streamsReadUpTo: EsdbPosition | null = null;
+  let streamsScan: Promise<string[]> | null = null;
 
   const store: EsdbEventStore = {
     client,
 
-    async append(stream, events, { expectedRevision }) {
-      for (let attempt = 1; ; attempt++) {
-        const { last, found } = await scanStream(stream, events[0]?.id);
-        if (found) return repeatedAppend(stream, events, found);
-        const current = last?.revision ?? -1;
-        const want = wantedRevision(expectedRevision, current);
-        if (want !== current) throw new ConcurrencyError(stream, want, current);
-        if (events.length === 0) return { revision: current, position: last?.position ?? '0', events: [], duplicate: false };
-
-        const prepared = prepareAppend(stream, events, headOf(last), now());
-        try {
-          // Always the exact revision read, even for `any`: prevHash was computed from that head.
-          await client.appendToStream(stream, prepared.map(toEsdbEvent), { expectedRevision: toEsdbExpectedRevision(current) });
-        } catch (err) {
-          if (!(err instanceof WrongExpectedVersionError)) throw err;
-          if (expectedRevision === 'any' && attempt < ANY_ATTEMPTS) {
-            await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
-            continue;
-          }
-          throw new ConcurrencyError(stream, want, fromEsdbRevision(err.actualVersion));
-        }
-        return readBack(stream, prepared);
-      }
-    },
+    append: (stream, events, { expectedRevision }) => append(stream, events, expectedRevision),
 
     async readStream(stream, opts: ReadStreamOptions = {}) {
       const from = Math.max(0, opts.fromRevision ?? 0);
@@ -178,7 +324,7 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
     async readAll({ after, limit }) {
       const out: StoredEvent[] = [];
       if (limit <= 0) return out;
-      await scanForward(after, Math.min(ALL_PAGE, Math.max(32, limit + 1)), (e) => out.push(e) < limit);
+      await scanForward(after === null ? null : decodePosition(after), Math.min(ALL_PAGE, Math.max(32, limit + 1)), (e) => out.push(e) < limit);
       return out;
     },
 
@@ -196,19 +342,28 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
       }
     },
 
-    async listStreams() {
-      const streams = new Set<string>();
-      await scanForward(null, ALL_PAGE, (e) => {
-        streams.add(e.stream);
-        return true;
-      });
-      return [...streams];
+    listStreams() {
+      // One walk at a time; each goes on from where the last one stopped.
+      streamsScan ??= (async () => {
+        try {
+          streamsReadUpTo = await scanForward(streamsReadUpTo, ALL_PAGE, (e) => {
+            knownStreams.add(e.stream);
+            return true;
+          });
+          return [...knownStreams];
+        } finally {
+          streamsScan = null;
+        }
+      })();
+      return streamsScan;
     },
 
     subscribe(opts: SubscribeOptions): Subscription {
       const batchSize = Math.max(1, opts.batchSize ?? 500);
       let active = true;
-      let after: Position | null = opts.after;
+      let cursor: SubscriptionCursor | null = null;
+      // Read through a function: the cursor is made inside an attempt (its position may be bad).
+      const delivered = (): Position | null => (cursor ? cursor.after : opts.after);
       let wake: (() => void) | null = null;
       const poke = () => {
         const w = wake;
@@ -224,61 +379,73 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
           };
         });
 
-      // One catch-up subscription per attempt; a failure (server, network or handler) ends the
-      // attempt and the next one starts from the last position the handler finished.
-      async function attempt(): Promise<{ failed: false } | { failed: true; err: unknown }> {
-        const queue: StoredEvent[] = [];
+      // One catch-up subscription per attempt; a failure (bad position, server, network or
+      // handler) ends the attempt and the next one starts from the cursor's resume point.
+      async function attempt(): Promise<AttemptOutcome> {
         const state: { failure: { err: unknown } | null; over: boolean } = { failure: null, over: false };
         const fail = (err: unknown) => {
           state.failure ??= { err };
           poke();
         };
-        const from = after === null ? null : decodePosition(after);
-        const sub = client.subscribeToAll({ fromPosition: from ?? START, filter: streamNameFilter({ prefixes: [...prefixes] }) });
-        sub.on('data', (resolved: AllStreamResolvedEvent) => {
-          if (state.over) return;
-          try {
-            const p = positionOf(resolved);
-            // Subscription starts are exclusive; the check guards against a server that differs.
-            if (from && p && compareEsdbPositions(p, from) <= 0) return;
-            if (!isOwnEvent(resolved, prefixes)) return;
-            queue.push(fromResolvedEvent(resolved));
-          } catch (err) {
-            fail(err);
-            return;
-          }
-          // Hold the server back while the handler is busy: gRPC flow control does the rest.
-          if (queue.length >= batchSize) sub.pause();
-          poke();
-        });
-        sub.on('error', (err: Error) => {
-          if (!state.over) fail(err);
-        });
-        sub.on('end', () => {
-          if (!state.over) fail(new Error('EventStoreDB ended the $all subscription'));
-        });
+        let sub: ReturnType<typeof client.subscribeToAll> | null = null;
         try {
+          cursor ??= new SubscriptionCursor(opts.after);
+          const c = cursor;
+          c.reset();
+          const s = client.subscribeToAll({
+            fromPosition: c.resumeFrom ?? START,
+            filter: streamNameFilter({
+              prefixes: [...prefixes],
+              checkpointInterval: CHECKPOINT_INTERVAL,
+              checkpointReached: (_sub, position) => {
+                if (!state.over) c.checkpoint(position);
+              },
+            }),
+          });
+          sub = s;
+          s.on('data', (resolved: AllStreamResolvedEvent) => {
+            if (state.over) return;
+            try {
+              if (!isOwnEvent(resolved, prefixes)) return;
+              // Subscription starts are exclusive; the cursor guards against a server that differs.
+              if (!c.received(fromResolvedEvent(resolved), positionOf(resolved))) return;
+            } catch (err) {
+              fail(err);
+              return;
+            }
+            // Hold the server back while the handler is busy: gRPC flow control does the rest.
+            if (c.pending >= batchSize) s.pause();
+            poke();
+          });
+          s.on('error', (err: Error) => {
+            if (!state.over) fail(err);
+          });
+          s.on('end', () => {
+            if (!state.over) fail(new Error('EventStoreDB ended the $all subscription'));
+          });
           while (active && !state.failure) {
-            if (queue.length === 0) {
+            const batch = c.nextBatch(batchSize);
+            if (batch.length === 0) {
               await new Promise<void>((resolve) => {
                 wake = resolve;
               });
               continue;
             }
-            const batch = queue.splice(0, batchSize);
-            if (sub.isPaused() && queue.length < batchSize) sub.resume();
             try {
               await opts.onEvents(batch);
             } catch (err) {
               fail(err);
               break;
             }
-            after = batch.at(-1)!.position;
+            c.handled(batch);
+            if (s.isPaused() && c.pending < batchSize) s.resume();
           }
+        } catch (err) {
+          fail(err);
         } finally {
           state.over = true;
           try {
-            await sub.unsubscribe();
+            await sub?.unsubscribe();
           } catch (err) {
             // Reported as this attempt's failure unless an earlier one (likely its cause) is.
             state.failure ??= { err };
@@ -287,20 +454,14 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
         return state.failure ? { failed: true, err: state.failure.err } : { failed: false };
       }
 
-      const done = (async () => {
-        let delay = RESUBSCRIBE_MIN_MS;
-        while (active) {
-          const deliveredBefore = after;
-          const result = await attempt();
-          if (!active) break;
-          if (!result.failed) continue;
-          opts.onError(result.err);
-          // Back off while nothing gets through; a delivered batch proves the path works again.
-          if (after !== deliveredBefore) delay = RESUBSCRIBE_MIN_MS;
-          await sleep(delay);
-          delay = Math.min(RESUBSCRIBE_MAX_MS, delay * 2);
-        }
-      })();
+      const done = superviseSubscription({
+        isActive: () => active,
+        attempt,
+        delivered,
+        onError: (err) => opts.onError(err),
+        logError,
+        sleep,
+      });
 
       const subscription: Subscription = {
         async close() {

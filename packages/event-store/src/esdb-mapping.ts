@@ -1,8 +1,9 @@
 // Pure translation between the ledger's events and EventStoreDB records. No client, no I/O:
 // everything the EventStoreDB adapter decides about shapes, positions and revisions lives here
 // so it is unit-tested without a server. The adapter itself only sequences calls.
-import { NO_STREAM, jsonEvent } from '@eventstore/db-client';
+import { END, NO_STREAM, START, StreamDeletedError, WrongExpectedVersionError, jsonEvent } from '@eventstore/db-client';
 import type { AppendExpectedRevision, CurrentRevision, EventData, JSONType, Position as EsdbPosition } from '@eventstore/db-client';
+import { ConcurrencyError } from '@cm/domain';
 import type { EventMetadata, ExpectedRevision, NewEvent, Position, StoredEvent } from './event-store';
 import { GENESIS_HASH, eventHash } from './hash-chain';
 
@@ -206,4 +207,266 @@ export function fromResolvedEvent(resolved: EsdbResolvedEvent): StoredEvent {
 /** The chain head a new append continues from, taken from the stream's last stored event. */
 export function headOf(last: StoredEvent | undefined): StreamHead | null {
   return last ? { revision: last.revision, hash: last.hash, recordedAt: last.metadata.recordedAt } : null;
+}
+
+// --- append outcomes -----------------------------------------------------------------------
+
+/** The port's conflict for an exact-revision append EventStoreDB refused. */
+export function appendConflict(stream: string, want: number, actual: bigint | CurrentRevision | AppendExpectedRevision): ConcurrencyError {
+  let current: number;
+  try {
+    current = fromEsdbRevision(actual);
+  } catch {
+    current = -1;
+  }
+  return new ConcurrencyError(stream, want, current);
+}
+
+/**
+ * With `throwOnAppendFailure=false` in the connection string the client resolves a refused
+ * append as `{success: false}` instead of throwing: both mean the same conflict here.
+ */
+export function checkAppendResult(stream: string, want: number, result: { success: boolean; nextExpectedRevision: bigint }): void {
+  if (!result.success) throw appendConflict(stream, want, result.nextExpectedRevision);
+}
+
+/**
+ * What an append's failure means to the port: EventStoreDB's wrong-expected-version is the
+ * port's conflict, a tombstone a clear refusal; anything else stays as it was thrown.
+ */
+export function mapAppendError(stream: string, want: number, err: unknown): unknown {
+  if (err instanceof ConcurrencyError) return err;
+  if (err instanceof WrongExpectedVersionError) return appendConflict(stream, want, err.actualVersion);
+  if (err instanceof StreamDeletedError) return deletedStreamError(stream);
+  return err;
+}
+
+/** A tombstoned (hard-deleted) stream: EventStoreDB refuses it for good. */
+export function deletedStreamError(stream: string): Error {
+  return new Error(`stream ${stream} was deleted for good (tombstoned) in EventStoreDB: the ledger cannot append to it or read its history`);
+}
+
+/** A soft-deleted or truncated stream: it reads empty, but its numbering and chain went on. */
+export function reusedStreamError(stream: string, truncateBefore: string): Error {
+  return new Error(
+    `stream ${stream} reads empty but EventStoreDB keeps its history hidden (truncateBefore ${truncateBefore}: soft-deleted or truncated); ` +
+      'appending would restart its hash chain at revision 0 where EventStoreDB numbers on: refused. Restore the stream metadata or use another stream',
+  );
+}
+
+/**
+ * Whether a stream that reads empty may be started as new: only if EventStoreDB hides no
+ * earlier events of it. Soft deletion sets truncateBefore to END; truncation to a number > 0.
+ */
+export function emptyStreamHistoryError(stream: string, truncateBefore: typeof START | typeof END | number | bigint | undefined): Error | null {
+  if (truncateBefore === undefined || truncateBefore === START) return null;
+  // The server writes soft deletion as $tb = long.MaxValue, which JSON hands over as ~9.2e18.
+  if (truncateBefore === END || Number(truncateBefore) >= 2 ** 62) return reusedStreamError(stream, 'end (soft-deleted)');
+  if (!(Number(truncateBefore) > 0)) return null;
+  return reusedStreamError(stream, String(truncateBefore));
+}
+
+// --- expected revision `any` ---------------------------------------------------------------
+
+export const DEFAULT_ANY_RETRY_MS = 10_000;
+
+/**
+ * `any` means no check for the caller, but the chain needs the exact head its prevHash came
+ * from, so a lost race re-reads the head and tries again. Retries are bounded by time, not by
+ * count: the delay to wait before attempt `attempt + 1`, or null once `anyRetryMs` has passed.
+ */
+export function anyRetryDelay(attempt: number, elapsedMs: number, anyRetryMs: number, random = Math.random): number | null {
+  if (elapsedMs >= anyRetryMs) return null;
+  const cap = Math.min(250, 2 ** Math.min(attempt, 8));
+  return Math.min(anyRetryMs - elapsedMs, Math.floor(random() * cap));
+}
+
+export function anyContentionError(stream: string, anyRetryMs: number, attempts: number): Error {
+  return new Error(`stream ${stream} kept moving for ${anyRetryMs} ms (${attempts} attempts) while appending with expected revision any: try again`);
+}
+
+// --- event id claims -----------------------------------------------------------------------
+
+// EventStoreDB finds events only by stream, so each append claims its first event id in a
+// stream of its own; `no_stream` makes exactly one claimant win, across all streams.
+export const ID_CLAIM_PREFIX = 'ledger-event-id-';
+export const ID_CLAIMED = 'LedgerEventIdClaimed';
+export const ID_WRITTEN = 'LedgerEventIdWritten';
+
+export function idClaimStream(id: string): string {
+  if (!UUID.test(id)) throw new Error(`event id ${JSON.stringify(id)} is not a UUID, which EventStoreDB requires`);
+  return `${ID_CLAIM_PREFIX}${id.toLowerCase()}`;
+}
+
+export type IdClaim =
+  | { state: 'none' }
+  /** Claimed for `stream`, whose head was `fromRevision - 1` then; the events may not be written yet. */
+  | { state: 'claimed'; stream: string; ids: string[]; fromRevision: number }
+  /** The events are in `stream` from `revision` on. */
+  | { state: 'written'; stream: string; ids: string[]; revision: number };
+
+export type ClaimRecord = { type: string; data: unknown };
+
+export function claimedData(stream: string, ids: readonly string[], fromRevision: number) {
+  return { stream, ids: ids.map((i) => i.toLowerCase()), fromRevision };
+}
+
+export function writtenData(stream: string, revision: number) {
+  return { stream, revision };
+}
+
+/** Folds a claim stream (read forwards) into what it says about the id. */
+export function readIdClaim(records: readonly ClaimRecord[]): IdClaim {
+  let claim: IdClaim = { state: 'none' };
+  for (const r of records) {
+    if (!isRecord(r.data)) throw new Error(`id claim record ${r.type} has no JSON data`);
+    const d = r.data;
+    if (r.type === ID_CLAIMED) {
+      if (typeof d.stream !== 'string' || !Array.isArray(d.ids) || typeof d.fromRevision !== 'number') throw new Error('malformed id claim');
+      claim = { state: 'claimed', stream: d.stream, ids: d.ids.map(String), fromRevision: d.fromRevision };
+    } else if (r.type === ID_WRITTEN) {
+      if (claim.state === 'none' || typeof d.revision !== 'number' || d.stream !== claim.stream) throw new Error('malformed id claim');
+      claim = { state: 'written', stream: claim.stream, ids: claim.ids, revision: d.revision };
+    }
+  }
+  return claim;
+}
+
+/** Ids are unique across the log: the same id again in another stream is refused, as SQLite does. */
+export function idInOtherStreamError(id: string, claimedBy: string, stream: string): Error {
+  return new Error(`event ${id} was already appended to stream ${claimedBy}, not ${stream}`);
+}
+
+/** The events a claim names are the ones appended again only if every id matches, in order. */
+export function sameIds(claimed: readonly string[], events: readonly { id: string }[]): boolean {
+  return claimed.length === events.length && events.every((e, i) => sameEventId(e.id, claimed[i]!));
+}
+
+// --- subscriptions -------------------------------------------------------------------------
+
+/**
+ * Where a subscription is and where its next attempt resumes. Events and the server's
+ * checkpoints arrive in log order; a checkpoint moves the resume point only once every event
+ * received before it has been handled, so a reconnect skips what the filter skipped and
+ * redelivers nothing handled, loses nothing unhandled.
+ */
+export class SubscriptionCursor {
+  /** The last position the handler finished (the port's `after`). */
+  after: Position | null;
+  /** Exclusive start of the next attempt: the later of `after` and the last applicable checkpoint. */
+  resumeFrom: EsdbPosition | null;
+  private queue: ({ event: StoredEvent } | { checkpoint: EsdbPosition })[] = [];
+  private events = 0;
+
+  constructor(after: Position | null) {
+    this.after = after;
+    this.resumeFrom = after === null ? null : decodePosition(after);
+  }
+
+  get pending(): number {
+    return this.events;
+  }
+
+  /** An event the server sent; false when it is at or before the resume point (already seen). */
+  received(event: StoredEvent, at: EsdbPosition | undefined): boolean {
+    if (this.resumeFrom && at && compareEsdbPositions(at, this.resumeFrom) <= 0) return false;
+    this.queue.push({ event });
+    this.events++;
+    return true;
+  }
+
+  checkpoint(at: EsdbPosition): void {
+    this.queue.push({ checkpoint: at });
+    this.settle();
+  }
+
+  /** Up to `max` events to hand over; they count as handled only after `handled`. */
+  nextBatch(max: number): StoredEvent[] {
+    const out: StoredEvent[] = [];
+    for (const item of this.queue) {
+      if (out.length >= max) break;
+      if ('event' in item) out.push(item.event);
+    }
+    return out;
+  }
+
+  handled(batch: readonly StoredEvent[]): void {
+    let left = batch.length;
+    while (left > 0) {
+      const item = this.queue.shift();
+      if (!item) throw new Error('handled more events than were received');
+      if ('event' in item) {
+        left--;
+        this.events--;
+        this.after = item.event.position;
+        this.advance(decodePosition(item.event.position));
+      } else {
+        this.advance(item.checkpoint);
+      }
+    }
+    this.settle();
+  }
+
+  /** A failed attempt: what was received but not handled is received again on the next one. */
+  reset(): void {
+    this.queue = [];
+    this.events = 0;
+  }
+
+  private settle(): void {
+    while (this.queue.length > 0 && 'checkpoint' in this.queue[0]!) this.advance((this.queue.shift() as { checkpoint: EsdbPosition }).checkpoint);
+  }
+
+  private advance(p: EsdbPosition): void {
+    if (!this.resumeFrom || compareEsdbPositions(p, this.resumeFrom) > 0) this.resumeFrom = p;
+  }
+}
+
+export const RESUBSCRIBE_MIN_MS = 100;
+export const RESUBSCRIBE_MAX_MS = 5000;
+
+/** The wait before the next attempt: doubling while nothing gets through, reset once something did. */
+export function resubscribeDelay(previous: number | null, deliveredSince: boolean): number {
+  if (previous === null || deliveredSince) return RESUBSCRIBE_MIN_MS;
+  return Math.min(RESUBSCRIBE_MAX_MS, previous * 2);
+}
+
+export type AttemptOutcome = { failed: false } | { failed: true; err: unknown };
+
+/**
+ * Runs subscription attempts until `isActive()` turns false. Nothing an attempt or the
+ * subscriber's `onError` throws ends it: a failure is reported, then retried after a backoff
+ * that resets once events got through (`delivered()` moved).
+ */
+export async function superviseSubscription(loop: {
+  isActive(): boolean;
+  attempt(): Promise<AttemptOutcome>;
+  delivered(): Position | null;
+  onError(err: unknown): void;
+  logError(message: string, err: unknown): void;
+  sleep(ms: number): Promise<void>;
+}): Promise<void> {
+  let delay: number | null = null;
+  while (loop.isActive()) {
+    const deliveredBefore = loop.delivered();
+    let result: AttemptOutcome;
+    try {
+      result = await loop.attempt();
+    } catch (err) {
+      result = { failed: true, err };
+    }
+    if (!loop.isActive()) break;
+    if (!result.failed) continue;
+    try {
+      loop.onError(result.err);
+    } catch (err) {
+      try {
+        loop.logError('EventStoreDB subscription: onError threw; resubscribing anyway', err);
+      } catch {
+        // Nothing left to report to.
+      }
+    }
+    delay = resubscribeDelay(delay, loop.delivered() !== deliveredBefore);
+    await loop.sleep(delay);
+  }
 }

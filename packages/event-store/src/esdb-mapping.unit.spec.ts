@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { NO_STREAM } from '@eventstore/db-client';
+import { END, NO_STREAM, START, StreamDeletedError, WrongExpectedVersionError } from '@eventstore/db-client';
 import type { JSONEventData } from '@eventstore/db-client';
+import { ConcurrencyError } from '@cm/domain';
 import { comparePositions, type NewEvent } from './event-store';
 import { GENESIS_HASH, verifyChain } from './hash-chain';
 import {
+  ID_CLAIMED, ID_WRITTEN, RESUBSCRIBE_MAX_MS, RESUBSCRIBE_MIN_MS, SubscriptionCursor, anyRetryDelay, appendConflict, checkAppendResult,
+  claimedData, emptyStreamHistoryError, idClaimStream, idInOtherStreamError, mapAppendError, readIdClaim, resubscribeDelay, sameIds, superviseSubscription,
+  writtenData, type AttemptOutcome,
   compareEsdbPositions, decodePosition, encodePosition, fromEsdbRevision, fromResolvedEvent, headOf, isOwnEvent, positionOf,
   prepareAppend, sameEventId, splitMetadata, stampRecordedAt, toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision,
   wantedRevision, type EsdbRecord, type EsdbResolvedEvent, type PreparedEvent,
@@ -172,5 +176,186 @@ describe('EventStoreDB mapping: revisions', () => {
     expect(() => fromEsdbRevision(2n ** 60n)).toThrow(/safe integer/);
     expect(() => fromEsdbRevision('any')).toThrow();
     expect(() => toEsdbRevision(-1)).toThrow();
+  });
+});
+
+const storedAt = (commit: bigint, stream = 'agreement-s'): ReturnType<typeof fromResolvedEvent> => {
+  const [p] = prepareAppend(stream, [ev('A', {})], null, at('2026-01-01T00:00:00.000Z'));
+  return fromResolvedEvent(asServerWouldStore(p!, commit));
+};
+const pos = (n: bigint) => ({ commit: n, prepare: n });
+
+describe('EventStoreDB mapping: refused appends (throwOnAppendFailure=false or thrown)', () => {
+  it('turns a resolved {success:false} into the port conflict with the revision the stream is at', () => {
+    const refused = (() => {
+      try {
+        checkAppendResult('agreement-a', 2, { success: false, nextExpectedRevision: 4n });
+      } catch (err) {
+        return err;
+      }
+      return null;
+    })();
+    expect(refused).toBeInstanceOf(ConcurrencyError);
+    expect(refused).toMatchObject({ stream: 'agreement-a', expected: 2, actual: 4 });
+    // The client answers -1 when the stream does not exist.
+    expect(() => checkAppendResult('agreement-a', 0, { success: false, nextExpectedRevision: -1n })).toThrow(/revision -1, not 0/);
+    expect(() => checkAppendResult('agreement-a', 0, { success: true, nextExpectedRevision: 0n })).not.toThrow();
+  });
+
+  it('turns a thrown WrongExpectedVersionError into the same conflict, a tombstone into a clear refusal', () => {
+    const wrong = new WrongExpectedVersionError(undefined, { streamName: 'agreement-a', expected: 1n, current: 3n });
+    expect(mapAppendError('agreement-a', 1, wrong)).toMatchObject({ constructor: ConcurrencyError, expected: 1, actual: 3 });
+    const missing = new WrongExpectedVersionError(undefined, { streamName: 'agreement-a', expected: 1n, current: NO_STREAM });
+    expect(mapAppendError('agreement-a', 1, missing)).toMatchObject({ actual: -1 });
+    const deleted = mapAppendError('agreement-a', 1, StreamDeletedError.fromStreamName('agreement-a'));
+    expect(String(deleted)).toMatch(/agreement-a was deleted for good \(tombstoned\)/);
+    const other = new Error('deadline exceeded');
+    expect(mapAppendError('agreement-a', 1, other)).toBe(other);
+    expect(appendConflict('agreement-a', 0, 'no_stream')).toMatchObject({ actual: -1 });
+  });
+});
+
+describe('EventStoreDB mapping: soft-deleted and truncated streams', () => {
+  it('starts a stream that reads empty only when EventStoreDB hides no earlier events of it', () => {
+    expect(emptyStreamHistoryError('agreement-a', undefined)).toBeNull();
+    expect(emptyStreamHistoryError('agreement-a', START)).toBeNull();
+    expect(emptyStreamHistoryError('agreement-a', 0)).toBeNull();
+    // Soft deletion: $tb = long.MaxValue, which JSON.parse hands over as a double.
+    expect(emptyStreamHistoryError('agreement-a', JSON.parse('9223372036854775807') as number)?.message).toMatch(
+      /agreement-a reads empty .*soft-deleted.*restart its hash chain at revision 0.*refused/,
+    );
+    expect(emptyStreamHistoryError('agreement-a', END)?.message).toMatch(/soft-deleted/);
+    expect(emptyStreamHistoryError('agreement-a', 7)?.message).toMatch(/truncateBefore 7/);
+  });
+});
+
+describe('EventStoreDB mapping: expected revision any', () => {
+  it('retries by time, not by count: attempt 50 still retries within the budget, none after it', () => {
+    const delays = Array.from({ length: 50 }, (_, i) => anyRetryDelay(i + 1, 100, 10_000, () => 0.999));
+    expect(delays.every((d) => d !== null && d >= 0 && d <= 250)).toBe(true);
+    expect(anyRetryDelay(50, 10_000, 10_000)).toBeNull();
+    // The last wait never runs past the budget.
+    expect(anyRetryDelay(8, 9_990, 10_000, () => 0.999)).toBeLessThanOrEqual(10);
+  });
+});
+
+describe('EventStoreDB mapping: event id claims', () => {
+  it('names one claim stream per id, the same whatever the case, outside the service prefixes', () => {
+    const id = randomUUID();
+    expect(idClaimStream(id.toUpperCase())).toBe(`ledger-event-id-${id}`);
+    expect(isOwnEvent({ event: { streamId: idClaimStream(id), id, revision: 0n, type: ID_CLAIMED, isJson: true, data: {}, metadata: {} } }, ['agreement-', 'review-'])).toBe(false);
+    expect(() => idClaimStream('cmd-1')).toThrow(/not a UUID/);
+  });
+
+  it('folds a claim stream: nothing, claimed (maybe not written yet), written at a revision', () => {
+    const ids = [randomUUID(), randomUUID()];
+    const claimed = { type: ID_CLAIMED, data: claimedData('agreement-a', ids, 3) };
+    expect(readIdClaim([])).toEqual({ state: 'none' });
+    expect(readIdClaim([claimed])).toEqual({ state: 'claimed', stream: 'agreement-a', ids, fromRevision: 3 });
+    expect(readIdClaim([claimed, { type: ID_WRITTEN, data: writtenData('agreement-a', 5) }])).toEqual({ state: 'written', stream: 'agreement-a', ids, revision: 5 });
+    expect(() => readIdClaim([{ type: ID_WRITTEN, data: writtenData('agreement-a', 5) }])).toThrow(/malformed/);
+    expect(() => readIdClaim([claimed, { type: ID_WRITTEN, data: writtenData('agreement-b', 5) }])).toThrow(/malformed/);
+    expect(sameIds(ids, ids.map((id) => ({ id: id.toUpperCase() })))).toBe(true);
+    expect(sameIds(ids, [{ id: ids[0]! }])).toBe(false);
+    expect(idInOtherStreamError(ids[0]!, 'agreement-a', 'agreement-b').message).toBe(`event ${ids[0]} was already appended to stream agreement-a, not agreement-b`);
+  });
+});
+
+describe('EventStoreDB mapping: subscription cursor and checkpoints', () => {
+  it('resumes from a checkpoint beyond the last event once everything before it is handled', () => {
+    const c = new SubscriptionCursor('100');
+    expect(c.resumeFrom).toEqual(pos(100n));
+    const e1 = storedAt(200n);
+    const e2 = storedAt(300n);
+    expect(c.received(e1, pos(200n))).toBe(true);
+    expect(c.received(e2, pos(300n))).toBe(true);
+    // The filter skipped other streams up to 5000; e1 and e2 still wait for the handler.
+    c.checkpoint(pos(5000n));
+    expect(c.resumeFrom).toEqual(pos(100n));
+    const batch = c.nextBatch(1);
+    expect(batch).toEqual([e1]);
+    c.handled(batch);
+    expect(c.after).toBe('200');
+    expect(c.resumeFrom).toEqual(pos(200n));
+    c.handled(c.nextBatch(10));
+    expect(c.after).toBe('300');
+    expect(c.resumeFrom).toEqual(pos(5000n));
+    // With nothing pending a checkpoint applies at once.
+    c.checkpoint(pos(9000n));
+    expect(c.resumeFrom).toEqual(pos(9000n));
+    expect(c.pending).toBe(0);
+  });
+
+  it('forgets what a failed attempt received but did not handle, and skips what it already passed', () => {
+    const c = new SubscriptionCursor(null);
+    expect(c.resumeFrom).toBeNull();
+    const e1 = storedAt(200n);
+    c.received(e1, pos(200n));
+    c.checkpoint(pos(400n));
+    c.reset();
+    expect(c.pending).toBe(0);
+    expect(c.resumeFrom).toBeNull();
+    expect(c.nextBatch(10)).toEqual([]);
+    c.received(e1, pos(200n));
+    c.handled(c.nextBatch(10));
+    expect(c.received(e1, pos(200n))).toBe(false);
+    expect(() => c.handled([e1])).toThrow(/more events than were received/);
+    expect(() => new SubscriptionCursor('12a')).toThrow(/not a ledger position/);
+  });
+
+  it('backs off while nothing gets through and starts over once something did', () => {
+    const waits: number[] = [];
+    let d: number | null = null;
+    for (let i = 0; i < 8; i++) waits.push((d = resubscribeDelay(d, false)));
+    expect(waits).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    expect(resubscribeDelay(RESUBSCRIBE_MAX_MS, true)).toBe(RESUBSCRIBE_MIN_MS);
+  });
+});
+
+describe('EventStoreDB subscription supervision', () => {
+  it('never dies: a bad position, a failing attempt and an onError that throws are all survived', async () => {
+    let active = true;
+    let after: string | null = null;
+    const calls: string[] = [];
+    const logged: unknown[] = [];
+    const slept: number[] = [];
+    const outcomes: (() => Promise<AttemptOutcome>)[] = [
+      // A subscriber position that does not decode fails its attempt, not the loop.
+      async () => {
+        new SubscriptionCursor('not-a-position');
+        return { failed: false };
+      },
+      async () => ({ failed: true, err: new Error('connection reset') }),
+      async () => {
+        after = '42';
+        return { failed: true, err: new Error('handler failed') };
+      },
+      async () => {
+        active = false;
+        return { failed: false };
+      },
+    ];
+    await superviseSubscription({
+      isActive: () => active,
+      attempt: () => {
+        calls.push(`attempt ${calls.length + 1}`);
+        return outcomes.shift()!();
+      },
+      delivered: () => after,
+      onError: (err) => {
+        throw new Error(`onError rethrew: ${String(err)}`);
+      },
+      logError: (_m, err) => logged.push(err),
+      sleep: async (ms) => {
+        slept.push(ms);
+      },
+    });
+    expect(calls).toHaveLength(4);
+    expect(logged.map(String)).toEqual([
+      expect.stringMatching(/not a ledger position/),
+      expect.stringMatching(/connection reset/),
+      expect.stringMatching(/handler failed/),
+    ]);
+    expect(slept).toEqual([100, 200, 100]);
   });
 });

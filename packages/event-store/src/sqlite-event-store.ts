@@ -62,6 +62,8 @@ export type SqliteEventStoreOptions = {
   pollIntervalMs?: number;
   /** How the writer thread is restarted when it stops (logger, backoff, a test's hold on it). */
   writer?: WriterSupervision;
+  /** Where a subscriber's onError that throws is reported; the subscription carries on (default console.error). */
+  logError?: (message: string, err: unknown) => void;
 };
 
 export type ImportSummary = { events: number; streams: number };
@@ -94,6 +96,7 @@ export function openSqliteDatabase(path: string): Database.Database {
 export function createSqliteEventStore(options: SqliteEventStoreOptions): SqliteEventStore {
   const now = options.now ?? (() => new Date());
   const pollIntervalMs = options.pollIntervalMs ?? 50;
+  const logError = options.logError ?? ((message: string, err: unknown) => console.error(message, err));
   const db = openSqliteDatabase(options.path);
   db.exec(SCHEMA);
   const appended = new EventEmitter();
@@ -319,7 +322,16 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
             if (batch.length === batchSize || poked) continue;
           } catch (err) {
             if (!active) break;
-            opts.onError(err);
+            try {
+              opts.onError(err);
+            } catch (thrown) {
+              // A subscriber whose error handler throws still gets its events: never die silently.
+              try {
+                logError('SQLite subscription: onError threw; polling on', thrown);
+              } catch {
+                // Nothing left to report to.
+              }
+            }
           }
           await new Promise<void>((resolve) => {
             const t = setTimeout(resolve, pollIntervalMs);

@@ -50,11 +50,17 @@ async function main(): Promise<void> {
   let eventStore: EventStore;
   let idempotency: IdempotencyStore;
   if (config.eventStore.kind === 'sqlite') {
-    const sqlite = createSqliteEventStore({ path: config.eventStore.path, writer: { logger: logger.child({ component: 'event-store' }) } });
+    const storeLog = logger.child({ component: 'event-store' });
+    const sqlite = createSqliteEventStore({
+      path: config.eventStore.path,
+      writer: { logger: storeLog },
+      logError: (message, err) => storeLog.error({ err }, message),
+    });
     eventStore = sqlite;
     idempotency = createSqliteIdempotencyStore(sqlite.db);
   } else {
-    eventStore = createEsdbEventStore({ connectionString: config.eventStore.url });
+    const storeLog = logger.child({ component: 'event-store' });
+    eventStore = createEsdbEventStore({ connectionString: config.eventStore.url, logError: (message, err) => storeLog.error({ err }, message) });
     try {
       await eventStore.headPosition();
     } catch (err) {

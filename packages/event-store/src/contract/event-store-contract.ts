@@ -82,6 +82,51 @@ export function eventStoreContract(name: string, factory: EventStoreFactory): vo
       expect(await store.readStream(s('agreement-d'))).toHaveLength(2);
     });
 
+    it('expected revision any means no check: concurrent appends all land and the chain verifies', async () => {
+      await store.append(s('agreement-any'), [ev('A', {})], { expectedRevision: 'no_stream' });
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => store.append(s('agreement-any'), [ev('B', { i })], { expectedRevision: 'any' })),
+      );
+      expect(results.map((r) => r.revision).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
+      const events = await store.readStream(s('agreement-any'));
+      expect(events).toHaveLength(7);
+      expect(verifyChain(events)).toMatchObject({ valid: true, events: 7 });
+    });
+
+    it('two identical appends racing: one writes, the other reports duplicate, the events are there once', async () => {
+      await store.append(s('agreement-twin'), [ev('A', {})], { expectedRevision: 'no_stream' });
+      const events = [ev('B', { x: 1 }), ev('C', { x: 2 })];
+      const [a, b] = await Promise.all([
+        store.append(s('agreement-twin'), events, { expectedRevision: 0 }),
+        store.append(s('agreement-twin'), events, { expectedRevision: 0 }),
+      ]);
+      expect([a!.duplicate, b!.duplicate].sort()).toEqual([false, true]);
+      expect(a!.revision).toBe(2);
+      expect(b!.position).toBe(a!.position);
+      const read = await store.readStream(s('agreement-twin'));
+      expect(read.map((e) => e.type)).toEqual(['A', 'B', 'C']);
+      expect(verifyChain(read).valid).toBe(true);
+    });
+
+    it('event ids are unique across the log: an id already in one stream is refused for another', async () => {
+      const e = ev('A', {});
+      await store.append(s('agreement-id1'), [e], { expectedRevision: 'no_stream' });
+      await expect(store.append(s('agreement-id2'), [e], { expectedRevision: 'no_stream' })).rejects.toThrow(/already appended to stream/);
+      expect(await store.readStream(s('agreement-id2'))).toEqual([]);
+      const again = await store.append(s('agreement-id1'), [e], { expectedRevision: 'any' });
+      expect(again.duplicate).toBe(true);
+    });
+
+    it('lists streams created after an earlier listing', async () => {
+      await store.append(s('agreement-l1'), [ev('A', {})], { expectedRevision: 'no_stream' });
+      expect(await store.listStreams()).toContain(s('agreement-l1'));
+      await store.append(s('review-l2'), [ev('B', {})], { expectedRevision: 'no_stream' });
+      await store.append(s('agreement-l1'), [ev('C', {})], { expectedRevision: 0 });
+      const streams = await store.listStreams();
+      expect(streams.filter((x) => x === s('agreement-l1'))).toHaveLength(1);
+      expect(streams.indexOf(s('agreement-l1'))).toBeLessThan(streams.indexOf(s('review-l2')));
+    });
+
     it('reads a stream between revisions and up to a recorded instant', async () => {
       await store.append(s('agreement-e'), [ev('A', {}), ev('B', {}), ev('C', {}), ev('D', {})], { expectedRevision: 'no_stream' });
       expect((await store.readStream(s('agreement-e'), { fromRevision: 1, toRevision: 2 })).map((e) => e.type)).toEqual(['B', 'C']);
@@ -162,6 +207,28 @@ export function eventStoreContract(name: string, factory: EventStoreFactory): vo
       await new Promise((r) => setTimeout(r, 150));
       expect(seen.map((e) => e.type)).toEqual(['A', 'B', 'C', 'D', 'E']);
       expect(overlapped).toBe(false);
+    });
+
+    it('keeps a subscription alive when its onError throws: later events still arrive', async () => {
+      const start = await store.headPosition();
+      await store.append(s('agreement-k'), [ev('A', {})], { expectedRevision: 'no_stream' });
+      let failures = 0;
+      const seen: string[] = [];
+      const sub = store.subscribe({
+        after: start,
+        async onEvents(batch) {
+          if (failures++ === 0) throw new Error('projection failed once');
+          seen.push(...batch.filter((e) => e.stream === s('agreement-k')).map((e) => e.type));
+        },
+        onError(err) {
+          throw err;
+        },
+      });
+      await waitUntil(() => seen.length >= 1);
+      await store.append(s('agreement-k'), [ev('B', {})], { expectedRevision: 0 });
+      await waitUntil(() => seen.length >= 2);
+      await sub.close();
+      expect(seen).toEqual(['A', 'B']);
     });
 
     it('redelivers a batch whose handler failed, so a subscriber loses nothing', async () => {
