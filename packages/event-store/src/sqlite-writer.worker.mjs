@@ -15,7 +15,7 @@ db.pragma('busy_timeout = 10000');
 const stmt = {
   streamHead: db.prepare('SELECT revision, hash FROM streams WHERE stream = ?'),
   byEventId: db.prepare('SELECT * FROM events WHERE event_id = ?'),
-  lastRecordedAt: db.prepare('SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1'),
+  lastRecordedAt: db.prepare("SELECT json_extract(metadata, '$.recordedAt') AS recorded_at FROM events ORDER BY position DESC LIMIT 1"),
   streamEventAt: db.prepare('SELECT position FROM events WHERE stream = ? AND revision = ?'),
   insert: db.prepare(
     `INSERT INTO events (event_id, stream, revision, type, data, metadata, recorded_at, prev_hash, hash)
