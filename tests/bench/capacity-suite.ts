@@ -22,7 +22,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { reviewStream, type ExistingReview } from '@cm/domain';
-import { GENESIS_HASH, createSqliteEventStore, eventHash, type StoredEvent } from '@cm/event-store';
+import { CURRENT_HASH_SCHEME, createSqliteEventStore, eventHash, genesisHash, type StoredEvent } from '@cm/event-store';
 import { createLogger } from '@cm/platform';
 import { createMemoryReadStore, createProjector, dropGeneration, rebuildReadModels, waitForCheckpoint } from '@cm/read-models';
 import {
@@ -99,11 +99,14 @@ function* ledgerEvents(total: number, counts: { agreements: number; commitments:
   let clock = start;
 
   const stored = (a: OpenAgreement, type: string, data: unknown, recordedAt: string): StoredEvent => {
-    const metadata = { actor: `desk-${a.revision % 7}@mppre.example`, occurredAt: recordedAt, correlationId: randomUUID(), recordedAt };
+    const metadata = { actor: `desk-${a.revision % 7}@mppre.example`, occurredAt: recordedAt, correlationId: randomUUID(), recordedAt, hashScheme: CURRENT_HASH_SCHEME };
     a.revision++;
     position++;
-    const hash = eventHash(a.prevHash, type, data, metadata);
-    const e: StoredEvent = { id: randomUUID(), stream: `agreement-${a.id}`, revision: a.revision, position: String(position), type, data, metadata, prevHash: a.prevHash, hash };
+    const stream = `agreement-${a.id}`;
+    const id = randomUUID();
+    if (a.revision === 0) a.prevHash = genesisHash(CURRENT_HASH_SCHEME, stream);
+    const hash = eventHash({ stream, id, revision: a.revision, prevHash: a.prevHash, type, data, metadata });
+    const e: StoredEvent = { id, stream, revision: a.revision, position: String(position), type, data, metadata, prevHash: a.prevHash, hash };
     a.prevHash = hash;
     return e;
   };
@@ -115,7 +118,7 @@ function* ledgerEvents(total: number, counts: { agreements: number; commitments:
     if (pool.length < poolSize && total - position >= 1 + COMMITMENTS_PER_AGREEMENT) {
       // One signature: the agreement and its commitments in one append, as the API records it.
       const n = counts.agreements++;
-      const a: OpenAgreement = { id: `cian-${String(n).padStart(7, '0')}`, revision: -1, prevHash: GENESIS_HASH, updatesLeft: int(15, 45), commitments: [] };
+      const a: OpenAgreement = { id: `cian-${String(n).padStart(7, '0')}`, revision: -1, prevHash: '', updatesLeft: int(15, 45), commitments: [] };
       const sector = SECTORS[n % SECTORS.length]!;
       yield stored(a, 'AgreementSigned', {
         agreementId: a.id, title: `Agreement ${n} on cooperation in ${sector.replace('_', ' ')}`, kind: KINDS[n % KINDS.length], sector,
@@ -484,10 +487,13 @@ async function writeReviewLog(path: string, reviews: number, nowMs: number) {
           agreementIds: [`cian-${String(i % 500).padStart(7, '0')}`, `cian-${String((i + 1) % 500).padStart(7, '0')}`],
           attendees: Array.from({ length: ATTENDEES }, (_, k) => ({ email: `focal-${i}-${k}@ministry.example`, locale: (['en', 'es', 'ru'] as const)[k % 3] })),
         };
-        const metadata = { actor: 'bench', occurredAt: recordedAt, correlationId: randomUUID(), recordedAt };
+        const metadata = { actor: 'bench', occurredAt: recordedAt, correlationId: randomUUID(), recordedAt, hashScheme: CURRENT_HASH_SCHEME };
+        const id = randomUUID();
+        const stream = reviewStream(reviewId);
+        const prevHash = genesisHash(CURRENT_HASH_SCHEME, stream);
         yield {
-          id: randomUUID(), stream: reviewStream(reviewId), revision: 0, position: String(i + 1), type: 'ReviewScheduled', data, metadata,
-          prevHash: GENESIS_HASH, hash: eventHash(GENESIS_HASH, 'ReviewScheduled', data, metadata),
+          id, stream, revision: 0, position: String(i + 1), type: 'ReviewScheduled', data, metadata,
+          prevHash, hash: eventHash({ stream, id, revision: 0, prevHash, type: 'ReviewScheduled', data, metadata }),
         };
       }
     }

@@ -3,11 +3,12 @@
 // hashes. Order is stated in the header: `stream` bundles (one stream's export) list events in
 // revision order; `global` bundles (the archive of every stream) list them in log order,
 // positions ascending, so importing them in file order rebuilds the very same log.
-// Only the hash covers an event's content (prevHash, type, data, metadata); stream, revision,
-// position and id are checked for consistency here, but only the chain proves anything.
+// The hash covers an event's content (prevHash, type, data, metadata) and, under hash scheme 2,
+// its stream, id and revision too (event-hash.mjs); each line says its scheme (`hashScheme`).
+// Position is checked for consistency here, but no hash covers it.
 import { z } from 'zod';
 import { POSITION_PATTERN, type StoredEvent } from './event-store';
-import { GENESIS_HASH, eventHash } from './hash-chain';
+import { chainFault, hashScheme, type HashScheme } from './hash-chain';
 
 export const BUNDLE_FORMAT = 'commitment-monitor-bundle';
 export const BUNDLE_VERSION = 1;
@@ -43,6 +44,12 @@ export const bundleEventSchema = z.object({
     causationId: z.string().optional(),
     recordedAt: z.string(),
   }),
+  /**
+   * The hash scheme of this event, as its metadata names it (1 when it names none). Said on the
+   * line so a reader sees it without knowing where the scheme is kept; checked against the metadata.
+   * Optional: bundles written before schemes were versioned lack it, and their events are scheme 1.
+   */
+  hashScheme: z.number().int().optional(),
   prevHash: sha256Hex,
   hash: sha256Hex,
 });
@@ -64,7 +71,8 @@ export function bundleHeader(order: BundleHeader['order'], createdAt: string, st
 /** One event as a bundle line (no newline). Keys in a fixed order so bundles diff cleanly. */
 export function bundleLine(e: StoredEvent): string {
   const line: BundleEvent = {
-    stream: e.stream, revision: e.revision, position: e.position, id: e.id, type: e.type, data: e.data, metadata: e.metadata, prevHash: e.prevHash, hash: e.hash,
+    stream: e.stream, revision: e.revision, position: e.position, id: e.id, type: e.type, data: e.data, metadata: e.metadata,
+    hashScheme: hashScheme(e.metadata) ?? undefined, prevHash: e.prevHash, hash: e.hash,
   };
   return JSON.stringify(line);
 }
@@ -91,6 +99,8 @@ export type BundleStreamReport = {
   lastHash: string | null;
   valid: boolean;
   firstInvalidRevision: number | null;
+  /** How many of the stream's verified events each hash scheme covers, e.g. { "1": 3, "2": 5 }. */
+  schemes: Record<string, number>;
 };
 
 export type BundleError = {
@@ -119,10 +129,13 @@ type StreamState = {
   listed: BundleHeader['streams'][number] | undefined;
   events: number;
   nextRevision: number;
-  prevHash: string;
+  /** The last verified event's hash and scheme; null before revision 0. */
+  prev: { hash: string; scheme: HashScheme } | null;
   lastHash: string | null;
   lastPosition: bigint;
+  lastRecordedAt: string;
   firstInvalidRevision: number | null;
+  schemes: Record<string, number>;
 };
 
 // Our writer puts stream and revision first, so even a line cut off mid-way usually still
@@ -151,6 +164,7 @@ export function createBundleVerifier() {
   let headerFailed = false;
   let events = 0;
   let lastGlobalPosition = -1n;
+  let lastGlobalRecordedAt = '';
   let firstError: BundleError | undefined;
   const states = new Map<string, StreamState>();
   // Ids are not hashed, but an import needs them unique: a repeated id is a broken bundle.
@@ -163,7 +177,7 @@ export function createBundleVerifier() {
     let st = states.get(stream);
     if (!st) {
       const listed = header?.streams.find((s) => s.stream === stream);
-      st = { stream, listed, events: 0, nextRevision: 0, prevHash: GENESIS_HASH, lastHash: null, lastPosition: -1n, firstInvalidRevision: null };
+      st = { stream, listed, events: 0, nextRevision: 0, prev: null, lastHash: null, lastPosition: -1n, lastRecordedAt: '', firstInvalidRevision: null, schemes: {} };
       states.set(stream, st);
       if (!listed) {
         st.firstInvalidRevision = 0;
@@ -237,13 +251,16 @@ export function createBundleVerifier() {
         ? `revision ${e.revision} appears again, or out of order, where revision ${st.nextRevision} should be`
         : `revision ${st.nextRevision} is missing: the next line holds revision ${e.revision}`);
     }
-    if (e.prevHash !== st.prevHash) {
-      return invalidate(st, st.nextRevision === 0
-        ? 'prevHash of revision 0 is not the genesis hash'
-        : `prevHash does not link to the hash of revision ${st.nextRevision - 1}${previousHash === null ? '' : ` (${previousHash})`}`);
+    const scheme = hashScheme(e.metadata);
+    if (e.hashScheme !== undefined && e.hashScheme !== (scheme ?? e.metadata.hashScheme)) {
+      return invalidate(st, `the line says hash scheme ${e.hashScheme} but the event's metadata says ${JSON.stringify(e.metadata.hashScheme ?? 1)}`);
     }
-    if (eventHash(e.prevHash, e.type, e.data, e.metadata) !== e.hash) {
-      return invalidate(st, 'the hash does not match the event: its type, data or metadata were changed after it was recorded');
+    const fault = chainFault(e, st.prev);
+    if (fault) return invalidate(st, st.nextRevision > 0 && fault.startsWith('prevHash') ? `${fault} (revision ${st.nextRevision - 1}${previousHash === null ? '' : `, ${previousHash}`})` : fault);
+    // As the import requires: "as of an instant" must be a prefix of every stream and of the log.
+    if (e.metadata.recordedAt < st.lastRecordedAt) return invalidate(st, `recordedAt ${e.metadata.recordedAt} is before the stream's previous event's ${st.lastRecordedAt}`);
+    if (header?.order === 'global' && e.metadata.recordedAt < lastGlobalRecordedAt) {
+      return invalidate(st, `recordedAt ${e.metadata.recordedAt} is before the previous line's ${lastGlobalRecordedAt}: the log's time went backwards`);
     }
     if (position <= st.lastPosition) return invalidate(st, `position ${e.position} is not after the stream's previous position`);
     if (header?.order === 'global' && position <= lastGlobalPosition) {
@@ -253,7 +270,10 @@ export function createBundleVerifier() {
     ids.add(e.id);
     st.lastPosition = position;
     lastGlobalPosition = position;
-    st.prevHash = e.hash;
+    st.lastRecordedAt = e.metadata.recordedAt;
+    lastGlobalRecordedAt = e.metadata.recordedAt;
+    st.prev = { hash: e.hash, scheme: scheme! };
+    st.schemes[scheme!] = (st.schemes[scheme!] ?? 0) + 1;
     st.nextRevision++;
   }
 
@@ -278,7 +298,7 @@ export function createBundleVerifier() {
         const st = states.get(listed.stream);
         if (!st) {
           const missing: StreamState = {
-            stream: listed.stream, listed, events: 0, nextRevision: 0, prevHash: GENESIS_HASH, lastHash: null, lastPosition: -1n, firstInvalidRevision: 0,
+            stream: listed.stream, listed, events: 0, nextRevision: 0, prev: null, lastHash: null, lastPosition: -1n, lastRecordedAt: '', firstInvalidRevision: 0, schemes: {},
           };
           states.set(listed.stream, missing);
           fail({ stream: listed.stream, revision: 0, line: null, reason: `the header lists stream ${listed.stream} up to revision ${listed.revision} but the bundle holds none of its events` });
@@ -301,7 +321,7 @@ export function createBundleVerifier() {
       const order = [...h.streams.map((s) => s.stream), ...[...states.keys()].filter((s) => !h.streams.some((l) => l.stream === s))];
       const streams = order.map((name): BundleStreamReport => {
         const st = states.get(name)!;
-        return { stream: name, events: st.events, lastHash: st.lastHash, valid: st.firstInvalidRevision === null, firstInvalidRevision: st.firstInvalidRevision };
+        return { stream: name, events: st.events, lastHash: st.lastHash, valid: st.firstInvalidRevision === null, firstInvalidRevision: st.firstInvalidRevision, schemes: st.schemes };
       });
       return firstError ? { valid: false, header: h, events, streams, firstError } : { valid: true, header: h, events, streams };
     },
@@ -339,7 +359,9 @@ export async function* readBundleEvents(lines: AsyncIterable<string> | Iterable<
     }
     const e = bundleEventSchema.safeParse(json);
     if (!e.success) throw new BundleFormatError(lineNo, `not a bundle event: ${issueText(e.error)}`);
-    yield e.data;
+    // The line's hashScheme repeats the metadata's (the verifier checks they agree): not part of the stored event.
+    const { hashScheme: _said, ...event } = e.data;
+    yield event;
   }
   if (!sawHeader) throw new BundleFormatError(0, 'the file is empty: no bundle header');
 }

@@ -4,18 +4,19 @@
 import { describe, expect, it } from 'vitest';
 import { bundleHeader, readBundleEvents, verifyBundle, writeBundle, type BundleHeader } from './bundle';
 import type { StoredEvent } from './event-store';
-import { GENESIS_HASH, eventHash } from './hash-chain';
+import { CURRENT_HASH_SCHEME, eventHash, genesisHash, type HashScheme } from './hash-chain';
 
 let position = 0;
-function chain(stream: string, n: number, recordedAt = '2026-03-01T10:00:00.000Z'): StoredEvent[] {
+function chain(stream: string, n: number, recordedAt = '2026-03-01T10:00:00.000Z', scheme: HashScheme = CURRENT_HASH_SCHEME): StoredEvent[] {
   const out: StoredEvent[] = [];
-  let prevHash = GENESIS_HASH;
+  let prevHash = genesisHash(scheme, stream);
   for (let revision = 0; revision < n; revision++) {
     const type = revision === 0 ? 'AgreementSigned' : 'ProgressReported';
     const data = revision === 0 ? { agreementId: stream, title: `Agreement ${stream}` } : { commitmentId: 'c-1', percent: revision * 10, note: 'ñandú "quoted"' };
-    const metadata = { actor: 'auditor-test', occurredAt: '2026-02-01T00:00:00.000Z', correlationId: `corr-${revision}`, recordedAt };
-    const hash = eventHash(prevHash, type, data, metadata);
-    out.push({ id: `${stream}-${revision}`, stream, revision, position: String(++position), type, data, metadata, prevHash, hash });
+    const metadata = { actor: 'auditor-test', occurredAt: '2026-02-01T00:00:00.000Z', correlationId: `corr-${revision}`, recordedAt, ...(scheme === 1 ? {} : { hashScheme: scheme }) };
+    const id = `${stream}-${revision}`;
+    const hash = eventHash({ stream, id, revision, prevHash, type, data, metadata });
+    out.push({ id, stream, revision, position: String(++position), type, data, metadata, prevHash, hash });
     prevHash = hash;
   }
   return out;
@@ -49,7 +50,7 @@ describe('verifyBundle', () => {
     expect(r.firstError).toBeUndefined();
     expect(r.valid).toBe(true);
     expect(r.header).toMatchObject({ format: 'commitment-monitor-bundle', version: 1, order: 'stream', events: 6 });
-    expect(r.streams).toEqual([{ stream: 'agreement-a', events: 6, lastHash: events[5]!.hash, valid: true, firstInvalidRevision: null }]);
+    expect(r.streams).toEqual([{ stream: 'agreement-a', events: 6, lastHash: events[5]!.hash, valid: true, firstInvalidRevision: null, schemes: { 2: 6 } }]);
   });
 
   it('verifies a genuine archive in global order, streams interleaved, with a trailing newline', async () => {
@@ -154,6 +155,71 @@ describe('verifyBundle', () => {
     const r = await verifyBundle(lines);
     expect(r.firstError).toMatchObject({ stream: 'agreement-x', revision: 0 });
     expect(r.streams.map((s) => s.stream)).toEqual(['agreement-a', 'agreement-x']);
+  });
+});
+
+describe('hash schemes', () => {
+  /** Streams a and b with their events' stream names exchanged, and a header to match (a header is not signed). */
+  async function swapped(scheme: HashScheme): Promise<string[]> {
+    const a = chain('agreement-a', 3, undefined, scheme);
+    const b = chain('agreement-b', 3, undefined, scheme);
+    const moved = [...a.map((e) => ({ ...e, stream: 'agreement-b' })), ...b.map((e) => ({ ...e, stream: 'agreement-a' }))];
+    return linesOf('global', moved.map((e, i) => ({ ...e, position: String(i + 1) })));
+  }
+
+  it('under scheme 2, detects the events of two streams exchanged; under scheme 1 the exchange went unseen', async () => {
+    const v2 = await verifyBundle(await swapped(2));
+    expect(v2.valid).toBe(false);
+    expect(v2.firstError).toMatchObject({ stream: 'agreement-b', revision: 0, line: 2 });
+    expect(v2.firstError!.reason).toMatch(/genesis hash of stream agreement-b/);
+    // What scheme 1 could not see, and why scheme 2 exists.
+    expect((await verifyBundle(await swapped(1))).valid).toBe(true);
+  });
+
+  it('detects an event moved to another place of its own stream under scheme 2 (id and revision are hashed)', async () => {
+    const a = chain('agreement-a', 3);
+    const renamed = a.map((e, i) => (i === 1 ? { ...e, id: 'another-id' } : e));
+    const r = await verifyBundle(await linesOf('stream', renamed));
+    expect(r.firstError).toMatchObject({ stream: 'agreement-a', revision: 1 });
+  });
+
+  it('still verifies a bundle written under scheme 1, and says per stream which scheme its events use', async () => {
+    const old = [...chain('agreement-a', 2, undefined, 1), ...chain('agreement-b', 2, undefined, 1)].map((e, i) => ({ ...e, position: String(i + 1) }));
+    const lines = await linesOf('global', old);
+    // A bundle of an earlier version has no hashScheme on its lines.
+    const r = await verifyBundle(lines.map((l, i) => (i === 0 ? l : l.replace(/,"hashScheme":1/, ''))));
+    expect(r.valid).toBe(true);
+    expect(r.streams.map((s) => [s.stream, s.schemes])).toEqual([['agreement-a', { 1: 2 }], ['agreement-b', { 1: 2 }]]);
+    expect(JSON.parse(lines[1]!)).toMatchObject({ hashScheme: 1 });
+  });
+
+  it('verifies a stream that moves from scheme 1 to scheme 2, and refuses one that goes back', async () => {
+    const [v1] = chain('agreement-a', 1, undefined, 1);
+    const next = (prev: StoredEvent, scheme: HashScheme): StoredEvent => {
+      const metadata = { ...prev.metadata, ...(scheme === 2 ? { hashScheme: 2 } : {}) };
+      if (scheme === 1) delete (metadata as { hashScheme?: number }).hashScheme;
+      const e = { ...prev, id: `${prev.id}+`, revision: prev.revision + 1, position: String(Number(prev.position) + 1), metadata, prevHash: prev.hash };
+      return { ...e, hash: eventHash(e) };
+    };
+    const up = next(v1!, 2);
+    const r = await verifyBundle(await linesOf('stream', [v1!, up]));
+    expect(r.valid).toBe(true);
+    expect(r.streams[0]!.schemes).toEqual({ 1: 1, 2: 1 });
+    const back = await verifyBundle(await linesOf('stream', [v1!, up, next(up, 1)]));
+    expect(back.firstError).toMatchObject({ revision: 2 });
+    expect(back.firstError!.reason).toMatch(/never goes back/);
+  });
+});
+
+describe('recordedAt', () => {
+  it('refuses a bundle whose recordedAt goes backwards, as the import does', async () => {
+    const a = chain('agreement-a', 2, '2026-03-01T10:00:00.000Z');
+    const b = chain('agreement-b', 1, '2026-03-01T09:00:00.000Z');
+    const events = [...a, ...b].map((e, i) => ({ ...e, position: String(i + 1) }));
+    const r = await verifyBundle(await linesOf('global', events));
+    expect(r.valid).toBe(false);
+    expect(r.firstError).toMatchObject({ stream: 'agreement-b', revision: 0, line: 4 });
+    expect(r.firstError!.reason).toMatch(/before the previous line's 2026-03-01T10:00:00.000Z/);
   });
 });
 

@@ -91,6 +91,21 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
     return p;
   }
 
+  /** This service's last event in $all (others' events and system events skipped), or null. */
+  async function lastOwnEvent(): Promise<StoredEvent | null> {
+    let seen: EsdbPosition | null = null;
+    for (;;) {
+      const page = await readAllPage(seen ?? END, BACKWARDS, ALL_PAGE);
+      for (const resolved of page) {
+        const p = positionIn$all(resolved);
+        if (seen && compareEsdbPositions(p, seen) >= 0) continue;
+        seen = p;
+        if (isOwnEvent(resolved, prefixes)) return fromResolvedEvent(resolved);
+      }
+      if (page.length < ALL_PAGE) return null;
+    }
+  }
+
   /**
    * Walks this service's events in $all after a position; `visit` returns false to stop.
    * Answers the last $all position looked at (any stream's), so a later walk can go on from it.
@@ -329,17 +344,11 @@ export function createEsdbEventStore(options: EsdbEventStoreOptions): EsdbEventS
     },
 
     async headPosition() {
-      let seen: EsdbPosition | null = null;
-      for (;;) {
-        const page = await readAllPage(seen ?? END, BACKWARDS, ALL_PAGE);
-        for (const resolved of page) {
-          const p = positionIn$all(resolved);
-          if (seen && compareEsdbPositions(p, seen) >= 0) continue;
-          seen = p;
-          if (isOwnEvent(resolved, prefixes)) return fromResolvedEvent(resolved).position;
-        }
-        if (page.length < ALL_PAGE) return null;
-      }
+      return (await lastOwnEvent())?.position ?? null;
+    },
+
+    async lastRecordedAt() {
+      return (await lastOwnEvent())?.metadata.recordedAt ?? null;
     },
 
     listStreams() {

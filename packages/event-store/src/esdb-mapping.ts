@@ -5,11 +5,11 @@ import { END, NO_STREAM, START, StreamDeletedError, WrongExpectedVersionError, j
 import type { AppendExpectedRevision, CurrentRevision, EventData, JSONType, Position as EsdbPosition } from '@eventstore/db-client';
 import { ConcurrencyError } from '@cm/domain';
 import type { EventMetadata, ExpectedRevision, NewEvent, Position, StoredEvent } from './event-store';
-import { GENESIS_HASH, eventHash } from './hash-chain';
+import { CURRENT_HASH_SCHEME, eventHash, genesisHash } from './hash-chain';
 
 export const DEFAULT_STREAM_PREFIXES: readonly string[] = ['agreement-', 'review-'];
 
-export type LedgerMetadata = EventMetadata & { recordedAt: string };
+export type LedgerMetadata = StoredEvent['metadata'];
 
 /** What an EventStoreDB record carries as metadata: the caller's, `recordedAt`, and the chain. */
 export type EsdbMetadata = LedgerMetadata & { prevHash: string; hash: string };
@@ -147,14 +147,14 @@ function asJson<T>(value: T, what: string): T {
 /** Revisions, recordedAt and the hash chain for events appended after `head` (null: a new stream). */
 export function prepareAppend(stream: string, events: readonly NewEvent[], head: StreamHead | null, now: Date): PreparedEvent[] {
   const recordedAt = stampRecordedAt(now, head);
-  let prevHash = head?.hash ?? GENESIS_HASH;
+  let prevHash = head?.hash ?? genesisHash(CURRENT_HASH_SCHEME, stream);
   let revision = head?.revision ?? -1;
   return events.map((e) => {
     if (!UUID.test(e.id)) throw new Error(`event id ${JSON.stringify(e.id)} is not a UUID, which EventStoreDB requires`);
     revision++;
     const data = asJson(e.data, `data of event ${e.id}`);
-    const metadata: LedgerMetadata = { ...asJson(e.metadata, `metadata of event ${e.id}`), recordedAt };
-    const hash = eventHash(prevHash, e.type, data, metadata);
+    const metadata: LedgerMetadata = { ...asJson(e.metadata, `metadata of event ${e.id}`), recordedAt, hashScheme: CURRENT_HASH_SCHEME };
+    const hash = eventHash({ stream, id: e.id, revision, prevHash, type: e.type, data, metadata });
     const prepared: PreparedEvent = { id: e.id, stream, revision, type: e.type, data, metadata, prevHash, hash };
     prevHash = hash;
     return prepared;

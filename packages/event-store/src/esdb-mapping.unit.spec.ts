@@ -4,7 +4,7 @@ import { END, NO_STREAM, START, StreamDeletedError, WrongExpectedVersionError } 
 import type { JSONEventData } from '@eventstore/db-client';
 import { ConcurrencyError } from '@cm/domain';
 import { comparePositions, type NewEvent } from './event-store';
-import { GENESIS_HASH, verifyChain } from './hash-chain';
+import { genesisHash, verifyChain } from './hash-chain';
 import {
   ID_CLAIMED, ID_WRITTEN, RESUBSCRIBE_MAX_MS, RESUBSCRIBE_MIN_MS, SubscriptionCursor, anyRetryDelay, appendConflict, checkAppendResult,
   claimedData, emptyStreamHistoryError, idClaimStream, idInOtherStreamError, mapAppendError, readIdClaim, resubscribeDelay, sameIds, superviseSubscription,
@@ -51,8 +51,8 @@ describe('EventStoreDB mapping: events', () => {
       [events[1]!.id, 'agreement-x', 1, '1200', 'CommitmentAdded'],
     ]);
     expect(stored[0]!.data).toEqual(data);
-    expect(stored[0]!.metadata).toEqual({ ...events[0]!.metadata, recordedAt: '2025-11-28T10:00:00.123Z' });
-    expect(stored[0]!.prevHash).toBe(GENESIS_HASH);
+    expect(stored[0]!.metadata).toEqual({ ...events[0]!.metadata, recordedAt: '2025-11-28T10:00:00.123Z', hashScheme: 2 });
+    expect(stored[0]!.prevHash).toBe(genesisHash(2, 'agreement-x'));
     expect(stored[1]!.prevHash).toBe(stored[0]!.hash);
     expect(verifyChain(stored)).toMatchObject({ valid: true, events: 2, firstInvalidRevision: null });
   });
@@ -61,8 +61,8 @@ describe('EventStoreDB mapping: events', () => {
     const [p] = prepareAppend('review-r', [ev('ReviewScheduled', { date: '2026-01-10' })], null, at('2026-01-01T00:00:00.000Z'));
     const written = toEsdbEvent(p!) as JSONEventData;
     expect(written).toMatchObject({ id: p!.id, type: 'ReviewScheduled', contentType: 'application/json', data: { date: '2026-01-10' } });
-    expect(written.metadata).toEqual({ ...p!.metadata, prevHash: GENESIS_HASH, hash: p!.hash });
-    expect(Object.keys(splitMetadata(written.metadata, 'x').metadata).sort()).toEqual(['actor', 'correlationId', 'occurredAt', 'recordedAt']);
+    expect(written.metadata).toEqual({ ...p!.metadata, prevHash: genesisHash(2, 'review-r'), hash: p!.hash });
+    expect(Object.keys(splitMetadata(written.metadata, 'x').metadata).sort()).toEqual(['actor', 'correlationId', 'hashScheme', 'occurredAt', 'recordedAt']);
   });
 
   it('continues a stream from its head: next revision, previous hash, recordedAt never earlier', () => {

@@ -28,8 +28,11 @@ export type StoredEvent = {
   position: Position;
   type: string;
   data: unknown;
-  /** Metadata as given plus `recordedAt`, stamped by the store. */
-  metadata: EventMetadata & { recordedAt: string };
+  /**
+   * Metadata as given plus what the store stamps: `recordedAt`, and `hashScheme` (2 for events
+   * written now; absent on events written under scheme 1). Both are covered by the hash.
+   */
+  metadata: EventMetadata & { recordedAt: string; hashScheme?: number };
   prevHash: string;
   hash: string;
 };
@@ -78,6 +81,16 @@ export interface EventStore {
   /** The position of the last event in the log, or null when the log is empty. */
   headPosition(): Promise<Position | null>;
   subscribe(options: SubscribeOptions): Subscription;
+  /** The recordedAt of the log's last event (the hashed copy), or null when the log is empty. */
+  lastRecordedAt(): Promise<string | null>;
+  /**
+   * The store's own record of a stream's last revision and hash, kept apart from its events (the
+   * SQLite `streams` table), so /integrity sees a stream whose last events were removed.
+   * Optional: a log whose head is its last event (EventStoreDB) has nothing else to compare.
+   */
+  streamHead?(stream: string): Promise<{ revision: number; hash: string } | null>;
+  /** A stored copy that disagrees with what the hash covers (SQLite's recorded_at column), or null. Optional. */
+  storageFault?(stream: string): Promise<{ revision: number; reason: string } | null>;
   /** Every stream name, in order of creation (for exports and checks). */
   listStreams(): Promise<string[]>;
   /**

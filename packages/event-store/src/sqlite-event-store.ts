@@ -12,7 +12,7 @@ import { ConcurrencyError, ConflictError, ValidationError } from '@cm/domain';
 import type {
   AppendResult, EventStore, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
 } from './event-store';
-import { GENESIS_HASH, eventHash } from './hash-chain';
+import { chainFault, hashScheme, type HashScheme, type StreamHeadRow } from './hash-chain';
 import { createSqliteWriter, type AppendOutcome, type GroupAppend, type SqliteWriter, type WriterSupervision } from './sqlite-writer';
 import { registerWriter } from './sqlite-writer-registry';
 
@@ -117,6 +117,10 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     readAll: db.prepare<[number | bigint, number], Row>('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?'),
     head: db.prepare<[], { p: number | bigint | null }>('SELECT max(position) AS p FROM events'),
     streams: db.prepare<[], { stream: string }>('SELECT stream FROM streams ORDER BY created_position'),
+    lastRecordedAt: db.prepare<[], { at: string | null }>("SELECT json_extract(metadata, '$.recordedAt') AS at FROM events ORDER BY position DESC LIMIT 1"),
+    columnMismatch: db.prepare<[string], { revision: number; recorded_at: string; at: string | null }>(
+      "SELECT revision, recorded_at, json_extract(metadata, '$.recordedAt') AS at FROM events WHERE stream = ? AND recorded_at IS NOT json_extract(metadata, '$.recordedAt') ORDER BY revision LIMIT 1",
+    ),
   };
   stmt.readAll.safeIntegers(true);
   stmt.head.safeIntegers(true);
@@ -165,7 +169,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     }
     const events: StoredEvent[] = r.written.map((w, i) => {
       const e = p.events[i]!;
-      return { id: e.id, stream: p.stream, revision: w.revision, position: w.position, type: e.type, data: e.data, metadata: { ...e.metadata, recordedAt: r.recordedAt! }, prevHash: w.prevHash, hash: w.hash };
+      return { id: e.id, stream: p.stream, revision: w.revision, position: w.position, type: e.type, data: e.data, metadata: { ...e.metadata, recordedAt: r.recordedAt!, hashScheme: r.hashScheme! }, prevHash: w.prevHash, hash: w.hash };
     });
     p.resolve({ revision: r.revision, position: r.position, events, duplicate: false });
     return events.length > 0;
@@ -206,7 +210,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     // Queued appends would run as savepoints inside the import's transaction: refuse rather than mix them in.
     if (pending.length > 0 || writing) throw new ConflictError('appends are in flight on this log: an archive is imported only into an idle, empty log', 'log_not_empty');
     importing = true;
-    const heads = new Map<string, { revision: number; hash: string; created: bigint }>();
+    const heads = new Map<string, { revision: number; hash: string; scheme: HashScheme; created: bigint }>();
     let count = 0;
     try {
       // IMMEDIATE: other processes cannot write between the emptiness check and the commit.
@@ -217,11 +221,12 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
       for await (const e of events) {
         const head = heads.get(e.stream);
         const revision = head ? head.revision + 1 : 0;
-        const prevHash = head?.hash ?? GENESIS_HASH;
         const refuse = (reason: string) => new ValidationError(`import refused at ${e.stream} revision ${e.revision} (event ${e.id}): ${reason}`, [], 'import_refused');
         if (e.revision !== revision) throw refuse(`the stream's next revision is ${revision}`);
-        if (e.prevHash !== prevHash) throw refuse('prevHash does not link to the previous event of its stream');
-        if (eventHash(prevHash, e.type, e.data, e.metadata) !== e.hash) throw refuse('the hash does not match the event');
+        // Either scheme: an archive of a log written under scheme 1 restores as it was.
+        const fault = chainFault(e, head ? { hash: head.hash, scheme: head.scheme } : null);
+        if (fault) throw refuse(fault);
+        const prevHash = e.prevHash;
         const position = BigInt(e.position);
         if (position <= lastPosition || position > MAX_ROWID) throw refuse(`position ${e.position} is not after ${lastPosition} (or beyond what SQLite can keep)`);
         // The rest of this adapter relies on it: "as of an instant" is a prefix of the log.
@@ -230,7 +235,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
           position, id: e.id, stream: e.stream, revision, type: e.type, data: JSON.stringify(e.data), metadata: JSON.stringify(e.metadata),
           recordedAt: e.metadata.recordedAt, prevHash, hash: e.hash,
         });
-        heads.set(e.stream, { revision, hash: e.hash, created: head?.created ?? position });
+        heads.set(e.stream, { revision, hash: e.hash, scheme: hashScheme(e.metadata)!, created: head?.created ?? position });
         lastPosition = position;
         lastRecordedAt = e.metadata.recordedAt;
         count++;
@@ -273,7 +278,9 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
       }
       const clauses = ['stream = @stream', 'revision >= @from'];
       if (opts.toRevision !== undefined) clauses.push('revision <= @to');
-      if (opts.recordedUpTo !== undefined) clauses.push('recorded_at <= @upTo');
+      // The hashed copy in the metadata, not the recorded_at column (which no hash covers and
+      // which an edit of the file could move): what `asOf` keeps is what /integrity vouches for.
+      if (opts.recordedUpTo !== undefined) clauses.push("json_extract(metadata, '$.recordedAt') <= @upTo");
       const sql = `SELECT * FROM events WHERE ${clauses.join(' AND ')} ORDER BY revision LIMIT @limit`;
       let prepared = readStreamStatements.get(sql);
       if (!prepared) readStreamStatements.set(sql, (prepared = db.prepare<Record<string, unknown>, Row>(sql)));
@@ -284,6 +291,18 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     },
     async streamRevision(stream) {
       return stmt.streamHead.get(stream)?.revision ?? -1;
+    },
+    async streamHead(stream): Promise<StreamHeadRow | null> {
+      return stmt.streamHead.get(stream) ?? null;
+    },
+    async storageFault(stream) {
+      // recorded_at is a copy of the hashed metadata.recordedAt, kept for the index; a copy that
+      // disagrees was edited outside the store.
+      const m = stmt.columnMismatch.get(stream);
+      return m ? { revision: m.revision, reason: `the recorded_at column (${m.recorded_at}) of revision ${m.revision} is not the recordedAt its hash covers (${m.at})` } : null;
+    },
+    async lastRecordedAt() {
+      return stmt.lastRecordedAt.get()?.at ?? null;
     },
     async readAll({ after, limit }) {
       return stmt.readAll.all(after === null ? 0n : BigInt(after), limit).map(toStored);

@@ -12,7 +12,7 @@ export type RawRow = {
   position: number | bigint; event_id: string; stream: string; revision: number; type: string; data: string; metadata: string; prev_hash: string; hash: string;
 };
 export type AppendOutcome =
-  | { ok: { revision: number; position: string; recordedAt?: string; written: WrittenEvent[] } | { duplicateRows: RawRow[] } }
+  | { ok: { revision: number; position: string; recordedAt?: string; hashScheme?: number; written: WrittenEvent[] } | { duplicateRows: RawRow[] } }
   | { conflict: { stream: string; expected: number; actual: number } }
   | { error: { message: string; name?: string; code?: string } };
 

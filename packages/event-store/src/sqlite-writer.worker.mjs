@@ -5,7 +5,7 @@
 // Plain JavaScript so that it starts under any loader (tsx, vitest, plain node).
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { GENESIS_HASH, eventHash } from './event-hash.mjs';
+import { CURRENT_HASH_SCHEME, eventHash, genesisHash } from './event-hash.mjs';
 
 const db = new Database(workerData.path);
 db.pragma('journal_mode = WAL');
@@ -15,7 +15,7 @@ db.pragma('busy_timeout = 10000');
 const stmt = {
   streamHead: db.prepare('SELECT revision, hash FROM streams WHERE stream = ?'),
   byEventId: db.prepare('SELECT * FROM events WHERE event_id = ?'),
-  lastRecordedAt: db.prepare('SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1'),
+  lastRecordedAt: db.prepare("SELECT json_extract(metadata, '$.recordedAt') AS recorded_at FROM events ORDER BY position DESC LIMIT 1"),
   streamEventAt: db.prepare('SELECT position FROM events WHERE stream = ? AND revision = ?'),
   insert: db.prepare(
     `INSERT INTO events (event_id, stream, revision, type, data, metadata, recorded_at, prev_hash, hash)
@@ -55,15 +55,15 @@ const appendTx = db.transaction((stream, events, expected, clock) => {
   // recordedAt never goes backwards, so "as of an instant" is always a prefix of the log.
   const lastAt = stmt.lastRecordedAt.get()?.recorded_at;
   const recordedAt = lastAt && lastAt > clock ? lastAt : clock;
-  let prevHash = head?.hash ?? GENESIS_HASH;
+  let prevHash = head?.hash ?? genesisHash(CURRENT_HASH_SCHEME, stream);
   let revision = current;
   let firstPosition = null;
   let position = '0';
   const written = [];
   for (const e of events) {
     revision++;
-    const metadata = { ...e.metadata, recordedAt };
-    const hash = eventHash(prevHash, e.type, e.data, metadata);
+    const metadata = { ...e.metadata, recordedAt, hashScheme: CURRENT_HASH_SCHEME };
+    const hash = eventHash({ stream, id: e.id, revision, prevHash, type: e.type, data: e.data, metadata });
     const info = stmt.insert.run({
       id: e.id, stream, revision, type: e.type, data: JSON.stringify(e.data), metadata: JSON.stringify(metadata), recordedAt, prevHash, hash,
     });
@@ -74,7 +74,7 @@ const appendTx = db.transaction((stream, events, expected, clock) => {
   }
   stmt.upsertStream.run({ stream, revision, hash: prevHash, position: firstPosition });
   exitIf('exit-before-commit');
-  return { revision, position, recordedAt, written };
+  return { revision, position, recordedAt, hashScheme: CURRENT_HASH_SCHEME, written };
 });
 
 function repeatedAppend(stream, events, first) {

@@ -2,6 +2,7 @@
 // said then), `revision` (a stream prefix) and `effectiveAt` (what was true in the world then,
 // as known now); review history and integrity; one correlation id per command; and `explain`.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { genesisHash } from '@cm/event-store';
 import { createTestApp, type TestApp } from './testing/test-app';
 import { command, commitmentInput, createAgreement, expectProblem, get, post, settle, sleep, type Json } from './testing/api-fixtures';
 
@@ -241,10 +242,10 @@ describe('reviews: history, integrity and time travel', () => {
     const events = await seedReview();
     expect(events.map((e) => [e.revision, e.type])).toEqual([[0, 'ReviewScheduled'], [1, 'ReviewRescheduled']]);
     for (const e of events) {
-      expect(Object.keys(e).sort()).toEqual(['actor', 'correlationId', 'data', 'hash', 'occurredAt', 'position', 'prevHash', 'recordedAt', 'revision', 'type']);
+      expect(Object.keys(e).sort()).toEqual(['actor', 'correlationId', 'data', 'hash', 'hashScheme', 'occurredAt', 'position', 'prevHash', 'recordedAt', 'revision', 'type']);
       expect(e.actor).toBe('anonymous');
     }
-    expect(events[0]).toMatchObject({ prevHash: '0'.repeat(64), data: { reviewId: 'rev-q2', title: 'Q2 review', agreementIds: ['ag-time'] } });
+    expect(events[0]).toMatchObject({ prevHash: genesisHash(2, 'review-rev-q2'), hashScheme: 2, data: { reviewId: 'rev-q2', title: 'Q2 review', agreementIds: ['ag-time'] } });
     expect(events[1]!.prevHash).toBe(events[0]!.hash);
     expect(events[1]!.data).toMatchObject({ reason: 'Minister travelling' });
     expect(Date.parse(events[0]!.occurredAt)).toBeLessThan(Date.parse(events[0]!.recordedAt) - 4 * DAY);
@@ -258,7 +259,7 @@ describe('reviews: history, integrity and time travel', () => {
 
   it('verifies the review chain, and names the first revision edited in the SQLite file', async () => {
     const events = await seedReview();
-    expect((await ok(`${review}/integrity`)).body).toEqual({ valid: true, events: 2, lastHash: events[1]!.hash, firstInvalidRevision: null });
+    expect((await ok(`${review}/integrity`)).body).toEqual({ valid: true, events: 2, lastHash: events[1]!.hash, firstInvalidRevision: null, reason: null, schemes: { 2: 2 } });
     const changed = t.eventStore.db
       .prepare('UPDATE events SET data = ? WHERE stream = ? AND revision = ?')
       .run(JSON.stringify({ ...events[1]!.data, reason: 'Nobody asked' }), 'review-rev-q2', 1).changes;

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './testing/test-app';
 import { command, commitmentInput, createAgreement, expectProblem, get, sleep, type Json } from './testing/api-fixtures';
 
-const GENESIS = '0'.repeat(64);
+import { genesisHash } from '@cm/event-store';
 // Real clock here: recordedAt is stamped by the store's clock, and asOf compares against it.
 let t: TestApp;
 beforeEach(async () => {
@@ -46,7 +46,7 @@ describe('GET /v1/agreements/{id}/history', () => {
       expect(e.recordedAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
       expect(e.occurredAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
     }
-    expect(events[0]!.prevHash).toBe(GENESIS);
+    expect(events[0]!.prevHash).toBe(genesisHash(2, 'agreement-ag-audit'));
     for (let i = 1; i < events.length; i++) expect(events[i]!.prevHash).toBe(events[i - 1]!.hash);
     // The signature and its commitment came in one append: one recordedAt.
     expect(events[1]!.recordedAt).toBe(events[0]!.recordedAt);
@@ -87,7 +87,7 @@ describe('GET /v1/agreements/{id}/integrity', () => {
     const events = await history();
     const res = await get(t, `${base}/integrity`);
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ valid: true, events: 5, lastHash: events.at(-1)!.hash, firstInvalidRevision: null });
+    expect(res.json()).toEqual({ valid: true, events: 5, lastHash: events.at(-1)!.hash, firstInvalidRevision: null, reason: null, schemes: { 2: 5 } });
   });
 
   it('reports the first invalid revision after one stored event is edited in the SQLite file', async () => {

@@ -58,7 +58,7 @@ describe('GET /v1/agreements/{id}/export and /v1/reviews/{id}/export', () => {
     const report = await verifyBundle(linesOf(res.body));
     expect(report).toMatchObject({ valid: true, events: 5, header: { order: 'stream', createdAt: NOW } });
     const integrity = (await get(t, `${base}/integrity`)).json<Json>();
-    expect(report.streams).toEqual([{ stream: 'agreement-ag-export', events: 5, lastHash: integrity.lastHash, valid: true, firstInvalidRevision: null }]);
+    expect(report.streams).toEqual([{ stream: 'agreement-ag-export', events: 5, lastHash: integrity.lastHash, valid: true, firstInvalidRevision: null, schemes: { 2: 5 } }]);
   });
 
   it('serves the same bundle at history?format=ndjson, and history without it stays JSON', async () => {

@@ -28,6 +28,7 @@ function faulty(store: EventStore, fault: Fault): EventStore {
     },
     readStream: (stream, options) => store.readStream(stream, options),
     streamRevision: (stream) => store.streamRevision(stream),
+    lastRecordedAt: () => store.lastRecordedAt(),
     readAll: (options) => store.readAll(options),
     headPosition: () => store.headPosition(),
     subscribe: (options) => store.subscribe(options),

@@ -79,8 +79,9 @@ export const historyEvent = z.object({
     'Shared by every event one command appended, in every stream (the X-Correlation-Id header when sent, else generated)',
   ),
   data: z.unknown().describe("The event's payload as the command gave it"),
-  prevHash: z.string().describe('The hash of the previous event in the stream (64 zeros for the first)'),
-  hash: z.string().describe('SHA-256 over the canonical JSON (RFC 8785) of prevHash, type, data and metadata'),
+  prevHash: z.string().describe("The hash of the previous event in the stream; for the first, the genesis: sha256('ledger-genesis-v2:' + stream) under scheme 2, 64 zeros under scheme 1"),
+  hash: z.string().describe('SHA-256 over the canonical JSON (RFC 8785) of prevHash, type, data and metadata, plus under scheme 2 the scheme, stream, event id and revision'),
+  hashScheme: z.number().int().describe('The hash scheme of this event (metadata.hashScheme; 1 when absent)'),
 });
 export const historyResponse = z.object({
   events: z.array(historyEvent).describe('In stream order'),
@@ -92,6 +93,8 @@ export const integrityResponse = z.object({
   events: z.number().int().describe('Events checked'),
   lastHash: z.string().nullable().describe("The stream's last stored hash"),
   firstInvalidRevision: z.number().int().nullable().describe('The first revision whose hash or link does not hold; null when valid'),
+  reason: z.string().nullable().describe('Why the stream is invalid (an altered event, a broken link, events missing at the end, a recordedAt column edited); null when valid'),
+  schemes: z.record(z.string(), z.number().int()).describe('How many events each hash scheme covers, e.g. {"1": 3, "2": 5}: scheme 1 binds nothing to the stream, scheme 2 binds the stream name, event id and revision'),
 });
 
 export const reviewParams = z.object({ id: slug });

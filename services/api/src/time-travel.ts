@@ -21,10 +21,13 @@ type TimeViewQuery = { asOf?: string | undefined; revision?: number | undefined;
 
 /**
  * The view a query asks for, or null for the live read. Instants are normalised to UTC and one
- * in the future means now (the contract's rule for `asOf`, kept for `effectiveAt` so neither
- * answers about a future nobody has recorded).
+ * beyond `latest` means `latest` (the contract's rule for `asOf`, kept for `effectiveAt` so
+ * neither answers about a future nobody has recorded). `latest` is the later of this process's
+ * clock and the log's last recordedAt (`latestInstant`): recordedAt never goes backwards, so it
+ * can run ahead of this clock (another process's clock, or this one set back), and capping at the
+ * clock alone would hide events already recorded, even from `asOf=<the recordedAt just returned>`.
  */
-export function timeViewOf(query: TimeViewQuery, now: string): TimeView | null {
+export function timeViewOf(query: TimeViewQuery, latest: string): TimeView | null {
   const given = timeViewNames.filter((k) => query[k] !== undefined);
   if (given.length > 1) {
     throw new HttpProblem(
@@ -36,12 +39,19 @@ export function timeViewOf(query: TimeViewQuery, now: string): TimeView | null {
   }
   const clamp = (s: string) => {
     const at = normalizeInstant(s);
-    return at > now ? now : at;
+    return at > latest ? latest : at;
   };
   if (query.asOf !== undefined) return { kind: 'asOf', at: clamp(query.asOf) };
   if (query.revision !== undefined) return { kind: 'revision', revision: query.revision };
   if (query.effectiveAt !== undefined) return { kind: 'effectiveAt', at: clamp(query.effectiveAt) };
   return null;
+}
+
+/** The cap of `timeViewOf`; reads the log only when the query names an instant. */
+export async function latestInstant(query: TimeViewQuery, now: string, eventStore: Pick<EventStore, 'lastRecordedAt'>): Promise<string> {
+  if (query.asOf === undefined && query.effectiveAt === undefined) return now;
+  const last = await eventStore.lastRecordedAt();
+  return last !== null && last > now ? last : now;
 }
 
 /**

@@ -114,7 +114,7 @@ describe('verify <file>', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/bundle of 48 streams, \d+ events, global order/);
-    expect(lines.filter((l) => /^ {2}(agreement|review)-.*: valid, \d+ events, last hash [0-9a-f]{64}$/.test(l))).toHaveLength(48);
+    expect(lines.filter((l) => /^ {2}(agreement|review)-.*: valid, \d+ events \(hash scheme 2\), last hash [0-9a-f]{64}$/.test(l))).toHaveLength(48);
     expect(lines.at(-1)).toBe('valid: every hash recomputed and every chain intact');
   });
 

@@ -4,7 +4,7 @@
 // transaction: a refusal or a failure leaves the log empty.
 // Exit codes: 0 imported; 1 refused, nothing written (the log is not empty, or the bundle does
 // not verify); 2 the file is unreadable or the import failed (rolled back).
-import { readBundleEvents, verifyBundle, type BundleReport, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
+import { createBundleVerifier, readBundleEvents, verifyBundle, type BundleReport, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
 import { bundleLines, cannotRead, isBundle } from './bundle-file';
 import type { Progress } from './progress';
 import { describeError } from './verify-command';
@@ -21,6 +21,30 @@ export type ImportOptions = {
   progress: (label: string) => Progress;
   now: () => Date;
 };
+
+/** Thrown when the second read of the file is not the bundle the first one verified. */
+class ChangedBetweenReadsError extends Error {}
+
+/**
+ * The lines of the second read, verified again as they pass: the file is read twice (verified
+ * in full first, then imported), and it may be cut, extended or replaced in between. After the
+ * last line, the same header, the same count and the same last hash per stream as the first read,
+ * or this throws, inside the import's transaction, which is then rolled back.
+ */
+async function* checkedAgain(lines: AsyncIterable<string>, first: BundleReport): AsyncGenerator<string> {
+  const verifier = createBundleVerifier();
+  for await (const line of lines) {
+    verifier.line(line);
+    yield line;
+  }
+  const second = verifier.finish();
+  const same = second.valid && second.events === first.events && JSON.stringify(second.header) === JSON.stringify(first.header)
+    && JSON.stringify(second.streams.map((x) => [x.stream, x.events, x.lastHash])) === JSON.stringify(first.streams.map((x) => [x.stream, x.events, x.lastHash]));
+  if (!same) {
+    const why = second.valid ? `it holds ${second.events} event lines where the first read held ${first.events}, or other streams` : describeError(second.firstError!);
+    throw new ChangedBetweenReadsError(`the file changed between its verification and its import (${why})`);
+  }
+}
 
 export async function runImport(o: ImportOptions): Promise<number> {
   let store: SqliteEventStore | null = null;
@@ -70,7 +94,7 @@ export async function runImport(o: ImportOptions): Promise<number> {
       }
     }
     store ??= o.openStore();
-    const summary = await store.importEvents(counted(readBundleEvents(await bundleLines(o.file))));
+    const summary = await store.importEvents(counted(readBundleEvents(checkedAgain(await bundleLines(o.file), report))));
     importing.end(done, total);
     const seconds = (o.now().getTime() - started.getTime()) / 1000;
     o.stdout(`imported ${summary.events.toLocaleString('en')} events of ${summary.streams.toLocaleString('en')} streams into ${o.target} in ${seconds.toFixed(1)} s, with their original ids, positions, times and hashes\n`);
@@ -80,6 +104,10 @@ export async function runImport(o: ImportOptions): Promise<number> {
     // between the two reads: either way the transaction was rolled back.
     if (err instanceof Error && (err as { code?: unknown }).code === 'log_not_empty') {
       o.stderr(`refusing to import: ${err.message}\n`);
+      return 1;
+    }
+    if (err instanceof ChangedBetweenReadsError) {
+      o.stderr(`\nrefusing to import: ${err.message}; nothing was written\n`);
       return 1;
     }
     o.stderr(`\nimport failed, nothing was written: ${err instanceof Error ? err.message : String(err)}\n`);

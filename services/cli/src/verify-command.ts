@@ -12,12 +12,18 @@ export const describeError = (e: BundleError) => {
   return `${where || line ? `${where}${line}: ` : ''}${e.reason}`;
 };
 
+/** "hash scheme 2", or "hash schemes 1 (3 events), 2 (5 events)" for a stream that moved to a newer scheme. */
+const schemesOf = (schemes: Record<string, number>) => {
+  const used = Object.keys(schemes).sort();
+  return used.length === 1 ? `hash scheme ${used[0]}` : `hash schemes ${used.map((k) => `${k} (${schemes[k]} events)`).join(', ')}`;
+};
+
 export function reportLines(file: string, r: BundleReport): string[] {
   const h = r.header!;
   const out = [`${file}: bundle of ${h.streams.length} streams, ${h.events} events, ${h.order} order, created ${h.createdAt}`];
   for (const s of r.streams) {
     out.push(s.valid
-      ? `  ${s.stream}: valid, ${s.events} events, last hash ${s.lastHash ?? '-'}`
+      ? `  ${s.stream}: valid, ${s.events} events (${schemesOf(s.schemes)}), last hash ${s.lastHash ?? '-'}`
       : `  ${s.stream}: INVALID from revision ${s.firstInvalidRevision}, ${s.events} events in the bundle`);
   }
   out.push(r.valid ? `valid: every hash recomputed and every chain intact` : `INVALID: ${describeError(r.firstError!)}`);

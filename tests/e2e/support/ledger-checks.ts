@@ -74,7 +74,7 @@ export async function checkLog(api: Client): Promise<Map<string, HistoryEvent[]>
     positions.push(...ps);
     const integrity = await api.get(`/v1/agreements/${a.id}/integrity`);
     expect(integrity.status).toBe(200);
-    expect(integrity.body, `integrity of ${a.id}`).toEqual({ valid: true, events: events.length, lastHash: events.at(-1)!.hash, firstInvalidRevision: null });
+    expect(integrity.body, `integrity of ${a.id}`).toEqual({ valid: true, events: events.length, lastHash: events.at(-1)!.hash, firstInvalidRevision: null, reason: null, schemes: { 2: events.length } });
   }
   const ready = await api.get('/ready');
   expect(ready.status).toBe(200);

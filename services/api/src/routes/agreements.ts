@@ -17,7 +17,7 @@ import {
   addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, implementationBody,
   progressBody, readQuery, reasonBody,
 } from '../schemas';
-import { createTimeTravel, timeViewOf } from '../time-travel';
+import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel';
 
 /** What every command on one commitment can meet besides what every command can. */
 const COMMITMENT_COMMAND = {
@@ -108,7 +108,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   }, async (request, reply) => {
     const { id } = request.params;
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
-    const view = timeViewOf(request.query, nowIso());
+    const view = timeViewOf(request.query, await latestInstant(request.query, nowIso(), deps.eventStore));
     if (view) {
       const { revision, body } = await timeTravel.agreementAt(id, view);
       reply.header('etag', etagOf(revision));

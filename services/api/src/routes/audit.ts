@@ -3,7 +3,7 @@
 // point-in-time views of one resource sit with its GET (time-travel.ts).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { NotFoundError, agreementStream, reviewStream } from '@cm/domain';
-import { eventEnvelope, verifyChain, type EventStore } from '@cm/event-store';
+import { eventEnvelope, hashScheme, verifyChain, type EventStore } from '@cm/event-store';
 import { commitmentExplanation, explainCommitment } from '@cm/read-models';
 import type { AppDeps } from '../deps';
 import { awaitPosition, etagOf } from '../http-support';
@@ -28,6 +28,7 @@ async function history(eventStore: EventStore, kind: StreamKind, id: string, fro
       data: e.data,
       prevHash: e.prevHash,
       hash: e.hash,
+      hashScheme: hashScheme(e.metadata) ?? Number(e.metadata.hashScheme),
     })),
     revision: head,
     nextFromRevision: next <= head ? next : null,
@@ -35,9 +36,18 @@ async function history(eventStore: EventStore, kind: StreamKind, id: string, fro
 }
 
 async function integrity(eventStore: EventStore, kind: StreamKind, id: string) {
-  const events = await eventStore.readStream(kind.stream(id));
-  if (events.length === 0) throw new NotFoundError(`${kind.what} ${id} not found`, kind.notFoundCode);
-  return verifyChain(events);
+  const stream = kind.stream(id);
+  const head = (await eventStore.streamHead?.(stream)) ?? null;
+  // `limit` reads the events themselves, not first the head row (which the check is about).
+  const events = await eventStore.readStream(stream, { fromRevision: 0, limit: -1 });
+  if (events.length === 0 && head === null) throw new NotFoundError(`${kind.what} ${id} not found`, kind.notFoundCode);
+  // Against the stream's head row too: a chain cut at its end is otherwise still a valid chain.
+  const report = eventStore.streamHead && head === null
+    ? { ...verifyChain(events), valid: false, firstInvalidRevision: 0, reason: 'the stream has events but no head row: the store\'s record of it was removed' }
+    : verifyChain(events, head);
+  if (!report.valid) return report;
+  const fault = (await eventStore.storageFault?.(stream)) ?? null;
+  return fault ? { ...report, valid: false, firstInvalidRevision: fault.revision, reason: fault.reason } : report;
 }
 
 const HISTORY_DESCRIPTION =
@@ -45,8 +55,12 @@ const HISTORY_DESCRIPTION =
   'command said), when it was recorded (`recordedAt`, the server), who sent it, the `correlationId` shared by all events ' +
   'one command appended (in every stream), the payload as given, and the hash chain. 404 for an unknown id.';
 const INTEGRITY_DESCRIPTION =
-  'Recomputes every hash of the stream from revision 0 and checks each links to the one before; `firstInvalidRevision` ' +
-  'names the first event that was altered (or whose predecessor was). 404 for an unknown id.';
+  'Recomputes every hash of the stream from revision 0 under the scheme each event names (`schemes` counts them), checks ' +
+  'each links to the one before (revision 0 to the stream\'s own genesis under scheme 2), that the chain ends where the ' +
+  'store\'s head row for the stream says it does, and that the stored recordedAt column agrees with the hashed one. ' +
+  '`firstInvalidRevision` names the first event that fails and `reason` says why. It proves the stored rows are ' +
+  'consistent with each other; it cannot tell a log rewritten whole (every hash recomputed, head row included) from the ' +
+  'original: for that compare `lastHash` with a copy kept elsewhere (an earlier export). 404 for an unknown id.';
 
 export const auditRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const { eventStore } = deps;

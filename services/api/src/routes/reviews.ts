@@ -16,7 +16,7 @@ import { READ, mergeProblems } from '../openapi';
 import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
 import { planReminders, type ReminderOffset } from '@cm/reminders';
 import { recordReviewOnAgreement } from '../review-outcomes';
-import { createTimeTravel, timeViewOf } from '../time-travel';
+import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel';
 
 /** Meetings have no end time in the contract; calendars show them as two hours long. */
 const MEETING_MS = 2 * 3_600_000;
@@ -123,7 +123,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     },
   }, async (request, reply) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
-    const view = timeViewOf(request.query, nowIso());
+    const view = timeViewOf(request.query, await latestInstant(request.query, nowIso(), deps.eventStore));
     if (view) {
       const { revision, body } = await timeTravel.reviewAt(request.params.id, view);
       reply.header('etag', etagOf(revision));
