@@ -167,7 +167,7 @@ describe('an editor', () => {
     const byAdmin = await post(t, '/v1/reviews', { ...review(['rus-chn-2025']), id: 'rus-chn-review' }, bearer(admin));
     expect(byAdmin.statusCode, byAdmin.body).toBe(201);
     await expectNothingAppended(t, async () => {
-      expectProblem(await post(t, '/v1/reviews/rus-chn-review/cancellation', { reason: 'no' }, bearer(venEditor)), 403);
+      expectProblem(await post(t, "/v1/reviews/rus-chn-review/cancellation", { reason: "no" }, bearer(venEditor)), 404);
     });
     expect((await post(t, '/v1/reviews/rus-chn-review/cancellation', { reason: 'moved' }, bearer(rusEditor))).statusCode).toBe(200);
   });

@@ -25,9 +25,11 @@ export const KEYS_USAGE = [
   '       cli keys revoke <name|id>',
   '  (pnpm keys ...; the file is API_KEYS_FILE, else DATA_DIR/api-keys.json)',
   '',
-  '  add      makes a key and prints its secret once; only its SHA-256 is stored. An editor acts',
-  '           for --parties only (ISO 3166-1 alpha-3 codes); viewer reads, auditor reads and audits',
-  '           (history, integrity, explain, export), admin does everything.',
+  '  add      makes a key and prints its secret once; only its SHA-256 is stored. viewer reads,',
+  '           editor also runs commands, auditor reads and audits (history, integrity, explain,',
+  '           export), admin does everything. --parties (ISO 3166-1 alpha-3 codes; required for an',
+  '           editor) limits any key to the agreements one of those parties is a party to: it reads',
+  '           only those (others answer 404) and an editor changes only its parties\' commitments.',
   '  list     name, role, parties, id and creation time of every key; never a secret.',
   '  rotate   adds a second secret for the same name, role and parties; both work until one is revoked.',
   '  revoke   removes every key of a name, or the one key of an id (as shown by list).',
@@ -100,8 +102,6 @@ function parseAdd(args: string[]): KeysCommand | Refusal {
   const bad = parties.filter((p) => !PARTY.test(p));
   if (bad.length > 0) return { error: `--parties: ${bad.map((p) => JSON.stringify(p)).join(', ')} ${bad.length > 1 ? 'are not' : 'is not an'} ISO 3166-1 alpha-3 code${bad.length > 1 ? 's' : ''} in capitals such as VEN` };
   if (role === 'editor' && parties.length === 0) return { error: 'an editor key needs --parties (the parties it acts for, such as VEN)' };
-  // Stored parties on another role would look like a limit the service does not apply.
-  if (role !== 'editor' && parties.length > 0) return { error: `--parties limits editor keys only; a ${role} key is not limited by party` };
   return { kind: 'add', name, role: role as RoleName, parties };
 }
 
