@@ -1,9 +1,11 @@
 // Access control through the real app: API keys, roles, an editor's parties, rate limits per
 // key (in memory and on the real Redis), security headers and CORS. Every refusal appends nothing.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { agreementInput, commitmentInput, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures';
+import { agreementInput, commitmentInput, expectNothingAppended, expectProblem, get, post, sleep, type Json } from './testing/api-fixtures';
 import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
 
 const admin: TestKey = { name: 'ops-admin', role: 'admin', secret: 'cm_admin_secret_0001' };
@@ -293,5 +295,20 @@ describe('rate limits per key', () => {
         await two.close();
       }
     });
+  });
+});
+
+describe('a keys file deleted while the service runs', () => {
+  it('refuses every key with 401 within about a second, rather than keeping the last keys valid', async () => {
+    const own = await createTestApp({ keys: [admin, viewer] });
+    try {
+      expect((await get(own, '/v1/agreements', bearer(admin))).statusCode).toBe(200);
+      rmSync(join(own.dir, 'api-keys.json'));
+      // The ring re-checks the file at most once a second.
+      await sleep(1100);
+      for (const key of [admin, viewer]) expect(expectProblem(await get(own, '/v1/agreements', bearer(key)), 401).code).toBe('invalid_credentials');
+    } finally {
+      await own.close();
+    }
   });
 });
