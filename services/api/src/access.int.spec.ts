@@ -161,8 +161,10 @@ describe('an editor', () => {
       attendees: [{ email: 'desk@mppre.gob.ve', locale: 'es' }],
     });
     await expectNothingAppended(t, async () => {
-      const p = expectProblem(await post(t, '/v1/reviews', review(['energy-2025', 'rus-chn-2025']), bearer(venEditor)), 403);
-      expect(p.errors).toEqual([{ path: 'agreementIds.1', message: 'must be one of VEN' }]);
+      // An agreement VEN does not see is, to its key, one that does not exist.
+      const p = expectProblem(await post(t, '/v1/reviews', review(['energy-2025', 'rus-chn-2025']), bearer(venEditor)), 400);
+      expect(p.code).toBe('unknown_agreement');
+      expect(p.errors).toEqual([{ path: 'agreementIds.1', message: 'agreement rus-chn-2025 does not exist' }]);
     });
     const ok = await post(t, '/v1/reviews', { ...review(['energy-2025']), id: 'energy-review' }, bearer(venEditor));
     expect(ok.statusCode, ok.body).toBe(201);

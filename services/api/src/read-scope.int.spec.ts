@@ -14,6 +14,7 @@ const rus: TestKey = { name: 'rus-audit', role: 'auditor', parties: ['RUS'], sec
 const everyone: TestKey = { name: 'court-of-audit', role: 'auditor', secret: 'cm_all_auditor_0001' };
 const venViewer: TestKey = { name: 'ven-press', role: 'viewer', parties: ['VEN'], secret: 'cm_ven_viewer_0001' };
 const venEditor: TestKey = { name: 'mfa-ven', role: 'editor', parties: ['VEN'], secret: 'cm_ven_editor_0001' };
+const venAdmin: TestKey = { name: 'ven-ops', role: 'admin', parties: ['VEN'], secret: 'cm_ven_admin_0001' };
 
 const VISIBLE = 'ven-rus-oil';
 const HIDDEN = 'rus-chn-energy';
@@ -23,7 +24,7 @@ let t: TestApp;
 /** An instant after everything was recorded, for `asOf`. */
 let settledAt: string;
 beforeAll(async () => {
-  t = await createTestApp({ keys: [admin, ven, rus, everyone, venViewer, venEditor] });
+  t = await createTestApp({ keys: [admin, ven, rus, everyone, venViewer, venEditor, venAdmin] });
   const as = bearer(admin);
   const ok = async (url: string, body: Json) => {
     const r = await post(t, url, body, as);
@@ -170,7 +171,7 @@ describe('reads scoped by party', () => {
     it.each(Object.keys(CASES))('%s', async (route) => CASES[route]!(key));
   });
 
-  it('scopes a viewer key too, and commands on a hidden agreement or review answer 404 as well', async () => {
+  it('scopes viewer and admin keys too; a command on a hidden agreement or review is refused as if it did not exist', async () => {
     expect(expectProblem(await read(`/v1/agreements/${HIDDEN}`, venViewer), 404).code).toBe('agreement_not_found');
     expect((await read(`/v1/agreements/${VISIBLE}`, venViewer)).statusCode).toBe(200);
     expect((await read('/v1/agreements', venViewer)).json<Json>().total).toBe(1);
@@ -178,6 +179,13 @@ describe('reads scoped by party', () => {
     await expectNothingAppended(t, async () => {
       expect(expectProblem(await post(t, `/v1/agreements/${HIDDEN}/commitments/rus-gas/progress`, { percent: 5 }, bearer(venEditor)), 404).code).toBe('agreement_not_found');
       expect(expectProblem(await post(t, `/v1/reviews/${REVIEWS.hidden}/cancellation`, { reason: 'no' }, bearer(venEditor)), 404).code).toBe('review_not_found');
+      // Even an admin key with parties: a review naming a hidden agreement names one that does not exist.
+      const scheduled = expectProblem(await post(t, '/v1/reviews', {
+        title: 'Joint', scheduledFor: new Date(Date.now() + 86_400_000).toISOString(), agreementIds: [VISIBLE, HIDDEN], attendees: [{ email: 'a@example.org', locale: 'en' }],
+      }, bearer(venAdmin)), 400);
+      expect(scheduled.code).toBe('unknown_agreement');
+      expect(scheduled.errors).toEqual([{ path: 'agreementIds.1', message: `agreement ${HIDDEN} does not exist` }]);
+      expect(expectProblem(await post(t, `/v1/agreements/${HIDDEN}/termination`, { reason: 'no' }, bearer(venAdmin)), 404).code).toBe('agreement_not_found');
     });
   });
 });

@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
+  NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, mayRead, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
@@ -43,10 +43,12 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
       // One read per agreement tells both whether it exists and whose it is.
-      const parties = await partiesOf(eventStore, b.agreementIds);
+      // An agreement the key does not see is, to it, one that does not exist.
+      const principal = principalOf(request);
+      const parties = (await partiesOf(eventStore, b.agreementIds)).map((p) => (p && mayRead(principal, p) ? p : null));
       const missing = b.agreementIds.flatMap((id, i) => (parties[i] === null ? [{ path: `agreementIds.${i}`, message: `agreement ${id} does not exist` }] : []));
       if (missing.length) throw new ValidationError('the review names agreements that do not exist', missing, 'unknown_agreement');
-      checkReviewScope(principalOf(request), b.agreementIds.map((id, i) => ({ id, parties: parties[i]! })));
+      checkReviewScope(principal, b.agreementIds.map((id, i) => ({ id, parties: parties[i]! })));
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const id = b.id ?? idFromTitle(b.title, 48, ctx.idempotencyScope);
       const result = await runCommand(eventStore, reviewStream(id), reviewDecider, {
