@@ -2,7 +2,8 @@
 // that two of them at once never lose a key or bring a revoked one back: `<file>.lock`, created
 // exclusively ('wx') with the holder's pid and start. A lock whose pid is gone, or older than
 // STALE_MS (no change takes that long), was left by a process that died and is taken over.
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export const STALE_MS = 30_000;
 const POLL_MS = 25;
@@ -38,6 +39,8 @@ function holderOf(path: string): { pid: number; at: string; ageMs: number } | nu
 
 export function acquireKeysLock(file: string, waitMs: number): KeysLock {
   const path = `${file}.lock`;
+  // The first add may create the file's folder, as the write would.
+  mkdirSync(dirname(file), { recursive: true });
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
