@@ -43,6 +43,10 @@ function refuse(p: Principal, what: string, path?: string): never {
 
 const sharesParty = (p: Principal, parties: readonly string[]) => parties.some((x) => p.parties.includes(x));
 
+/** A key without parties reads every agreement; a key with parties, any role, only those one of its parties is a party to. */
+export const readsAll = (p: Principal) => p.parties.length === 0;
+export const mayRead = (p: Principal, agreementParties: readonly string[]) => readsAll(p) || sharesParty(p, agreementParties);
+
 /**
  * Throws ForbiddenError when `principal` may not run `command` on `state`. A command on an
  * agreement or commitment that does not exist passes here so the decider answers 404.

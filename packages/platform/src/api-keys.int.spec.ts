@@ -68,4 +68,28 @@ describe('a key ring', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/not valid JSON/);
   });
+
+  it.each([
+    ['a file the service started with', false],
+    ['the file its first start wrote', true],
+  ])('refuses every key once %s is deleted, says so once, and takes the keys back when it returns', (_what, missingIsEmpty) => {
+    const path = join(tempDir(), 'keys.json');
+    const keys = { keys: [{ name: 'ops-admin', role: 'admin' as const, parties: [], sha256: hashSecret('cm_admin_key') }] };
+    if (!missingIsEmpty) writeApiKeysFile(path, keys);
+    const missing: string[] = [];
+    const errors: string[] = [];
+    const ring = createKeyRing(path, { recheckMs: 0, missingIsEmpty, onMissing: (p) => missing.push(p), onError: (e) => errors.push(e.message) });
+    if (missingIsEmpty) writeApiKeysFile(path, keys);
+    expect(ring.lookup('cm_admin_key')?.name).toBe('ops-admin');
+
+    rmSync(path);
+    expect(ring.lookup('cm_admin_key')).toBeNull();
+    expect(ring.lookup('cm_admin_key')).toBeNull();
+    expect(ring.size).toBe(0);
+    expect(missing).toEqual([path]);
+    expect(errors).toEqual([]);
+
+    writeApiKeysFile(path, keys);
+    expect(ring.lookup('cm_admin_key')?.name).toBe('ops-admin');
+  });
 });

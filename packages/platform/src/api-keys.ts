@@ -111,11 +111,17 @@ export type KeyRing = {
 /**
  * The keys of `path`, re-read when the file's modification time or size changes (checked at
  * most once per `recheckMs`). A file that turns invalid keeps the last good keys and reports
- * through `onError`, so a typo while editing never locks everybody out.
+ * through `onError`, so a typo while editing never locks everybody out. A file that disappears
+ * is another matter (deleted to revoke everything, or a volume gone): no key is valid until it
+ * is back, said once through `onMissing`.
  */
+const MISSING = 'missing';
+
 export function createKeyRing(
   path: string,
-  options: { recheckMs?: number; onError?: (err: Error) => void; onReload?: (count: number) => void; missingIsEmpty?: boolean } = {},
+  options: {
+    recheckMs?: number; onError?: (err: Error) => void; onReload?: (count: number) => void; onMissing?: (path: string) => void; missingIsEmpty?: boolean;
+  } = {},
 ): KeyRing {
   const recheckMs = options.recheckMs ?? 1000;
   let byHash = new Map<string, Principal>();
@@ -123,6 +129,14 @@ export function createKeyRing(
   let checkedAt = 0;
   let lastError = '';
   const load = () => {
+    if (stamp !== '' && !existsSync(path)) {
+      if (stamp !== MISSING) {
+        byHash = new Map();
+        stamp = MISSING;
+        options.onMissing?.(path);
+      }
+      return;
+    }
     // Before the first start's key is written the ring is empty: every request is refused.
     if (options.missingIsEmpty && !existsSync(path)) return;
     const s = statSync(path);

@@ -1,9 +1,11 @@
 // Access control through the real app: API keys, roles, an editor's parties, rate limits per
 // key (in memory and on the real Redis), security headers and CORS. Every refusal appends nothing.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { agreementInput, commitmentInput, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures';
+import { agreementInput, commitmentInput, expectNothingAppended, expectProblem, get, post, sleep, type Json } from './testing/api-fixtures';
 import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
 
 const admin: TestKey = { name: 'ops-admin', role: 'admin', secret: 'cm_admin_secret_0001' };
@@ -159,15 +161,17 @@ describe('an editor', () => {
       attendees: [{ email: 'desk@mppre.gob.ve', locale: 'es' }],
     });
     await expectNothingAppended(t, async () => {
-      const p = expectProblem(await post(t, '/v1/reviews', review(['energy-2025', 'rus-chn-2025']), bearer(venEditor)), 403);
-      expect(p.errors).toEqual([{ path: 'agreementIds.1', message: 'must be one of VEN' }]);
+      // An agreement VEN does not see is, to its key, one that does not exist.
+      const p = expectProblem(await post(t, '/v1/reviews', review(['energy-2025', 'rus-chn-2025']), bearer(venEditor)), 400);
+      expect(p.code).toBe('unknown_agreement');
+      expect(p.errors).toEqual([{ path: 'agreementIds.1', message: 'agreement rus-chn-2025 does not exist' }]);
     });
     const ok = await post(t, '/v1/reviews', { ...review(['energy-2025']), id: 'energy-review' }, bearer(venEditor));
     expect(ok.statusCode, ok.body).toBe(201);
     const byAdmin = await post(t, '/v1/reviews', { ...review(['rus-chn-2025']), id: 'rus-chn-review' }, bearer(admin));
     expect(byAdmin.statusCode, byAdmin.body).toBe(201);
     await expectNothingAppended(t, async () => {
-      expectProblem(await post(t, '/v1/reviews/rus-chn-review/cancellation', { reason: 'no' }, bearer(venEditor)), 403);
+      expectProblem(await post(t, "/v1/reviews/rus-chn-review/cancellation", { reason: "no" }, bearer(venEditor)), 404);
     });
     expect((await post(t, '/v1/reviews/rus-chn-review/cancellation', { reason: 'moved' }, bearer(rusEditor))).statusCode).toBe(200);
   });
@@ -293,5 +297,20 @@ describe('rate limits per key', () => {
         await two.close();
       }
     });
+  });
+});
+
+describe('a keys file deleted while the service runs', () => {
+  it('refuses every key with 401 within about a second, rather than keeping the last keys valid', async () => {
+    const own = await createTestApp({ keys: [admin, viewer] });
+    try {
+      expect((await get(own, '/v1/agreements', bearer(admin))).statusCode).toBe(200);
+      rmSync(join(own.dir, 'api-keys.json'));
+      // The ring re-checks the file at most once a second.
+      await sleep(1100);
+      for (const key of [admin, viewer]) expect(expectProblem(await get(own, '/v1/agreements', bearer(key)), 401).code).toBe('invalid_credentials');
+    } finally {
+      await own.close();
+    }
   });
 });

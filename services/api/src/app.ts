@@ -7,6 +7,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { accessPlugin } from './access';
+import { readScopePlugin } from './read-scope';
 import type { AppDeps } from './deps';
 import { documentTransforms, problemSchema } from './openapi';
 import { installErrorHandling, problem, sendProblem } from './problem';
@@ -95,6 +96,7 @@ export async function buildApp(deps: AppDeps) {
     });
   }
   await app.register(accessPlugin, { keyRing: deps.keyRing, rateLimit: deps.rateLimit, bodyLimit: deps.bodyLimit });
+  await app.register(readScopePlugin, deps);
 
   await app.register(swagger, {
     openapi: {
@@ -108,7 +110,8 @@ export async function buildApp(deps: AppDeps) {
           'accept `If-Match` (412 when stale) and `Idempotency-Key`. Errors are application/problem+json. ' +
           'Every route but /health, /ready, /docs and this document (/openapi.json, public) needs `Authorization: Bearer <secret>` of an API key: ' +
           '`viewer` reads, `editor` also runs commands on agreements of its parties and on commitments its parties are responsible for, ' +
-          '`auditor` reads plus history, integrity, explain and exports, `admin` everything. 401 without a valid key, 403 outside the key\'s rights, ' +
+          '`auditor` reads plus history, integrity, explain and exports, `admin` everything. A key with parties (any role) sees only agreements one of its ' +
+          'parties is a party to, and reviews of them cut to them; anything else answers 404 as if it did not exist. 401 without a valid key, 403 outside the key\'s rights, ' +
           '429 with Retry-After over the rate limit per key.',
       },
       // Where clients send requests: PUBLIC_URL when the service knows it, else wherever this document was fetched from.

@@ -180,6 +180,7 @@ function openKeyRing(config: Config, logger: Logger): { ring: KeyRing | null; fi
       missingIsEmpty: firstKey !== null,
       onError: (err) => logger.error({ err: err.message }, 'the API keys file changed but cannot be used; the previous keys stay in force until it is fixed'),
       onReload: (count) => logger.info({ keys: count, file: path }, 'API keys loaded'),
+      onMissing: (file) => logger.error({ file }, 'the API keys file is missing: every API key is refused (401) until it is restored; pnpm keys add creates a new one'),
     });
     if (ring.size === 0 && !firstKey) logger.warn({ file: path }, 'the API keys file holds no key: every request but /health, /ready and /docs is refused; add one with pnpm keys add');
     return { ring, firstKey };

@@ -17,7 +17,7 @@ export type TimeView =
   | { kind: 'revision'; revision: number }
   | { kind: 'effectiveAt'; at: string };
 
-type TimeViewQuery = { asOf?: string | undefined; revision?: number | undefined; effectiveAt?: string | undefined };
+export type TimeViewQuery = { asOf?: string | undefined; revision?: number | undefined; effectiveAt?: string | undefined };
 
 /**
  * The view a query asks for, or null for the live read. Instants are normalised to UTC and one

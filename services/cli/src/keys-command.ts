@@ -4,8 +4,11 @@
 // second, so none of this needs a restart.
 // Exit codes: 0 done, 1 nothing matched (rotate or revoke of an unknown key), 64 bad usage or a
 // refused key (duplicate name, editor without parties, bad party code), 78 the keys file is
-// missing (list, rotate, revoke) or unreadable, 2 it could not be written.
+// missing (list, rotate, revoke) or unreadable, 2 it could not be written, 75 another keys
+// command held the file's lock for longer than KEYS_LOCK_WAIT_MS (add, rotate and revoke lock
+// `<file>.lock` while they read, change and write it; see keys-lock.ts).
 import { existsSync } from 'node:fs';
+import { KeysLockBusy, acquireKeysLock } from './keys-lock';
 import {
   ApiKeysError, generateSecret, hashSecret, keyId, keyName, readApiKeysFile, writeApiKeysFile,
   type ApiKeyEntry, type ApiKeysFile,
@@ -25,9 +28,11 @@ export const KEYS_USAGE = [
   '       cli keys revoke <name|id>',
   '  (pnpm keys ...; the file is API_KEYS_FILE, else DATA_DIR/api-keys.json)',
   '',
-  '  add      makes a key and prints its secret once; only its SHA-256 is stored. An editor acts',
-  '           for --parties only (ISO 3166-1 alpha-3 codes); viewer reads, auditor reads and audits',
-  '           (history, integrity, explain, export), admin does everything.',
+  '  add      makes a key and prints its secret once; only its SHA-256 is stored. viewer reads,',
+  '           editor also runs commands, auditor reads and audits (history, integrity, explain,',
+  '           export), admin does everything. --parties (ISO 3166-1 alpha-3 codes; required for an',
+  '           editor) limits any key to the agreements one of those parties is a party to: it reads',
+  '           only those (others answer 404) and an editor changes only its parties\' commitments.',
   '  list     name, role, parties, id and creation time of every key; never a secret.',
   '  rotate   adds a second secret for the same name, role and parties; both work until one is revoked.',
   '  revoke   removes every key of a name, or the one key of an id (as shown by list).',
@@ -39,7 +44,11 @@ export const KEYS_USAGE = [
   '  A leaked secret: revoke its id at once (or the whole name), then add or rotate.',
   '  A service that reads this file picks every change up within about a second; no restart.',
   '',
-  '  exit: 0 done, 1 no key matched, 64 bad usage or refused, 78 keys file missing or invalid, 2 write failed',
+  '  add, rotate and revoke lock <file>.lock while they change the file, waiting up to KEYS_LOCK_WAIT_MS',
+  '  (default 10000) for another to finish; a lock whose process died is taken over.',
+  '',
+  '  exit: 0 done, 1 no key matched, 64 bad usage or refused, 78 keys file missing or invalid, 2 write failed,',
+  '        75 the file stayed locked by another keys command (nothing changed; run it again)',
 ].join('\n');
 
 export type KeysCommand =
@@ -100,8 +109,6 @@ function parseAdd(args: string[]): KeysCommand | Refusal {
   const bad = parties.filter((p) => !PARTY.test(p));
   if (bad.length > 0) return { error: `--parties: ${bad.map((p) => JSON.stringify(p)).join(', ')} ${bad.length > 1 ? 'are not' : 'is not an'} ISO 3166-1 alpha-3 code${bad.length > 1 ? 's' : ''} in capitals such as VEN` };
   if (role === 'editor' && parties.length === 0) return { error: 'an editor key needs --parties (the parties it acts for, such as VEN)' };
-  // Stored parties on another role would look like a limit the service does not apply.
-  if (role !== 'editor' && parties.length > 0) return { error: `--parties limits editor keys only; a ${role} key is not limited by party` };
   return { kind: 'add', name, role: role as RoleName, parties };
 }
 
@@ -111,9 +118,34 @@ export type KeysDeps = {
   stdout: (s: string) => void;
   stderr: (s: string) => void;
   now: () => Date;
+  /** How long add, rotate and revoke wait for another keys command's lock (KEYS_LOCK_WAIT_MS). */
+  lockWaitMs?: number;
 };
 
+export const DEFAULT_LOCK_WAIT_MS = 10_000;
+
 export function runKeys(command: Exclude<KeysCommand, { kind: 'help' }>, deps: KeysDeps): number {
+  // list only reads a file that is always replaced whole: it needs no lock.
+  if (command.kind === 'list') return runLocked(command, deps);
+  let lock;
+  try {
+    lock = acquireKeysLock(deps.file, deps.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS);
+  } catch (err) {
+    if (err instanceof KeysLockBusy) {
+      deps.stderr(`${err.message}\n`);
+      return 75;
+    }
+    deps.stderr(`cannot lock ${deps.file}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+  try {
+    return runLocked(command, deps);
+  } finally {
+    lock.release();
+  }
+}
+
+function runLocked(command: Exclude<KeysCommand, { kind: 'help' }>, deps: KeysDeps): number {
   const { file, stdout, stderr } = deps;
   const missing = !existsSync(file);
   if (missing && command.kind !== 'add') {

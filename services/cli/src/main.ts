@@ -10,7 +10,7 @@
 //   import <file>      into an empty embedded log. 0 imported, 1 refused, 2 unreadable or failed.
 //   keys add|list|rotate|revoke   the API keys file (API_KEYS_FILE, else DATA_DIR/api-keys.json).
 //                      0 done, 1 no key matched, 64 refused, 78 keys file missing or invalid,
-//                      2 write failed (see keys-command.ts).
+//                      2 write failed, 75 locked by another keys command (see keys-command.ts).
 // All: 64 bad usage, 78 configuration.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -140,7 +140,15 @@ function keys(args: string[]): number {
   if (!config) return 78;
   // The same file the service opens (services/api/src/main.ts), relative names meaning the same.
   const file = config.apiKeysFile ?? defaultApiKeysPath(config.dataDir);
-  return runKeys(command, { file, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), now: () => new Date() });
+  const wait = process.env.KEYS_LOCK_WAIT_MS;
+  if (wait !== undefined && !/^\d{1,9}$/.test(wait)) {
+    process.stderr.write(`KEYS_LOCK_WAIT_MS ${JSON.stringify(wait)} must be a whole number of milliseconds, such as 10000\n`);
+    return 64;
+  }
+  return runKeys(command, {
+    file, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), now: () => new Date(),
+    ...(wait !== undefined ? { lockWaitMs: Number(wait) } : {}),
+  });
 }
 
 async function rebuild(flags: string[]): Promise<number> {

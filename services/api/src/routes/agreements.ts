@@ -9,6 +9,7 @@ import {
 import { runCommand } from '@cm/event-store';
 import { agreementDetail, agreementFilter, commitmentFilter, commitmentView } from '@cm/read-models';
 import { agreementDeciderFor, principalOf } from '../access';
+import { queriesFor } from '../read-scope';
 import type { AppDeps } from '../deps';
 import { agreementAnswer, answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
@@ -32,7 +33,7 @@ function commitmentIn(state: ExistingAgreement, id: string) {
 }
 
 export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
-  const { eventStore, readStore, queries } = deps;
+  const { eventStore, readStore } = deps;
   const nowIso = () => deps.now().toISOString();
   const timeTravel = createTimeTravel(deps);
 
@@ -87,7 +88,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     schema: { tags: ['agreements'], operationId: 'listAgreements', summary: 'List agreements (newest signature first)', querystring: agreementFilter.extend(readQuery.shape), problems: READ },
   }, async (request) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
-    return queries.listAgreements(request.query, nowIso());
+    return queriesFor(deps, principalOf(request)).listAgreements(request.query, nowIso());
   });
 
   app.get('/v1/agreements/:id', {
@@ -201,13 +202,13 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     },
   }, async (request) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
-    return queries.listCommitments(request.query, nowIso());
+    return queriesFor(deps, principalOf(request)).listCommitments(request.query, nowIso());
   });
 
   app.get('/v1/dashboard', {
     schema: { tags: ['dashboard'], operationId: 'getDashboard', summary: 'Counts by status and sector, and the next reviews', querystring: readQuery, problems: READ },
   }, async (request) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
-    return queries.dashboard(nowIso());
+    return queriesFor(deps, principalOf(request)).dashboard(nowIso());
   });
 };

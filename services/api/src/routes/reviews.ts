@@ -4,11 +4,12 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
+  NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, mayRead, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
 import { checkReviewAccess, partiesOf, principalOf } from '../access';
+import { cutReview, queriesFor, visibleReviewAgreements } from '../read-scope';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
@@ -25,7 +26,7 @@ const MEETING_MS = 2 * 3_600_000;
 const REVIEW_COMMAND = { 404: ['review_not_found'], 409: ['review_cancelled', 'review_held'] };
 
 export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
-  const { eventStore, readStore, queries } = deps;
+  const { eventStore, readStore } = deps;
   const nowIso = () => deps.now().toISOString();
   const timeTravel = createTimeTravel(deps);
 
@@ -42,10 +43,12 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     answerCommand(request, reply, deps, async () => {
       const b = request.body;
       // One read per agreement tells both whether it exists and whose it is.
-      const parties = await partiesOf(eventStore, b.agreementIds);
+      // An agreement the key does not see is, to it, one that does not exist.
+      const principal = principalOf(request);
+      const parties = (await partiesOf(eventStore, b.agreementIds)).map((p) => (p && mayRead(principal, p) ? p : null));
       const missing = b.agreementIds.flatMap((id, i) => (parties[i] === null ? [{ path: `agreementIds.${i}`, message: `agreement ${id} does not exist` }] : []));
       if (missing.length) throw new ValidationError('the review names agreements that do not exist', missing, 'unknown_agreement');
-      checkReviewScope(principalOf(request), b.agreementIds.map((id, i) => ({ id, parties: parties[i]! })));
+      checkReviewScope(principal, b.agreementIds.map((id, i) => ({ id, parties: parties[i]! })));
       const ctx = commandContext(request, deps.now(), b.occurredAt);
       const id = b.id ?? idFromTitle(b.title, 48, ctx.idempotencyScope);
       const result = await runCommand(eventStore, reviewStream(id), reviewDecider, {
@@ -69,7 +72,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     schema: { tags: ['reviews'], operationId: 'listReviews', summary: 'Review meetings by date', querystring: reviewFilter.extend(readQuery.shape), problems: READ },
   }, async (request) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
-    return queries.listReviews(request.query);
+    return queriesFor(deps, principalOf(request)).listReviews(request.query);
   });
 
   app.get('/v1/reviews.ics', {
@@ -81,7 +84,7 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
     const who = request.query.attendee?.toLowerCase();
     const calendar = ical({ name: 'Commitment reviews', prodId: { company: 'commitment-monitor', product: 'reviews', language: 'EN' } });
-    for (const r of (await queries.listReviews({})).items) {
+    for (const r of (await queriesFor(deps, principalOf(request)).listReviews({})).items) {
       if (who && !r.attendees.some((a) => a.email.toLowerCase() === who)) continue;
       const start = new Date(r.scheduledFor);
       calendar.createEvent({
@@ -127,10 +130,10 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     if (view) {
       const { revision, body } = await timeTravel.reviewAt(request.params.id, view);
       reply.header('etag', etagOf(revision));
-      return body;
+      return cutReview(body, await visibleReviewAgreements(eventStore, principalOf(request), body.agreementIds));
     }
     const now = nowIso();
-    const detail = await queries.reviewDetail(request.params.id, now);
+    const detail = await queriesFor(deps, principalOf(request)).reviewDetail(request.params.id, now);
     if (!detail) throw new NotFoundError(`review ${request.params.id} not found`, 'review_not_found');
     reply.header('etag', etagOf(detail.revision));
     return { ...detail, plannedReminders: plannedReminders(detail, offsets, now) };
