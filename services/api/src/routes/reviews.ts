@@ -11,6 +11,7 @@ import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
 import { checkReviewAccess, partiesOf, principalOf } from '../access';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
+import { icalParamValue, icalTextValue } from '../ical-values';
 import { idFromTitle } from '../ids';
 import { READ, mergeProblems } from '../openapi';
 import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
@@ -89,12 +90,12 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         start,
         end: new Date(start.getTime() + MEETING_MS),
         stamp: new Date(r.updatedAt),
-        summary: r.title,
-        location: r.location,
+        summary: icalTextValue(r.title),
+        location: r.location ? icalTextValue(r.location) : r.location,
         sequence: r.sequence,
         status: r.status === 'cancelled' ? ICalEventStatus.CANCELLED : ICalEventStatus.CONFIRMED,
         description: `Review of ${r.agreementIds.length} agreement(s): ${r.agreementIds.join(', ')}`,
-        attendees: r.attendees.map((a) => ({ email: a.email, name: a.name ?? null })),
+        attendees: r.attendees.map((a) => ({ email: a.email, name: a.name ? icalParamValue(a.name) : null })),
       });
     }
     reply.type('text/calendar; charset=utf-8');
