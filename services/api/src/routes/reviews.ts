@@ -10,7 +10,7 @@ import { comparePositions, runCommand, type CommandResult } from '@cm/event-stor
 import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
 import { checkReviewAccess, partiesOf, principalOf } from '../access';
 import type { AppDeps } from '../deps';
-import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
+import { answerCommand, awaitPosition, checkNotInFuture, commandContext, etagOf } from '../http-support';
 import { icalParamValue, icalTextValue } from '../ical-values';
 import { idFromTitle } from '../ids';
 import { READ, mergeProblems } from '../openapi';
@@ -168,7 +168,8 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const b = request.body;
       const now = nowIso();
-      const heldAt = b.heldAt ? normalizeInstant(b.heldAt) : now;
+      // heldAt is checked under its own name: it is also the default occurredAt.
+      const heldAt = b.heldAt ? checkNotInFuture(b.heldAt, deps.now(), 'heldAt') : now;
       const ctx = commandContext(request, deps.now(), b.occurredAt ?? heldAt);
       await checkReviewAccess(eventStore, principalOf(request), request.params.id);
       // Each commitment assessed exists, and an editor rates only its own parties' commitments.
