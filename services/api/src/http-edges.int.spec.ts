@@ -1,7 +1,10 @@
 // A body over the limit, sent over a real socket by the clients ministry tools use: every one
 // of them reads the 413 problem+json, none sees a broken pipe or a reset.
 import { spawnSync, spawn } from 'node:child_process';
+import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { drainRequestBody } from './http-edges';
 import { createTestApp, type TestApp } from './testing/test-app';
 import { createAgreement, commitmentInput, type Json } from './testing/api-fixtures';
 
@@ -91,3 +94,41 @@ describe('a body over the limit (1 MiB here)', () => {
     expect(JSON.parse(lines.slice(0, -1).join('\n')).code).toBe('body_too_large');
   });
 });
+
+describe('the drain before a 413 is bounded', () => {
+  // A plain server whose handler only drains, with bounds small enough for a test.
+  async function drainOnce(send: (req: ReturnType<typeof httpRequest>) => void, declared: number): Promise<boolean> {
+    let handled!: (drained: Promise<boolean>) => void;
+    const drained = new Promise<boolean>((resolve) => (handled = (d) => resolve(d)));
+    const server = createServer((req: IncomingMessage, res) => {
+      const d = drainRequestBody(req, { maxBytes: 256 * 1024, maxMs: 300 });
+      handled(d);
+      void d.then(() => res.writeHead(413, { connection: 'close' }).end());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const req = httpRequest({ port, host: '127.0.0.1', method: 'POST', headers: { 'content-length': String(declared) } });
+    req.on('error', () => undefined); // the client may see the cut: that is the bound at work
+    req.on('response', (res) => res.resume());
+    send(req);
+    const result = await drained;
+    req.destroy();
+    await new Promise((r) => server.close(r));
+    return result;
+  }
+
+  it('stops reading past its byte bound', async () => {
+    expect(await drainOnce((req) => req.end(Buffer.alloc(4 * MB)), 4 * MB)).toBe(false);
+  });
+
+  it('stops waiting for a client that stalls past its time bound', async () => {
+    const started = Date.now();
+    expect(await drainOnce((req) => req.write('{"percent":'), 1000)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('reads a body within both bounds to its end', async () => {
+    expect(await drainOnce((req) => req.end(Buffer.alloc(100 * 1024)), 100 * 1024)).toBe(true);
+  });
+});
+
