@@ -38,7 +38,29 @@ export function dateOf(instantIso: string): string {
   return instantIso.slice(0, 10);
 }
 
+/** Text as events hold it: what a command accepted (see plainText) or, for older events, what it accepted then. */
 export const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max);
+
+// What no text field of a command may hold: NUL and the other C0 controls, DEL, and UTF-16
+// halves without their other half (JSON's "\ud800" decodes to one). They break e-mail headers,
+// iCalendar lines and the parsers of whoever reads an export; a free-text note keeps its line
+// breaks and tabs.
+// eslint-disable-next-line no-control-regex -- the point is to match control characters
+const SINGLE_LINE_CONTROLS = /[\u0000-\u001F\u007F]/;
+// eslint-disable-next-line no-control-regex -- the point is to match control characters
+const MULTI_LINE_CONTROLS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+const wellFormed = <S extends z.ZodString>(schema: S, controls: RegExp, controlsMessage: string) =>
+  schema
+    .refine((s) => !controls.test(s), controlsMessage)
+    .refine((s) => !LONE_SURROGATE.test(s), 'must be valid Unicode text (it holds half of a surrogate pair)');
+
+/** A single-line text field of a command (a title, a name): no control character at all. */
+export const plainText = (max: number) => wellFormed(text(max), SINGLE_LINE_CONTROLS, 'must be one line without control characters (tab, line break, NUL, ...)');
+
+/** A free-text note of a command (a description, a reason): line breaks and tabs allowed, no other control character. */
+export const multilineText = (max: number) => wellFormed(text(max), MULTI_LINE_CONTROLS, 'must not contain control characters other than line breaks and tabs');
 
 export const agreementKind = z.enum(['agreement', 'protocol', 'memorandum', 'programme', 'contract', 'other']);
 export const sector = z
@@ -51,16 +73,23 @@ export const reviewStatus = z.enum(['scheduled', 'held', 'cancelled']);
 export const rating = z.enum(['on_track', 'at_risk', 'off_track', 'done']);
 export const locale = z.enum(['en', 'es', 'ru']);
 export const email = z.email('must be an e-mail address').max(254);
-export const url = z.url('must be an http(s) URL').max(2000).refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL');
+// zod's URL check strips tabs and line breaks from what it returns, so the text as sent is
+// checked for control characters first, and kept as sent.
+export const url = z
+  .string()
+  .max(2000)
+  .refine((u) => !SINGLE_LINE_CONTROLS.test(u) && !LONE_SURROGATE.test(u), { message: 'must be an http(s) URL without control characters', abort: true })
+  .refine((u) => /^https?:\/\/\S/i.test(u) && URL.canParse(u), 'must be an http(s) URL')
+  .meta({ format: 'uri' });
 
 export const responsible = z.strictObject({
   party,
-  institution: text(200),
+  institution: plainText(200),
 });
-export const session = z.strictObject({ name: text(120), date: isoDate });
+export const session = z.strictObject({ name: plainText(120), date: isoDate });
 export const attendee = z.strictObject({
   email,
-  name: text(200).optional(),
+  name: plainText(200).optional(),
   locale: locale.optional(),
 });
 

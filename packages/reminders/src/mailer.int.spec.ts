@@ -107,6 +107,20 @@ describe('outbox mailer', () => {
     checkParsed(await simpleParser(raw));
   });
 
+  it('writes a recipient name and a subject recorded with line breaks or NUL as one clean header line each', async () => {
+    const mailer = createMailer({ smtpUrl: null, outboxDir: dir, from: FROM });
+    await mailer.send({ ...message, toName: 'Ana\r\nBcc: evil@x.org\u0000', subject: 'Review\r\nX-Injected: 1' });
+    const [file] = await readdir(dir);
+    const raw = await readFile(path.join(dir, file!));
+    const mail = await simpleParser(raw);
+    const to = Array.isArray(mail.to) ? mail.to[0] : mail.to;
+    expect(to?.value).toEqual([{ address: 'ana@example.org', name: 'Ana Bcc: evil@x.org' }]);
+    expect(mail.bcc).toBeUndefined();
+    expect(mail.subject).toBe('Review X-Injected: 1');
+    expect(mail.headers.has('x-injected')).toBe(false);
+    expect(raw.includes(0)).toBe(false);
+  });
+
   it('keeps a file name safe whatever the Message-ID holds', async () => {
     const mailer = createMailer({ smtpUrl: null, outboxDir: dir, from: FROM, now: () => new Date('2027-01-13T09:00:00.000Z') });
     await mailer.send({ ...message, messageId: '<../../etc/passwd x@y>' });

@@ -44,11 +44,18 @@ function angleMessageId(id: string): string {
   return `<${bare}>`;
 }
 
+// Commands refuse control characters in names and titles, but events recorded before they did
+// may hold some; in a header a line break or NUL makes parsers reject the whole message.
+// eslint-disable-next-line no-control-regex -- the point is to match control characters
+const HEADER_CONTROLS = /[\u0000-\u001F\u007F]+/g;
+const headerText = (value: string) => value.replace(HEADER_CONTROLS, ' ').trim();
+
 function mailOptions(from: string, message: MailMessage) {
+  const toName = message.toName ? headerText(message.toName) : '';
   return {
     from,
-    to: message.toName ? { name: message.toName, address: message.to } : message.to,
-    subject: message.subject,
+    to: toName ? { name: toName, address: message.to } : message.to,
+    subject: headerText(message.subject),
     text: message.text,
     html: message.html,
     ...(message.headers ? { headers: message.headers } : {}),

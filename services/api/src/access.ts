@@ -11,6 +11,7 @@ import {
 } from '@cm/domain';
 import type { EventStore } from '@cm/event-store';
 import type { KeyRing } from '@cm/platform';
+import { refuseBodyTooLarge } from './http-edges';
 import { problem, sendProblem, HttpProblem } from './problem';
 
 export type AccessOptions = {
@@ -61,12 +62,10 @@ const accessControl = async (app: FastifyInstance, options: AccessOptions) => {
     route.config = { ...(route.config ?? {}), ...(access ? { access } : {}) };
   });
 
-  // A declared body over the limit is refused before anything else, unread.
+  // A declared body over the limit is refused before anything else, its bytes drained unparsed.
   app.addHook('onRequest', async (request, reply) => {
     const declared = Number(request.headers['content-length']);
-    if (Number.isFinite(declared) && declared > options.bodyLimit) {
-      return sendProblem(reply, problem(413, 'body_too_large', `the request body is larger than the limit of ${options.bodyLimit} bytes`), { connection: 'close' });
-    }
+    if (Number.isFinite(declared) && declared > options.bodyLimit) return refuseBodyTooLarge(request, reply, options.bodyLimit);
     request.principal = identify(request, options.keyRing);
     // Every later line of this request (including "request completed") names the caller's key.
     if (request.principal && options.keyRing) request.log = request.log.child({ key: request.principal.name });

@@ -10,6 +10,8 @@ import { accessPlugin } from './access';
 import { readScopePlugin } from './read-scope';
 import type { AppDeps } from './deps';
 import { documentTransforms, problemSchema } from './openapi';
+import { clientErrorHandler, refuseBodyTooLarge } from './http-edges';
+import { installJsonBodyParser } from './json-body';
 import { installErrorHandling, problem, sendProblem } from './problem';
 import { agreementRoutes } from './routes/agreements';
 import { correctionRoutes } from './routes/corrections';
@@ -39,6 +41,8 @@ export async function buildApp(deps: AppDeps) {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // Refusals while closing are answered below as problem+json, like every other error.
     return503OnClosing: false,
+    // What Node's HTTP parser refuses (a body shorter than its Content-Length, ...) is problem+json too.
+    clientErrorHandler,
     // Refusals from the router itself (undecodable URL, over-long parameter) are problem+json too.
     frameworkErrors: (error, _request, reply) => {
       if (error.code === 'FST_ERR_BAD_URL') {
@@ -53,13 +57,14 @@ export async function buildApp(deps: AppDeps) {
 
   // Only JSON bodies are accepted. Reading every other body before refusing it keeps the
   // contract's order: a body over the limit is 413 whatever its type, then 415.
+  installJsonBodyParser(app);
   app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => {
     done(Object.assign(new Error('send the body as application/json'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }), undefined);
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  installErrorHandling(app);
+  installErrorHandling(app, refuseBodyTooLarge);
 
   let closing = false;
   app.addHook('preClose', async () => {

@@ -25,14 +25,17 @@ export function parseIfMatch(header: string | string[] | undefined): number | nu
   return Number(m[1]);
 }
 
-export function commandContext(request: FastifyRequest, now: Date, occurredAt: string | undefined): CommandContext {
-  let when = now.toISOString();
-  if (occurredAt !== undefined) {
-    when = normalizeInstant(occurredAt);
-    if (Date.parse(when) > now.getTime() + OCCURRED_AT_SKEW_MS) {
-      throw new HttpProblem(400, 'invalid_input', 'occurredAt is in the future', [{ path: 'occurredAt', message: 'must not be in the future' }]);
-    }
+/** Refuses an instant of the world (occurredAt, heldAt) later than now plus the clock skew, naming its field. */
+export function checkNotInFuture(instant: string, now: Date, field: string): string {
+  const when = normalizeInstant(instant);
+  if (Date.parse(when) > now.getTime() + OCCURRED_AT_SKEW_MS) {
+    throw new HttpProblem(400, 'invalid_input', `${field} is in the future`, [{ path: field, message: 'must not be in the future' }]);
   }
+  return when;
+}
+
+export function commandContext(request: FastifyRequest, now: Date, occurredAt: string | undefined): CommandContext {
+  const when = occurredAt === undefined ? now.toISOString() : checkNotInFuture(occurredAt, now, 'occurredAt');
   const key = idempotencyKey(request);
   return {
     actor: actorOf(request),

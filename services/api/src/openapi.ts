@@ -38,7 +38,7 @@ const EVERY_ROUTE: ProblemCodes = { 413: ['body_too_large'], 503: ['shutting_dow
 const KEYED: ProblemCodes = { 401: ['credentials_required', 'invalid_credentials'], 403: ['role_not_allowed'], 429: ['rate_limited'] };
 /** Every POST: a JSON body through answerCommand and runCommand (If-Match, Idempotency-Key, stream retries). */
 const COMMAND: ProblemCodes = {
-  400: ['invalid_input', 'invalid_json', 'invalid_if_match', 'invalid_idempotency_key'],
+  400: ['invalid_input', 'invalid_json', 'invalid_utf8', 'forbidden_key', 'invalid_content_length', 'invalid_if_match', 'invalid_idempotency_key'],
   403: ['outside_parties'],
   409: ['idempotency_key_in_flight'],
   412: ['stale_revision'],

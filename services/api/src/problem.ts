@@ -1,6 +1,6 @@
 // The one place errors become HTTP answers: RFC 9457 problem+json, never a stack or an
 // internal message on a 5xx.
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, type FieldError } from '@cm/domain';
 import { StreamBusyError, WriterUnavailableError } from '@cm/event-store';
@@ -74,8 +74,12 @@ function retryHint(error: WriterUnavailableError): string {
     : 'retry shortly: nothing was written';
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any server/logger/type-provider flavour
-export function installErrorHandling(app: FastifyInstance<any, any, any, any, any>): void {
+export function installErrorHandling(
+  app: FastifyInstance<any, any, any, any, any>, // eslint-disable-line @typescript-eslint/no-explicit-any -- any server/logger/type-provider flavour
+  /** How a body found over the limit while read is refused (http-edges.ts drains it first). */
+  bodyTooLarge: (request: FastifyRequest, reply: FastifyReply, limit: number) => Promise<FastifyReply> = async (_request, reply, limit) =>
+    sendProblem(reply, problem(413, 'body_too_large', `the request body is larger than the limit of ${limit} bytes`)),
+): void {
   app.setNotFoundHandler((request, reply) => {
     sendProblem(reply, problem(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
@@ -109,9 +113,10 @@ export function installErrorHandling(app: FastifyInstance<any, any, any, any, an
     }
     switch (error.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return sendProblem(reply, problem(413, 'body_too_large', 'the request body is larger than the limit'));
-      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return bodyTooLarge(request, reply, request.routeOptions.bodyLimit);
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return sendProblem(reply, problem(400, 'invalid_content_length', 'the body is not as long as its Content-Length says', [{ path: 'Content-Length', message: 'must be the length of the body in bytes' }]));
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return sendProblem(reply, problem(415, 'unsupported_media_type', 'send the body as application/json'));
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return sendProblem(reply, problem(400, 'invalid_input', 'the JSON body is empty', [{ path: 'body', message: 'must be a JSON object' }]));

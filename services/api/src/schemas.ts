@@ -1,26 +1,26 @@
 // HTTP bodies and parameters, built from the domain's zod primitives.
 import { z } from 'zod';
-import { agreementKind, assessment, attendee, email, instant, isoDate, party, responsible, sector, session, slug, text, url } from '@cm/domain';
+import { agreementKind, assessment, attendee, email, instant, isoDate, party, responsible, sector, multilineText, plainText, session, slug, url } from '@cm/domain';
 
 const occurredAt = instant.optional().describe('When it happened in the world (default: now). Never in the future.');
 
 export const commitmentInput = z.strictObject({
   id: slug.optional().describe('Generated from the title when omitted'),
-  title: text(300),
-  description: text(4000).optional(),
+  title: plainText(300),
+  description: multilineText(4000).optional(),
   dueDate: isoDate,
   responsible,
 });
 
 export const createAgreementBody = z.strictObject({
   id: slug.optional().describe('Generated from the title when omitted'),
-  title: text(300),
+  title: plainText(300),
   kind: agreementKind,
   sector,
   parties: z.array(party).min(2, 'must name at least two parties').max(50),
   signedAt: isoDate,
   session: session.optional(),
-  summary: text(4000).optional(),
+  summary: multilineText(4000).optional(),
   commitments: z.array(commitmentInput).max(500).optional(),
   occurredAt,
 });
@@ -28,13 +28,13 @@ export const createAgreementBody = z.strictObject({
 export const addCommitmentBody = commitmentInput.extend({ occurredAt });
 export const progressBody = z.strictObject({
   percent: z.number().int('must be a whole number').min(0).max(100),
-  note: text(4000).optional(),
+  note: multilineText(4000).optional(),
   evidenceUrl: url.optional(),
   occurredAt,
 });
-export const implementationBody = z.strictObject({ note: text(4000).optional(), evidenceUrl: url.optional(), occurredAt });
-export const delayBody = z.strictObject({ reason: text(2000), newDueDate: isoDate, occurredAt });
-export const reasonBody = z.strictObject({ reason: text(2000), occurredAt });
+export const implementationBody = z.strictObject({ note: multilineText(4000).optional(), evidenceUrl: url.optional(), occurredAt });
+export const delayBody = z.strictObject({ reason: multilineText(2000), newDueDate: isoDate, occurredAt });
+export const reasonBody = z.strictObject({ reason: multilineText(2000), occurredAt });
 
 export const agreementParams = z.object({ id: slug });
 export const commitmentParams = z.object({ id: slug, cid: slug });
@@ -100,18 +100,20 @@ export const integrityResponse = z.object({
 export const reviewParams = z.object({ id: slug });
 export const scheduleReviewBody = z.strictObject({
   id: slug.optional().describe('Generated from the title when omitted'),
-  title: text(300),
+  title: plainText(300),
   scheduledFor: instant.describe('A future instant'),
   agreementIds: z.array(slug).min(1, 'must name at least one agreement').max(200),
   attendees: z.array(attendee).min(1, 'must name at least one attendee').max(200),
-  location: text(300).optional(),
+  location: plainText(300).optional(),
   occurredAt,
 });
-export const rescheduleBody = z.strictObject({ scheduledFor: instant, reason: text(2000).optional(), occurredAt });
+export const rescheduleBody = z.strictObject({ scheduledFor: instant, reason: multilineText(2000).optional(), occurredAt });
+// An assessment as a command gives it: its note is free text of the outcome.
+const assessmentInput = assessment.extend({ note: multilineText(2000).optional() });
 export const outcomeBody = z.strictObject({
   heldAt: instant.optional().describe('Default: now; never in the future'),
-  summary: text(8000).optional(),
-  assessments: z.array(assessment).max(1000),
+  summary: multilineText(8000).optional(),
+  assessments: z.array(assessmentInput).max(1000),
   occurredAt,
 });
 export const calendarQuery = readQuery.extend({ attendee: email.optional() });

@@ -2,7 +2,7 @@
 // it by revision. Nothing is deleted or rewritten: history shows both, state uses the correction.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { agreementStream, correctionTargetOf, instant, isoDate, text } from '@cm/domain';
+import { agreementStream, correctionTargetOf, instant, isoDate, multilineText } from '@cm/domain';
 import { runCommand } from '@cm/event-store';
 import { agreementDeciderFor, principalOf } from '../access';
 import type { AppDeps } from '../deps';
@@ -14,7 +14,7 @@ const correctionBody = z
     revision: z.number().int().min(0).describe('The revision of the mistaken event (see history)'),
     percent: z.number().int().min(0).max(100).optional().describe('The right figure, to correct a ProgressReported'),
     dueDate: isoDate.optional().describe('The right date, to correct a CommitmentAdded (its due date) or a CommitmentDelayed (its new due date)'),
-    reason: text(2000),
+    reason: multilineText(2000),
     occurredAt: instant.optional(),
   })
   .describe('Exactly one of percent or dueDate, matching the kind of event at that revision');

@@ -11,7 +11,8 @@ import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
 import { checkReviewAccess, partiesOf, principalOf } from '../access';
 import { cutReview, queriesFor, visibleReviewAgreements } from '../read-scope';
 import type { AppDeps } from '../deps';
-import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
+import { answerCommand, awaitPosition, checkNotInFuture, commandContext, etagOf } from '../http-support';
+import { icalParamValue, icalTextValue } from '../ical-values';
 import { idFromTitle } from '../ids';
 import { READ, mergeProblems } from '../openapi';
 import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
@@ -92,12 +93,12 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         start,
         end: new Date(start.getTime() + MEETING_MS),
         stamp: new Date(r.updatedAt),
-        summary: r.title,
-        location: r.location,
+        summary: icalTextValue(r.title),
+        location: r.location ? icalTextValue(r.location) : r.location,
         sequence: r.sequence,
         status: r.status === 'cancelled' ? ICalEventStatus.CANCELLED : ICalEventStatus.CONFIRMED,
         description: `Review of ${r.agreementIds.length} agreement(s): ${r.agreementIds.join(', ')}`,
-        attendees: r.attendees.map((a) => ({ email: a.email, name: a.name ?? null })),
+        attendees: r.attendees.map((a) => ({ email: a.email, name: a.name ? icalParamValue(a.name) : null })),
       });
     }
     reply.type('text/calendar; charset=utf-8');
@@ -170,7 +171,8 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     answerCommand(request, reply, deps, async () => {
       const b = request.body;
       const now = nowIso();
-      const heldAt = b.heldAt ? normalizeInstant(b.heldAt) : now;
+      // heldAt is checked under its own name: it is also the default occurredAt.
+      const heldAt = b.heldAt ? checkNotInFuture(b.heldAt, deps.now(), 'heldAt') : now;
       const ctx = commandContext(request, deps.now(), b.occurredAt ?? heldAt);
       await checkReviewAccess(eventStore, principalOf(request), request.params.id);
       // Each commitment assessed exists, and an editor rates only its own parties' commitments.
