@@ -35,6 +35,7 @@ export function commandContext(request: FastifyRequest, now: Date, occurredAt: s
   return {
     actor: actorOf(request),
     occurredAt: when,
+    now: now.toISOString(),
     correlationId: correlationIdOf(request),
     idempotencyScope: key ? `${actorOf(request)}|${key}` : null,
     ifMatch: parseIfMatch(request.headers['if-match']),
