@@ -8,6 +8,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import { z } from 'zod';
 import { accessPlugin } from './access';
 import type { AppDeps } from './deps';
+import { requestIdOf } from './http-support';
 import { documentTransforms, problemSchema } from './openapi';
 import { installErrorHandling, problem, sendProblem } from './problem';
 import { agreementRoutes } from './routes/agreements';
@@ -33,8 +34,9 @@ export async function buildApp(deps: AppDeps) {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'api' }),
     bodyLimit: deps.bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    // X-Request-Id is taken only in a bounded form (CALLER_ID_PATTERN): it reaches every log line.
+    requestIdHeader: false,
+    genReqId: (req) => requestIdOf(req.headers),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // Refusals while closing are answered below as problem+json, like every other error.
     return503OnClosing: false,
