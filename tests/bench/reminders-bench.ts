@@ -207,7 +207,7 @@ async function signAgreements(store: EventStore): Promise<string[]> {
       commitments: Array.from({ length: 6 }, (_, c) => ({
         commitmentId: `c-${c}`, title: `Commitment ${c}`, dueDate: c % 2 ? '2026-03-31' : '2099-12-31', responsible: { party: c % 3 ? 'VEN' : 'RUS', institution: `Institution ${c}` },
       })),
-    }, initialAgreementState());
+    }, initialAgreementState(), { now: new Date().toISOString(), occurredAt: new Date().toISOString() });
     await store.append(agreementStream(id), events.map((e) => ({ id: randomUUID(), type: e.type, data: e.data, metadata: { actor: 'bench', occurredAt: new Date().toISOString(), correlationId: randomUUID() } })), { expectedRevision: 'no_stream' });
     ids.push(id);
   }

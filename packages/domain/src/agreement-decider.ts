@@ -4,6 +4,32 @@ import type { AgreementEvent, Assessment, Timed } from './events';
 import { ConflictError, NotFoundError, ValidationError, type FieldError } from './errors';
 import type { AgreementKind, CommitmentStatus, Responsible, Session } from './primitives';
 
+/**
+ * When a command runs: `now` is the server's clock as the command context carries it, and
+ * `occurredAt` when the caller says it happened in the world (default: now). The decider never
+ * reads a clock itself.
+ */
+export type CommandTime = { now: string; occurredAt: string };
+
+/**
+ * The signing date names a day without a time zone: an event may be dated from the start of that
+ * day in the earliest time zone (UTC+14), so a signing at 01:00 in Moscow (22:00 UTC the day
+ * before) is no earlier than its own date. Nothing is dated before that. A commitment's events
+ * are dated no earlier than its addition, with no tolerance (0): what happened to it before it
+ * was recorded as a commitment is told in its description, not as a report.
+ */
+export const SIGNING_TOLERANCE_MS = 14 * 3600_000;
+
+/** The first instant an event of an agreement signed on `signedAt` may be dated. */
+export function earliestAfterSigning(signedAt: string): string {
+  return new Date(Date.parse(`${signedAt}T00:00:00Z`) - SIGNING_TOLERANCE_MS).toISOString();
+}
+
+/** The signing day's latest date anywhere on Earth at `now`: a signing is never dated later. */
+function latestSigningDate(now: string): string {
+  return new Date(Date.parse(now) + SIGNING_TOLERANCE_MS).toISOString().slice(0, 10);
+}
+
 export type Delay = { reason: string; previousDueDate: string; newDueDate: string; at: string; revision?: number };
 
 export type CommitmentState = {
@@ -14,6 +40,8 @@ export type CommitmentState = {
   responsible: Responsible;
   dueDate: string;
   originalDueDate: string;
+  /** When the commitment was added (its CommitmentAdded's occurredAt): nothing happens to it before. */
+  addedAt: string;
   status: CommitmentStatus;
   progress: number;
   lastUpdateAt: string | null;
@@ -115,13 +143,35 @@ function strip<T extends Record<string, unknown>>(o: T): T {
 }
 
 function checkCommitment(
-  state: { parties: string[] },
+  state: { parties: string[]; signedAt: string },
   c: CommitmentInput,
   path: string,
 ): FieldError[] {
-  return state.parties.includes(c.responsible.party)
-    ? []
-    : [{ path: `${path}responsible.party`, message: `must be one of the agreement's parties (${state.parties.join(', ')})` }];
+  const errors: FieldError[] = [];
+  if (!state.parties.includes(c.responsible.party)) {
+    errors.push({ path: `${path}responsible.party`, message: `must be one of the agreement's parties (${state.parties.join(', ')})` });
+  }
+  if (c.dueDate < state.signedAt) errors.push({ path: `${path}dueDate`, message: `must not be before the signing date ${state.signedAt}` });
+  return errors;
+}
+
+/** Refuses an event dated before the agreement could have been signed (400 naming `path`). */
+function requireAfterSigning(a: { signedAt: string }, occurredAt: string, path = 'occurredAt'): void {
+  const earliest = earliestAfterSigning(a.signedAt);
+  if (occurredAt < earliest) {
+    throw new ValidationError(`${path} ${occurredAt} is before the agreement was signed (${a.signedAt})`, [
+      { path, message: `must not be before the signing date ${a.signedAt} (${earliest} allowing for time zones)` },
+    ]);
+  }
+}
+
+/** Refuses an event on a commitment dated before the commitment was added (400 naming occurredAt). */
+function requireAfterAddition(c: CommitmentState, occurredAt: string): void {
+  if (occurredAt < c.addedAt) {
+    throw new ValidationError(`occurredAt ${occurredAt} is before commitment ${c.id} was added (${c.addedAt})`, [
+      { path: 'occurredAt', message: `must not be before the commitment was added (${c.addedAt})` },
+    ]);
+  }
 }
 
 function requireAgreement(state: AgreementState): ExistingAgreement {
@@ -144,18 +194,23 @@ function requireActiveCommitment(a: ExistingAgreement, commitmentId: string): Co
   return c;
 }
 
-export function decideAgreement(command: AgreementCommand, state: AgreementState): AgreementEvent[] {
+export function decideAgreement(command: AgreementCommand, state: AgreementState, time: CommandTime): AgreementEvent[] {
   switch (command.type) {
     case 'SignAgreement': {
       if (state.exists) throw new ConflictError(`agreement ${command.agreementId} already exists`, 'agreement_exists');
       const errors: FieldError[] = [];
       const parties = [...new Set(command.parties)];
       if (parties.length < 2) errors.push({ path: 'parties', message: 'must name at least two distinct parties' });
+      const latest = latestSigningDate(time.now);
+      if (command.signedAt > latest) errors.push({ path: 'signedAt', message: `must not be in the future (today is ${time.now.slice(0, 10)} UTC)` });
+      else if (time.occurredAt < earliestAfterSigning(command.signedAt)) {
+        errors.push({ path: 'occurredAt', message: `must not be before the signing date ${command.signedAt}` });
+      }
       const seen = new Set<string>();
       command.commitments.forEach((c, i) => {
         if (seen.has(c.commitmentId)) errors.push({ path: `commitments.${i}.id`, message: `duplicate commitment id ${c.commitmentId}` });
         seen.add(c.commitmentId);
-        errors.push(...checkCommitment({ parties }, c, `commitments.${i}.`));
+        errors.push(...checkCommitment({ parties, signedAt: command.signedAt }, c, `commitments.${i}.`));
       });
       if (errors.length) throw new ValidationError('the agreement is not valid', errors);
       return [
@@ -180,23 +235,25 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       if (a.commitments.some((c) => c.id === command.commitment.commitmentId)) {
         throw new ConflictError(`commitment ${command.commitment.commitmentId} already exists`, 'commitment_exists');
       }
+      requireAfterSigning(a, time.occurredAt);
       const errors = checkCommitment(a, command.commitment, '');
       if (errors.length) throw new ValidationError('the commitment is not valid', errors);
       return [commitmentAdded(a.id, command.commitment)];
     }
     case 'ReportProgress': {
       const a = requireOpen(state);
-      requireActiveCommitment(a, command.commitmentId);
+      requireAfterAddition(requireActiveCommitment(a, command.commitmentId), time.occurredAt);
       return [{ type: 'ProgressReported', data: strip({ commitmentId: command.commitmentId, percent: command.percent, note: command.note, evidenceUrl: command.evidenceUrl }) }];
     }
     case 'ImplementCommitment': {
       const a = requireOpen(state);
-      requireActiveCommitment(a, command.commitmentId);
+      requireAfterAddition(requireActiveCommitment(a, command.commitmentId), time.occurredAt);
       return [{ type: 'CommitmentImplemented', data: strip({ commitmentId: command.commitmentId, note: command.note, evidenceUrl: command.evidenceUrl }) }];
     }
     case 'DelayCommitment': {
       const a = requireOpen(state);
       const c = requireActiveCommitment(a, command.commitmentId);
+      requireAfterAddition(c, time.occurredAt);
       if (command.newDueDate <= c.dueDate) {
         throw new ConflictError(
           `newDueDate must be later than the current due date ${c.dueDate}`,
@@ -208,12 +265,13 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
     }
     case 'CancelCommitment': {
       const a = requireOpen(state);
-      requireActiveCommitment(a, command.commitmentId);
+      requireAfterAddition(requireActiveCommitment(a, command.commitmentId), time.occurredAt);
       return [{ type: 'CommitmentCancelled', data: { commitmentId: command.commitmentId, reason: command.reason } }];
     }
     case 'CorrectEvent': {
       // A terminated agreement's record is closed: a correction is a command like any other.
       const a = requireOpen(state);
+      requireAfterSigning(a, time.occurredAt);
       const target = command.revision < a.applied ? command.target : null;
       if (!target) {
         throw new ValidationError('that revision cannot be corrected', [
@@ -231,13 +289,18 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       }
       // The due date of what was implemented or cancelled judged it on time or late: it stays.
       requireActiveCommitment(a, target.commitmentId);
+      if (command.dueDate < a.signedAt) {
+        throw new ValidationError('a due date cannot be before the signing date', [{ path: 'dueDate', message: `must not be before the signing date ${a.signedAt}` }]);
+      }
       return [{ type: 'DueDateCorrected', data: { commitmentId: target.commitmentId, correctsRevision: command.revision, dueDate: command.dueDate, reason: command.reason } }];
     }
     case 'TerminateAgreement': {
-      requireOpen(state);
+      requireAfterSigning(requireOpen(state), time.occurredAt);
       return [{ type: 'AgreementTerminated', data: { reason: command.reason } }];
     }
     case 'RecordAgreementReview': {
+      // Appended after the review's ReviewHeld, which is already in the log: the outcome route
+      // checks heldAt against each agreement (heldAtErrors) before it records anything.
       const a = requireAgreement(state);
       return [{ type: 'AgreementReviewed', data: { reviewId: command.reviewId, heldAt: command.heldAt, assessments: command.assessments.filter((x) => x.agreementId === a.id) } }];
     }
@@ -246,6 +309,22 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       throw new Error(`unknown command ${(unknown as { type: string }).type}`);
     }
   }
+}
+
+/**
+ * What a review held at `heldAt` cannot have assessed on this agreement: the agreement before
+ * its signing, a commitment before it was added. Paths name `heldAt`.
+ */
+export function heldAtErrors(a: ExistingAgreement, heldAt: string, assessments: readonly Assessment[]): FieldError[] {
+  const earliest = earliestAfterSigning(a.signedAt);
+  if (heldAt < earliest) return [{ path: 'heldAt', message: `must not be before agreement ${a.id} was signed (${a.signedAt})` }];
+  const errors: FieldError[] = [];
+  for (const x of assessments) {
+    if (x.agreementId !== a.id || x.commitmentId === undefined) continue;
+    const c = a.commitments.find((y) => y.id === x.commitmentId);
+    if (c && heldAt < c.addedAt) errors.push({ path: 'heldAt', message: `must not be before commitment ${c.id} was added (${c.addedAt})` });
+  }
+  return errors.slice(0, 1);
 }
 
 function commitmentAdded(agreementId: string, c: CommitmentInput): AgreementEvent {
@@ -315,6 +394,7 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
             responsible: d.responsible,
             dueDate: d.dueDate,
             originalDueDate: d.dueDate,
+            addedAt: at,
             status: 'pending',
             progress: 0,
             lastUpdateAt: null,

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   correctionTargetOf,
   decideAgreement,
+  heldAtErrors,
   evolveAgreement,
   initialAgreementState,
   type AgreementCommand,
@@ -13,7 +14,7 @@ import {
 } from './agreement-decider';
 import { ConflictError, NotFoundError, ValidationError } from './errors';
 import type { AgreementEvent, Assessment, Timed } from './events';
-import { createGiven } from './testing/given-when-then';
+import { DEFAULT_OCCURRED_AT, createGiven } from './testing/given-when-then';
 
 const given = createGiven({ decide: decideAgreement, evolve: evolveAgreement, initialState: initialAgreementState });
 
@@ -143,6 +144,7 @@ describe('SignAgreement', () => {
         responsible: ministryOfHealth,
         dueDate: '2026-06-30',
         originalDueDate: '2026-06-30',
+        addedAt: DEFAULT_OCCURRED_AT,
         status: 'pending',
         progress: 0,
         lastUpdateAt: null,
@@ -519,5 +521,53 @@ describe('corrections', () => {
     // A target for a revision the stream has not reached is not trusted.
     given(history).when({ type: 'CorrectEvent', revision: 2, target: progressTarget, percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['revision']);
     given(history).when({ type: 'CorrectEvent', revision: 1, target: correctionTargetOf(added('vaccine-plant', '2026-06-30')), percent: 10, reason: 'x' }).thenThrows(ValidationError, 'invalid_input', ['dueDate']);
+  });
+});
+
+describe('dating: what cannot have happened is refused', () => {
+  const addedLater = (id: string, occurredAt: string): Timed<AgreementEvent> => ({ ...added(id), occurredAt });
+
+  it('refuses a signing date in the future, judged by the clock the command carries', () => {
+    given([]).when(signCommand({ signedAt: '2026-03-04' }), '2026-03-02T10:00:00.000Z', '2026-03-02T10:00:00.000Z')
+      .thenThrows(ValidationError, 'invalid_input', ['signedAt']);
+    // The signing day in the earliest time zone (UTC+14) is already tomorrow in UTC.
+    expect(given([]).when(signCommand({ signedAt: '2026-03-03' }), '2026-03-02T11:00:00.000Z', '2026-03-02T11:00:00.000Z').thenState().exists).toBe(true);
+  });
+
+  it('refuses a due date before the signing date, on signing, on addition and by correction', () => {
+    given([]).when(signCommand({ commitments: [{ ...commitmentInput('lab'), dueDate: '2025-11-27' }] })).thenThrows(ValidationError, 'invalid_input', ['commitments.0.dueDate']);
+    given([signed()]).when({ type: 'AddCommitment', commitment: { ...commitmentInput('lab'), dueDate: '2025-11-01' } }).thenThrows(ValidationError, 'invalid_input', ['dueDate']);
+    given([signed(), added('lab')]).when({ type: 'CorrectEvent', revision: 1, target: { commitmentId: 'lab', kind: 'dueDate', type: 'CommitmentAdded' }, dueDate: '2024-12-31', reason: 'typo' })
+      .thenThrows(ValidationError, 'invalid_input', ['dueDate']);
+  });
+
+  it('refuses an event dated before the signing, allowing the signing day in any time zone', () => {
+    given([]).when(signCommand({}), '2025-11-27T09:00:00.000Z').thenThrows(ValidationError, 'invalid_input', ['occurredAt']);
+    given([signed()]).when({ type: 'AddCommitment', commitment: commitmentInput('lab') }, '1901-01-01T00:00:00.000Z').thenThrows(ValidationError, 'invalid_input', ['occurredAt']);
+    given([signed()]).when({ type: 'TerminateAgreement', reason: 'denounced' }, '2025-11-01T00:00:00.000Z').thenThrows(ValidationError, 'invalid_input', ['occurredAt']);
+    expect(given([signed()]).when({ type: 'AddCommitment', commitment: commitmentInput('lab') }, '2025-11-27T10:00:00.000Z').thenState().exists).toBe(true);
+  });
+
+  it('refuses progress, implementation, delay or cancellation dated before the commitment was added', () => {
+    const history = [signed(), addedLater('lab', '2026-01-10T00:00:00.000Z')];
+    const before = '2026-01-09T23:59:59.000Z';
+    for (const command of [
+      { type: 'ReportProgress', commitmentId: 'lab', percent: 40 },
+      { type: 'ImplementCommitment', commitmentId: 'lab' },
+      { type: 'DelayCommitment', commitmentId: 'lab', reason: 'late', newDueDate: '2026-12-31' },
+      { type: 'CancelCommitment', commitmentId: 'lab', reason: 'dropped' },
+    ] as AgreementCommand[]) {
+      const err = given(history).when(command, before).thenThrows(ValidationError, 'invalid_input', ['occurredAt']);
+      expect(err.message).toContain('before commitment lab was added');
+    }
+    // The very instant of its addition is allowed (tolerance 0).
+    expect(existing(given(history).when({ type: 'ImplementCommitment', commitmentId: 'lab' }, '2026-01-10T00:00:00.000Z').thenState()).commitments[0]!.status).toBe('implemented');
+  });
+
+  it('names heldAt when a review is dated before the signing or before an assessed commitment was added', () => {
+    const a = existing(given([signed(), addedLater('lab', '2026-01-10T00:00:00.000Z')]).state);
+    expect(heldAtErrors(a, '1901-01-01T00:00:00.000Z', []).map((e) => e.path)).toEqual(['heldAt']);
+    expect(heldAtErrors(a, '2026-01-01T00:00:00.000Z', [{ agreementId: AGREEMENT, commitmentId: 'lab', rating: 'done' }]).map((e) => e.path)).toEqual(['heldAt']);
+    expect(heldAtErrors(a, '2026-01-01T00:00:00.000Z', [{ agreementId: AGREEMENT, rating: 'on_track' }])).toEqual([]);
   });
 });

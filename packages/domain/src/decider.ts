@@ -1,12 +1,13 @@
 // A decider as one value: what the command runner needs to run any stream's commands.
-import { decideAgreement, evolveAgreement, initialAgreementState, type AgreementCommand, type AgreementState } from './agreement-decider';
+import { decideAgreement, evolveAgreement, initialAgreementState, type AgreementCommand, type AgreementState, type CommandTime } from './agreement-decider';
 import type { AgreementEvent, ReviewEvent, Timed } from './events';
 import { decideReview, evolveReview, initialReviewState, type ReviewCommand, type ReviewState } from './review-decider';
 
 export type Decider<S, C, E extends { type: string; data: unknown }> = {
   initial: () => S;
   evolve: (state: S, event: Timed<E>) => S;
-  decide: (command: C, state: S) => E[];
+  /** `time` comes from the command context: the server's now and the command's occurredAt. */
+  decide: (command: C, state: S, time: CommandTime) => E[];
 };
 
 export const agreementDecider: Decider<AgreementState, AgreementCommand, AgreementEvent> = {

@@ -1,12 +1,14 @@
 // Shapes shared by commands, events and the HTTP contract: one zod source for each.
 import { z } from 'zod';
+import { ISO_3166_ALPHA3 } from './iso3166';
 
 export const SLUG_PATTERN = /^[a-z0-9][a-z0-9-]{2,79}$/;
 export const slug = z.string().regex(SLUG_PATTERN, 'must be a slug: [a-z0-9][a-z0-9-]{2,79}');
 
 export const party = z
   .string()
-  .regex(/^[A-Z]{3}$/, 'must be an ISO 3166-1 alpha-3 code such as VEN');
+  .regex(/^[A-Z]{3}$/, { message: 'must be an ISO 3166-1 alpha-3 code such as VEN', abort: true })
+  .refine((c) => ISO_3166_ALPHA3.has(c), 'must be an assigned ISO 3166-1 alpha-3 code such as VEN (or XKX)');
 
 function isRealDate(s: string): boolean {
   const d = new Date(`${s}T00:00:00Z`);

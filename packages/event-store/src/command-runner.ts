@@ -12,6 +12,8 @@ export type Timed = { type: string; data: unknown; occurredAt: string };
 export type CommandContext = {
   actor: string;
   occurredAt: string;
+  /** The server's clock when the command was received, handed to the decider (default: occurredAt). */
+  now?: string | undefined;
   correlationId: string;
   /** When set, event ids derive from it so a repeated request appends nothing. */
   idempotencyScope: string | null;
@@ -152,6 +154,11 @@ export function eventIdFrom(seed: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/** What the decider is told of time: the clock reading the context carries and the command's occurredAt. */
+function commandTime(ctx: CommandContext): { now: string; occurredAt: string } {
+  return { now: ctx.now ?? ctx.occurredAt, occurredAt: ctx.occurredAt };
+}
+
 export function runCommand<S, C, E extends { type: string; data: unknown }>(
   store: EventStore,
   stream: string,
@@ -183,7 +190,7 @@ async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
     if (ctx.ifMatch !== null && ctx.ifMatch !== revision) throw new ConcurrencyError(stream, ctx.ifMatch, revision);
     let events: E[];
     try {
-      events = decider.decide(command, state);
+      events = decider.decide(command, state, commandTime(ctx));
     } catch (err) {
       // A retried request whose events were written before its answer was remembered now meets
       // its own effect ("already exists"...): answer what it did the first time.
@@ -263,7 +270,7 @@ async function decideBatchAndAppend(store: EventStore, stream: string, jobs: Job
       }
       let events: { type: string; data: unknown }[];
       try {
-        events = job.decider.decide(job.command, state);
+        events = job.decider.decide(job.command, state, commandTime(job.ctx));
       } catch (err) {
         // A repeated request meeting its own effect is answered from the log, on its own.
         if (err instanceof AppError && job.ctx.idempotencyScope) alone.push(job);

@@ -11,14 +11,35 @@ export const REDACT_PATHS = [
   '*.secret',
 ];
 
-// local@domain, also percent-encoded (%40) as in query strings.
-const EMAIL = /[A-Za-z0-9._%+-]+(@|%40)([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})/g;
+// local@domain, also percent-encoded (%40) as in query strings. The local part takes what real
+// addresses hold (apostrophes as in o'neil, plus tags, percent-escapes such as %2B, letters of any
+// script), but not `/ ? = &`, so a URL before an address stays readable: only the address is
+// masked. The domain may be internationalised (letters of any script) or punycode (xn--).
+const LOCAL = "[\\p{L}\\p{M}\\p{N}!#$%'*+^_`{|}~.-]+";
+const LABEL = '[\\p{L}\\p{M}\\p{N}](?:[\\p{L}\\p{M}\\p{N}-]*[\\p{L}\\p{M}\\p{N}])?';
+const TLD = '(?:\\p{L}[\\p{L}\\p{M}]+|xn--[A-Za-z0-9-]+)';
+const EMAIL = new RegExp(`(${LOCAL})(@|%40)((?:${LABEL}\\.)+${TLD})(?![\\p{L}\\p{N}-])`, 'giu');
 
 /** `maria.perez@mppre.gob.ve` -> `m***@mppre.gob.ve`: enough to tell who it was about, not the address. */
-export const maskEmails = (line: string) => line.replace(EMAIL, (_m, at: string, domain: string) => `${_m[0]}***${at}${domain}`);
+export const maskEmails = (line: string) =>
+  // A local part of asterisks only is a mask already (a URL's password, masked first).
+  line.replace(EMAIL, (m, local: string, at: string, domain: string) => (/^\*+$/.test(local) ? m : `${[...local][0]}***${at}${domain}`));
+
+// scheme://user:password@host: the password is replaced, wherever the URL appears (REDIS_URL,
+// SMTP_URL, an error message quoting one). The password runs to the last @ of the authority.
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/)([^\s:/"'@]*):([^\s/"'?#]+)@/gi;
+
+/** `redis://default:s3cret@cache:6379` -> `redis://default:***@cache:6379`. */
+export const maskUrlPasswords = (line: string) => line.replace(URL_PASSWORD, '$1$2:***@');
+
+/** What every log line goes through: passwords in URLs first, then e-mail addresses. */
+export function maskLine(line: string): string {
+  const unpassworded = line.includes('://') ? maskUrlPasswords(line) : line;
+  return unpassworded.includes('@') || unpassworded.includes('%40') ? maskEmails(unpassworded) : unpassworded;
+}
 
 function masking(destination: DestinationStream): DestinationStream {
-  return { write: (line: string) => destination.write(line.includes('@') || line.includes('%40') ? maskEmails(line) : line) };
+  return { write: (line: string) => destination.write(maskLine(line)) };
 }
 
 export function createLogger(options: { level: string; name?: string; fd?: number; destination?: DestinationStream }): Logger {

@@ -130,9 +130,9 @@ export function agreementDeciderFor(principal: Principal): Decider<AgreementStat
   if (principal.role !== 'editor') return agreementDecider;
   return {
     ...agreementDecider,
-    decide(command, state) {
+    decide(command, state, time) {
       checkAgreementCommand(principal, command, state);
-      return agreementDecider.decide(command, state);
+      return agreementDecider.decide(command, state, time);
     },
   };
 }

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { accessPlugin } from './access';
 import { readScopePlugin } from './read-scope';
 import type { AppDeps } from './deps';
+import { requestIdOf } from './http-support';
 import { documentTransforms, problemSchema } from './openapi';
 import { clientErrorHandler, refuseBodyTooLarge } from './http-edges';
 import { installJsonBodyParser } from './json-body';
@@ -36,8 +37,9 @@ export async function buildApp(deps: AppDeps) {
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'api' }),
     bodyLimit: deps.bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    // X-Request-Id is taken only in a bounded form (CALLER_ID_PATTERN): it reaches every log line.
+    requestIdHeader: false,
+    genReqId: (req) => requestIdOf(req.headers),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // Refusals while closing are answered below as problem+json, like every other error.
     return503OnClosing: false,

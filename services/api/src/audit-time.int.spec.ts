@@ -210,9 +210,11 @@ describe('correlation ids', () => {
     const held = await post(t, '/v1/reviews/rev-corr/outcome', { assessments: [{ agreementId: 'ag-time', rating: 'on_track' }] }, { 'x-correlation-id': 'minutes-2026-04' });
     expect(held.statusCode, held.body).toBe(200);
     const reviewEvents = await historyOf('/v1/reviews/rev-corr');
-    expect(reviewEvents.at(-1)).toMatchObject({ type: 'ReviewHeld', correlationId: 'minutes-2026-04' });
+    // Stored under the caller's key, so no other key can reuse it.
+    const correlationId = `${reviewEvents.at(-1)!.actor}:minutes-2026-04`;
+    expect(reviewEvents.at(-1)).toMatchObject({ type: 'ReviewHeld', correlationId });
     for (const id of ['ag-time', 'ag-other']) {
-      expect((await historyOf(`/v1/agreements/${id}`)).at(-1)).toMatchObject({ type: 'AgreementReviewed', correlationId: 'minutes-2026-04' });
+      expect((await historyOf(`/v1/agreements/${id}`)).at(-1)).toMatchObject({ type: 'AgreementReviewed', correlationId });
     }
   });
 });

@@ -23,7 +23,7 @@ const history = async (qs = '') => {
 
 /** Four commands, ~20 ms apart so each has its own recordedAt. */
 async function seed(): Promise<void> {
-  await createAgreement(t, { id: 'ag-audit', commitments: [commitmentInput({ id: 'plant', dueDate: '2030-06-30' })] });
+  await createAgreement(t, { id: 'ag-audit', occurredAt: '2025-11-28T15:00:00Z', commitments: [commitmentInput({ id: 'plant', dueDate: '2030-06-30' })] });
   await sleep(20);
   await command(t, `${base}/commitments/plant/progress`, { percent: 40, note: 'Foundations poured', evidenceUrl: 'https://gob.example/informe.pdf', occurredAt: '2026-01-10T12:00:00Z' });
   await sleep(20);

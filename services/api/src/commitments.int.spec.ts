@@ -18,7 +18,8 @@ const agreement = async () => (await get(t, base)).json<Json>();
 const commitment = (a: Json, id: string) => a.commitments.find((c: Json) => c.id === id);
 
 async function seedOne(dueDate = '2026-06-30'): Promise<void> {
-  await createAgreement(t, { id: 'ag-health', commitments: [commitmentInput({ id: 'plant', dueDate })] });
+  // Recorded on its signing day, so that reports dated since then are possible.
+  await createAgreement(t, { id: 'ag-health', occurredAt: '2025-11-28T15:00:00Z', commitments: [commitmentInput({ id: 'plant', dueDate })] });
 }
 
 describe('adding a commitment', () => {

@@ -37,7 +37,7 @@ afterEach(async () => {
 });
 
 async function seed(): Promise<void> {
-  await createAgreement(t, { id: 'ag-export', commitments: [commitmentInput({ id: 'plant', dueDate: '2030-06-30' })] });
+  await createAgreement(t, { id: 'ag-export', occurredAt: '2025-11-28T15:00:00Z', commitments: [commitmentInput({ id: 'plant', dueDate: '2030-06-30' })] });
   await command(t, `${base}/commitments/plant/progress`, { percent: 40, note: 'Foundations poured', occurredAt: '2026-01-10T12:00:00Z' });
   await command(t, `${base}/commitments/plant/delay`, { reason: 'Supplier late', newDueDate: '2031-01-31' });
   await command(t, `${base}/commitments/plant/progress`, { percent: 55 });

@@ -40,6 +40,7 @@ export function commandContext(request: FastifyRequest, now: Date, occurredAt: s
   return {
     actor: actorOf(request),
     occurredAt: when,
+    now: now.toISOString(),
     correlationId: correlationIdOf(request),
     idempotencyScope: key ? `${actorOf(request)}|${key}|${requestHashOf(request)}` : null,
     ifMatch: parseIfMatch(request.headers['if-match']),
@@ -51,9 +52,25 @@ export function actorOf(request: FastifyRequest): string {
   return principalOf(request).name;
 }
 
+/** The form a caller's X-Request-Id or X-Correlation-Id must take to be used; otherwise one is generated. */
+export const CALLER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * The correlation id recorded on a command's events. A caller's X-Correlation-Id is stored
+ * under its key's name (`<key>:<id>`), so no caller can attach its events to a correlation of
+ * another key; without one (or with one outside CALLER_ID_PATTERN) a UUID is generated, which
+ * has no colon and so never equals a caller's.
+ */
 export function correlationIdOf(request: FastifyRequest): string {
   const h = request.headers['x-correlation-id'];
-  return typeof h === 'string' && /^[A-Za-z0-9._:-]{1,100}$/.test(h) ? h : (request.correlationId ??= randomUUID());
+  if (typeof h === 'string' && CALLER_ID_PATTERN.test(h)) return `${actorOf(request)}:${h}`;
+  return (request.correlationId ??= randomUUID());
+}
+
+/** The request id: the caller's X-Request-Id when it has the bounded form, else a fresh UUID. */
+export function requestIdOf(headers: Record<string, string | string[] | undefined>): string {
+  const h = headers['x-request-id'];
+  return typeof h === 'string' && CALLER_ID_PATTERN.test(h) ? h : randomUUID();
 }
 
 function idempotencyKey(request: FastifyRequest): string | null {

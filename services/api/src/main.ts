@@ -3,7 +3,7 @@
 import './heap-settings';
 import { join } from 'node:path';
 import {
-  ApiKeysError, ConfigError, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, planFirstApiKey, type FirstApiKey, loadConfig,
+  ApiKeysError, ConfigError, maskUrlPasswords, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, planFirstApiKey, type FirstApiKey, loadConfig,
   type Config, type KeyRing,
 } from '@cm/platform';
 import type { Logger } from 'pino';
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     try {
       await redisStore.redis.ping();
     } catch (err) {
-      logger.fatal({ err }, `cannot reach Redis at REDIS_URL=${config.redisUrl}: start Redis or unset REDIS_URL to run embedded`);
+      logger.fatal({ err }, `cannot reach Redis at REDIS_URL=${maskUrlPasswords(config.redisUrl)}: start Redis or unset REDIS_URL to run embedded`);
       process.exit(69);
     }
     shutdown.add('read store', () => redisStore!.close());

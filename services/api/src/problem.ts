@@ -40,14 +40,32 @@ export class HttpProblem extends Error {
   }
 }
 
+/**
+ * What an answer echoes of the input is bounded, so a large hostile body cannot make a larger
+ * answer: at most MAX_ERRORS field errors (the detail says how many more), each path and
+ * message cut to MAX_ECHO characters, the detail to MAX_DETAIL.
+ */
+export const MAX_ERRORS = 20;
+export const MAX_ECHO = 100;
+const MAX_DETAIL = 1000;
+/** How much of a request path a 404 echoes. */
+export const MAX_PATH_ECHO = 200;
+
+/** `s` cut to `max` characters, marked with an ellipsis when cut. */
+export function truncate(s: string, max = MAX_ECHO): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
 export function problem(status: number, code: string, detail: string, errors?: FieldError[]): Problem {
+  const listed = (errors ?? []).slice(0, MAX_ERRORS).map((e) => ({ path: truncate(e.path), message: truncate(e.message, 300) }));
+  const more = (errors?.length ?? 0) - listed.length;
   return {
     type: `https://commitment-monitor.dev/problems/${code.replaceAll('_', '-')}`,
     title: TITLES[status] ?? 'Error',
     status,
-    detail,
+    detail: truncate(more > 0 ? `${detail} (and ${more} more errors not listed)` : detail, MAX_DETAIL),
     code,
-    ...(errors && errors.length ? { errors } : {}),
+    ...(listed.length ? { errors: listed } : {}),
   };
 }
 
@@ -81,7 +99,7 @@ export function installErrorHandling(
     sendProblem(reply, problem(413, 'body_too_large', `the request body is larger than the limit of ${limit} bytes`)),
 ): void {
   app.setNotFoundHandler((request, reply) => {
-    sendProblem(reply, problem(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+    sendProblem(reply, problem(404, 'route_not_found', `no route ${request.method} ${truncate(request.url.split('?')[0]!, MAX_PATH_ECHO)}`));
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -96,7 +114,8 @@ export function installErrorHandling(
         }
         return [{ path: base || where, message: v.message ?? 'is invalid' }];
       }).flat();
-      return sendProblem(reply, problem(400, 'invalid_input', `invalid ${where}: ${errors.map((e) => e.path).join(', ')}`, errors));
+      const named = errors.slice(0, MAX_ERRORS).map((e) => truncate(e.path)).join(', ');
+      return sendProblem(reply, problem(400, 'invalid_input', `invalid ${where}: ${named}`, errors));
     }
     if (error instanceof AppError) {
       const status = STATUS_OF_KIND[error.kind];

@@ -2,7 +2,9 @@
 import { z } from 'zod';
 import { agreementKind, assessment, attendee, email, instant, isoDate, party, responsible, sector, multilineText, plainText, session, slug, url } from '@cm/domain';
 
-const occurredAt = instant.optional().describe('When it happened in the world (default: now). Never in the future.');
+const occurredAt = instant.optional().describe(
+  'When it happened in the world (default: now). Never in the future, nor before the agreement was signed (its signing day in the earliest time zone) or, on a commitment, before it was added.',
+);
 
 export const commitmentInput = z.strictObject({
   id: slug.optional().describe('Generated from the title when omitted'),

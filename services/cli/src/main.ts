@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { ConfigError, createLogger, defaultApiKeysPath, loadConfig, type Config } from '@cm/platform';
+import { ConfigError, createLogger, maskUrlPasswords, defaultApiKeysPath, loadConfig, type Config } from '@cm/platform';
 import { createEsdbEventStore, createSqliteEventStore } from '@cm/event-store';
 import { RebuildAbortedError, RebuildInProgressError, rebuildReadModels } from '@cm/read-models';
 import { runExport } from './export-command';
@@ -179,7 +179,7 @@ async function rebuild(flags: string[]): Promise<number> {
     await probe.ping();
   } catch (err) {
     const why = cause ?? err;
-    process.stderr.write(`cannot reach Redis at REDIS_URL=${redisUrl}: ${why instanceof Error ? why.message : String(why)}\n`);
+    process.stderr.write(`cannot reach Redis at REDIS_URL=${maskUrlPasswords(redisUrl)}: ${why instanceof Error ? why.message : String(why)}\n`);
     return 69;
   } finally {
     probe.disconnect();

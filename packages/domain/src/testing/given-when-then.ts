@@ -3,10 +3,11 @@
 // caller would see: the events appended, the refusal, or the state after the new events.
 import { expect } from 'vitest';
 import type { AppError } from '../errors';
+import type { CommandTime } from '../agreement-decider';
 import type { Timed } from '../events';
 
 export type Decider<Command, Event, State> = {
-  decide: (command: Command, state: State) => Event[];
+  decide: (command: Command, state: State, time: CommandTime) => Event[];
   evolve: (state: State, event: Timed<Event>) => State;
   initialState: () => State;
 };
@@ -15,14 +16,16 @@ type ErrorClass = abstract new (...args: never[]) => AppError;
 
 /** When the new events happened, unless the test says otherwise. */
 export const DEFAULT_OCCURRED_AT = '2026-03-02T10:00:00.000Z';
+/** The server's clock when the command runs, unless the test says otherwise: never before occurredAt. */
+export const DEFAULT_NOW = '2026-03-02T12:00:00.000Z';
 
 export function createGiven<Command, Event, State>(decider: Decider<Command, Event, State>) {
   return function given(history: readonly Timed<Event>[]) {
     const state = history.reduce((s, e) => decider.evolve(s, e), decider.initialState());
     return {
       state,
-      when(command: Command, occurredAt: string = DEFAULT_OCCURRED_AT) {
-        const decide = () => decider.decide(command, state);
+      when(command: Command, occurredAt: string = DEFAULT_OCCURRED_AT, now: string = occurredAt > DEFAULT_NOW ? occurredAt : DEFAULT_NOW) {
+        const decide = () => decider.decide(command, state, { now, occurredAt });
         return {
           /** The command appends exactly these events. */
           then(expected: Event[]): void {

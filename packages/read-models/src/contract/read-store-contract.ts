@@ -605,7 +605,7 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
         it('continues after the last item seen when commitments arrive between pages', async () => {
           const first = await commitments({ limit: 6 });
           // One sorts before the cursor, one between the two clinics already listed and to come.
-          await ledger.add('air-services', { id: 'aaa-early', dueDate: '2025-01-01' });
+          await ledger.add('air-services', { id: 'aaa-early', dueDate: '2025-11-28' });
           await ledger.add('health-protocol', { id: 'clinic', dueDate: '2026-06-30', party: 'RUS' });
           await ledger.commitTo(store);
           const second = await commitments({ limit: 3, cursor: first.nextCursor });

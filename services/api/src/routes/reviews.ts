@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, mayRead, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
+  heldAtErrors, NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, mayRead, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
@@ -182,6 +182,15 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         return [id, { commitments: state.exists ? state.commitments : [] }] as const;
       })));
       checkOutcomeAssessments(principalOf(request), b.assessments, agreements);
+      // A review cannot have been held before an agreement in its scope was signed, nor assess a
+      // commitment before it was added: refused here, before the outcome is recorded anywhere.
+      const [first] = await eventStore.readStream(reviewStream(request.params.id), { fromRevision: 0, limit: 1 });
+      const scope = (first?.data as { agreementIds?: string[] } | undefined)?.agreementIds ?? [];
+      for (const id of scope) {
+        const state = foldAgreementEvents(await eventStore.readStream(agreementStream(id)));
+        const errors = state.exists ? heldAtErrors(state, heldAt, b.assessments) : [];
+        if (errors.length) throw new ValidationError(`heldAt ${heldAt} cannot be: ${errors[0]!.message}`, errors);
+      }
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
         type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments,
       }, ctx);
