@@ -80,6 +80,7 @@ export function checkAgreementCommand(principal: Principal, command: AgreementCo
       return;
     }
     case 'TerminateAgreement':
+    case 'WithdrawDenunciation':
     case 'RecordAgreementReview':
       return;
     default: {

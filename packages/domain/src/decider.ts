@@ -15,6 +15,12 @@ export const agreementDecider: Decider<AgreementState, AgreementCommand, Agreeme
   decide: decideAgreement,
 };
 
+/** The agreement decider deciding at `now` (a denunciation whose notice ran out has terminated the agreement). */
+export const agreementDeciderAt = (now: string): Decider<AgreementState, AgreementCommand, AgreementEvent> => ({
+  ...agreementDecider,
+  decide: (command, state) => decideAgreement(command, state, now),
+});
+
 export const reviewDecider: Decider<ReviewState, ReviewCommand, ReviewEvent> = {
   initial: initialReviewState,
   evolve: evolveReview,
