@@ -6,7 +6,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import {
-  ANONYMOUS, agreementDecider, agreementStream, allows, checkAgreementCommand, checkReviewScope, reviewStream, rolesWith,
+  ANONYMOUS, agreementDeciderAt, agreementStream, allows, checkAgreementCommand, checkReviewScope, reviewStream, rolesWith,
   type Access, type AgreementCommand, type AgreementEvent, type AgreementState, type Decider, type Principal,
 } from '@cm/domain';
 import type { EventStore } from '@cm/event-store';
@@ -127,15 +127,27 @@ export function principalOf(request: FastifyRequest): Principal {
 }
 
 /** The agreement decider with the caller's limits applied to the state each command meets. */
-export function agreementDeciderFor(principal: Principal): Decider<AgreementState, AgreementCommand, AgreementEvent> {
-  if (principal.role !== 'editor') return agreementDecider;
+export function agreementDeciderFor(principal: Principal, now: string): Decider<AgreementState, AgreementCommand, AgreementEvent> {
+  const decider = agreementDeciderAt(now);
+  if (principal.role !== 'editor') return decider;
   return {
-    ...agreementDecider,
+    ...decider,
     decide(command, state) {
       checkAgreementCommand(principal, command, state);
-      return agreementDecider.decide(command, state);
+      return decider.decide(command, state);
     },
   };
+}
+
+/** The parties a caller speaks for in a joint act: an editor its key's, anyone else (admin) all of them. */
+export const actingPartiesOf = (principal: Principal): readonly string[] | null => (principal.role === 'editor' ? principal.parties : null);
+
+/** The parties of a review: those of the agreements in its scope (fixed by its first event). */
+export async function reviewPartiesOf(eventStore: EventStore, reviewId: string): Promise<string[]> {
+  const [first] = await eventStore.readStream(reviewStream(reviewId), { fromRevision: 0, limit: 1 });
+  if (!first) return [];
+  const parties = await partiesOf(eventStore, (first.data as { agreementIds: string[] }).agreementIds);
+  return [...new Set(parties.flatMap((p) => p ?? []))].sort();
 }
 
 /** The parties of each agreement, read from its first event (parties never change); null for one that does not exist. */

@@ -36,7 +36,7 @@ export const correctionRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps
       const stream = agreementStream(request.params.id);
       // The decider judges the correction against the event it names, read here.
       const [named] = await deps.eventStore.readStream(stream, { fromRevision: b.revision, toRevision: b.revision, limit: 1 });
-      const result = await runCommand(deps.eventStore, stream, agreementDeciderFor(principalOf(request)), {
+      const result = await runCommand(deps.eventStore, stream, agreementDeciderFor(principalOf(request), deps.now().toISOString()), {
         type: 'CorrectEvent', revision: b.revision, target: named ? correctionTargetOf(named) : null, percent: b.percent, dueDate: b.dueDate, reason: b.reason,
       }, ctx);
       return {

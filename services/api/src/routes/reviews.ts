@@ -8,12 +8,12 @@ import {
 } from '@cm/domain';
 import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
 import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
-import { checkReviewAccess, partiesOf, principalOf } from '../access';
+import { actingPartiesOf, checkReviewAccess, partiesOf, principalOf, reviewPartiesOf } from '../access';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
 import { idFromTitle } from '../ids';
 import { READ, mergeProblems } from '../openapi';
-import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
+import { calendarQuery, emptyCommandBody, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
 import { planReminders, type ReminderOffset } from '@cm/reminders';
 import { recordReviewOnAgreement } from '../review-outcomes';
 import { createTimeTravel, timeViewOf } from '../time-travel';
@@ -23,6 +23,8 @@ const MEETING_MS = 2 * 3_600_000;
 
 /** What every command on an existing review can meet besides what every command can. */
 const REVIEW_COMMAND = { 404: ['review_not_found'], 409: ['review_cancelled', 'review_held'] };
+/** A joint act proposed by one side and confirmed by the other. */
+const JOINT_COMMAND = { 404: ['review_not_found'], 409: ['review_cancelled', 'review_held', 'own_proposal', 'no_pending_proposal'] };
 
 export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const { eventStore, readStore, queries } = deps;
@@ -31,6 +33,33 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
 
   function reviewAnswer(result: CommandResult<ReviewState>, updatedAt: string) {
     return { ...reviewView({ review: result.state as ExistingReview, revision: result.revision, updatedAt }), position: result.position };
+  }
+
+  /** Who speaks in a joint act on this review: its parties and the caller's. */
+  async function jointActors(request: Parameters<typeof principalOf>[0], reviewId: string) {
+    return { reviewParties: await reviewPartiesOf(eventStore, reviewId), actingParties: actingPartiesOf(principalOf(request)) };
+  }
+
+  /** The answer to a command that may have held the review: each agreement in scope records the outcome. */
+  async function outcomeAnswer(result: CommandResult<ReviewState>, now: string) {
+    const review = result.state as ExistingReview;
+    // ReviewHeld as it stands in the log (a repeated Idempotency-Key finds the first one's): the
+    // agreement events are derived from it, not from this request. A proposal holds nothing yet.
+    const heldEvent = result.appended.find((e) => e.type === 'ReviewHeld');
+    let position = result.position;
+    if (heldEvent) {
+      for (const agreementId of review.agreementIds) {
+        // Each agreement in scope records the review on its own stream, so its history shows it.
+        // Should this stop half way, the outcome completer writes the rest with the same event ids.
+        const r = await recordReviewOnAgreement(eventStore, review.id, heldEvent, agreementId);
+        if (comparePositions(r.position, position) > 0) position = r.position;
+      }
+    }
+    return {
+      status: 200,
+      headers: { etag: etagOf(result.revision) },
+      body: { ...reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? now), position },
+    };
   }
 
   app.post('/v1/reviews', {
@@ -149,19 +178,36 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     }));
 
   app.post('/v1/reviews/:id/cancellation', {
-    schema: { tags: ['reviews'], operationId: 'cancelReview', summary: 'Cancel a scheduled review', params: reviewParams, body: reasonBody, problems: REVIEW_COMMAND },
+    schema: {
+      tags: ['reviews'], operationId: 'cancelReview', summary: 'Cancel a scheduled review (by one party of a joint review: propose it)',
+      description:
+        'An admin, or a key of every party of the review (the parties of its agreements), cancels it at once. An editor of ' +
+        'one party proposes the cancellation (ReviewCancellationProposed, listed in `pendingProposals`); the same request ' +
+        'from an editor of the other party, or POST .../cancellation/confirm, cancels it. Reminders go on until then. ' +
+        '409 own_proposal when the proposing party asks again.',
+      params: reviewParams, body: reasonBody, problems: JOINT_COMMAND,
+    },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       await checkReviewAccess(eventStore, principalOf(request), request.params.id);
-      const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, { type: 'CancelReview', reason: request.body.reason }, ctx);
+      const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
+        type: 'CancelReview', reason: request.body.reason, ...(await jointActors(request, request.params.id)),
+      }, ctx);
       return { status: 200, headers: { etag: etagOf(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
     }));
 
   app.post('/v1/reviews/:id/outcome', {
     schema: {
-      tags: ['reviews'], operationId: 'recordReviewOutcome', summary: 'Record that the review was held, with an assessment per agreement', params: reviewParams, body: outcomeBody,
-      problems: mergeProblems(REVIEW_COMMAND, { 400: ['unknown_commitment'] }),
+      tags: ['reviews'], operationId: 'recordReviewOutcome',
+      summary: 'Record that the review was held, with an assessment per agreement (by one party of a joint review: propose it)',
+      description:
+        'An admin, or a key of every party of the review, records the outcome at once (ReviewHeld, and AgreementReviewed on ' +
+        'each agreement). An editor of one party proposes it (ReviewOutcomeProposed, in `pendingProposals`); the same outcome ' +
+        'sent by an editor of the other party, or POST .../outcome/confirm, holds the review; a different one replaces the ' +
+        'proposal as a counter-proposal. 409 own_proposal when the proposing party sends its proposal again.',
+      params: reviewParams, body: outcomeBody,
+      problems: mergeProblems(JOINT_COMMAND, { 400: ['unknown_commitment'] }),
     },
   }, async (request, reply) =>
     answerCommand(request, reply, deps.idempotency, deps.now, async () => {
@@ -178,25 +224,29 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
       })));
       checkOutcomeAssessments(principalOf(request), b.assessments, agreements);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
-        type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments,
+        type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments, ...(await jointActors(request, request.params.id)),
       }, ctx);
-      const review = result.state as ExistingReview;
-      // ReviewHeld as it stands in the log (a repeated Idempotency-Key finds the first one's): the
-      // agreement events are derived from it, not from this request.
-      const heldEvent = result.appended.find((e) => e.type === 'ReviewHeld')!;
-      let position = result.position;
-      for (const agreementId of review.agreementIds) {
-        // Each agreement in scope records the review on its own stream, so its history shows it.
-        // Should this stop half way, the outcome completer writes the rest with the same event ids.
-        const r = await recordReviewOnAgreement(eventStore, review.id, heldEvent, agreementId);
-        if (comparePositions(r.position, position) > 0) position = r.position;
-      }
-      return {
-        status: 200,
-        headers: { etag: etagOf(result.revision) },
-        body: { ...reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? now), position },
-      };
+      return outcomeAnswer(result, now);
     }));
+
+  for (const proposal of ['cancellation', 'outcome'] as const) {
+    app.post(`/v1/reviews/:id/${proposal}/confirm`, {
+      schema: {
+        tags: ['reviews'], operationId: proposal === 'cancellation' ? 'confirmReviewCancellation' : 'confirmReviewOutcome',
+        summary: `Confirm the ${proposal} another party of the joint review proposed; it takes effect when every party has agreed`,
+        params: reviewParams, body: emptyCommandBody, problems: JOINT_COMMAND,
+      },
+    }, async (request, reply) =>
+      answerCommand(request, reply, deps.idempotency, deps.now, async () => {
+        const now = nowIso();
+        const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+        await checkReviewAccess(eventStore, principalOf(request), request.params.id);
+        const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
+          type: 'ConfirmReviewProposal', now, proposal, ...(await jointActors(request, request.params.id)),
+        }, ctx);
+        return outcomeAnswer(result, now);
+      }));
+  }
 };
 
 const DAY_MS = 86_400_000;
