@@ -137,4 +137,23 @@ describe('a joint review', () => {
     expect(c.json<Json>()).toMatchObject({ status: 'held', heldAt: '2026-03-01T11:00:00.000Z', summary: 'good progress' });
     expect((await read('/v1/agreements/rev-out-a', c.json<Json>().position)).lastReviewedAt).toBe('2026-03-01T11:00:00.000Z');
   });
+
+  it("the other side sending the same outcome, the first side's ratings included, holds the review; a different one is a counter-proposal", async () => {
+    await review('rev-merge');
+    t.setNow('2026-03-01T12:00:00Z');
+    const venRating = { agreementId: 'rev-merge-a', commitmentId: 'rev-merge-a-ven', rating: 'on_track' };
+    const rusRating = { agreementId: 'rev-merge-a', commitmentId: 'rev-merge-a-rus', rating: 'at_risk' };
+    const heldAt = '2026-03-01T11:00:00Z';
+    await post(t, '/v1/reviews/rev-merge/outcome', { heldAt, assessments: [venRating] }, bearer(ven));
+    // RUS keeps VEN's rating as proposed and adds its own: a counter-proposal, which VEN may not alter on RUS's behalf.
+    const counter = await post(t, '/v1/reviews/rev-merge/outcome', { heldAt, assessments: [venRating, rusRating] }, bearer(rus));
+    expect(counter.statusCode, counter.body).toBe(200);
+    expect(counter.json<Json>().status).toBe('scheduled');
+    expect(counter.json<Json>().pendingProposals).toEqual([expect.objectContaining({ kind: 'outcome', byParties: ['RUS'] })]);
+    expect(expectProblem(await post(t, '/v1/reviews/rev-merge/outcome', { heldAt, assessments: [venRating, { ...rusRating, rating: 'on_track' }] }, bearer(ven)), 403).code).toBe('outside_parties');
+    const agreed = await post(t, '/v1/reviews/rev-merge/outcome', { heldAt, assessments: [venRating, rusRating] }, bearer(ven));
+    expect(agreed.statusCode, agreed.body).toBe(200);
+    expect(agreed.json<Json>().status).toBe('held');
+    expect((await read('/v1/agreements/rev-merge-a', agreed.json<Json>().position)).lastAssessments).toEqual([venRating, rusRating]);
+  });
 });

@@ -4,9 +4,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
+  NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, foldReview, type ReviewEvent, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
-import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
+import { comparePositions, runCommand, toTimed, type CommandResult } from '@cm/event-store';
 import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
 import { actingPartiesOf, checkReviewAccess, partiesOf, principalOf, reviewPartiesOf } from '../access';
 import type { AppDeps } from '../deps';
@@ -222,7 +222,9 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         const state = foldAgreementEvents(await eventStore.readStream(agreementStream(id)));
         return [id, { commitments: state.exists ? state.commitments : [] }] as const;
       })));
-      checkOutcomeAssessments(principalOf(request), b.assessments, agreements);
+      // The other side may send back the assessments one side proposed, its commitments included.
+      const current = foldReview((await eventStore.readStream(reviewStream(request.params.id))).map((e) => toTimed<ReviewEvent>(e)));
+      checkOutcomeAssessments(principalOf(request), b.assessments, agreements, current.exists ? current.pendingOutcome?.assessments ?? [] : []);
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
         type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments, ...(await jointActors(request, request.params.id)),
       }, ctx);
