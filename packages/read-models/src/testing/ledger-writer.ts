@@ -34,7 +34,7 @@ export function createLedgerWriter(store: Pick<EventStore, 'readStream' | 'appen
   return {
     agreement(id: string, command: AgreementCommand, occurredAt: string) {
       return run<AgreementState, AgreementCommand, AgreementEvent>(
-        agreementStream(id), initialAgreementState, evolveAgreement, decideAgreement, command, occurredAt,
+        agreementStream(id), initialAgreementState, evolveAgreement, (c, st) => decideAgreement(c, st, occurredAt), command, occurredAt,
       );
     },
     review(id: string, command: ReviewCommand, occurredAt: string) {
