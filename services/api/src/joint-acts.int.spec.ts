@@ -136,6 +136,10 @@ describe('a joint review', () => {
     expect(c.statusCode, c.body).toBe(200);
     expect(c.json<Json>()).toMatchObject({ status: 'held', heldAt: '2026-03-01T11:00:00.000Z', summary: 'good progress' });
     expect((await read('/v1/agreements/rev-out-a', c.json<Json>().position)).lastReviewedAt).toBe('2026-03-01T11:00:00.000Z');
+    const history = (await read('/v1/reviews/rev-out/history')).events;
+    expect(history.find((e: Json) => e.type === 'ReviewHeld').actor).toBe('mid-rus');
+    expect(history.find((e: Json) => e.type === 'ReviewHeld').occurredAt).toBe('2026-03-01T11:00:00.000Z');
+    expect(history.find((e: Json) => e.type === 'ReviewOutcomeProposed').actor).toBe('mfa-ven');
   });
 
   it("the other side sending the same outcome, the first side's ratings included, holds the review; a different one is a counter-proposal", async () => {

@@ -241,7 +241,12 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     }, async (request, reply) =>
       answerCommand(request, reply, deps.idempotency, deps.now, async () => {
         const now = nowIso();
-        const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+        // A confirmed outcome happened when the review was held, as one recorded at once does.
+        const current = proposal === 'outcome' && request.body.occurredAt === undefined
+          ? foldReview((await eventStore.readStream(reviewStream(request.params.id))).map((e) => toTimed<ReviewEvent>(e)))
+          : null;
+        const heldAt = current?.exists ? current.pendingOutcome?.heldAt : undefined;
+        const ctx = commandContext(request, deps.now(), request.body.occurredAt ?? heldAt);
         await checkReviewAccess(eventStore, principalOf(request), request.params.id);
         const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
           type: 'ConfirmReviewProposal', now, proposal, ...(await jointActors(request, request.params.id)),
