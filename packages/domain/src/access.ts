@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { AgreementCommand, AgreementState, ExistingAgreement } from './agreement-decider';
 import { ForbiddenError, ValidationError, type FieldError } from './errors';
+import type { Assessment } from './events';
 
 export const ROLES = ['viewer', 'editor', 'auditor', 'admin'] as const;
 export const role = z.enum(ROLES);
@@ -84,6 +85,7 @@ export function checkAgreementCommand(principal: Principal, command: AgreementCo
       return;
     }
     case 'TerminateAgreement':
+    case 'WithdrawDenunciation':
     case 'RecordAgreementReview':
       return;
     default: {
@@ -108,9 +110,12 @@ export function checkReviewScope(principal: Principal, agreements: { id: string;
  */
 export function checkOutcomeAssessments(
   principal: Principal,
-  assessments: readonly { agreementId: string; commitmentId?: string | undefined }[],
+  assessments: readonly Assessment[],
   agreements: ReadonlyMap<string, Pick<ExistingAgreement, 'commitments'>>,
+  /** The assessments another party proposed for this review: an editor may repeat them as they stand. */
+  proposed: readonly Assessment[] = [],
 ): void {
+  const alreadyProposed = new Set(proposed.map((a) => JSON.stringify(a)));
   const missing: FieldError[] = [];
   assessments.forEach((a, i) => {
     if (a.commitmentId === undefined) return;
@@ -119,7 +124,7 @@ export function checkOutcomeAssessments(
       missing.push({ path: `assessments.${i}.commitmentId`, message: `commitment ${a.commitmentId} does not exist in agreement ${a.agreementId}` });
       return;
     }
-    if (restricted(principal) && !principal.parties.includes(c.responsible.party)) {
+    if (restricted(principal) && !principal.parties.includes(c.responsible.party) && !alreadyProposed.has(JSON.stringify(a))) {
       refuse(principal, `assess commitment ${c.id}, which ${c.responsible.party} is responsible for`, `assessments.${i}.commitmentId`);
     }
   });

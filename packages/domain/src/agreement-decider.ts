@@ -1,7 +1,7 @@
 // The agreement decider: commands on one agreement stream become events; events fold into
 // state. Pure: time, ids and the actor arrive inside the command.
 import type { AgreementEvent, Assessment, Timed } from './events';
-import { ConflictError, NotFoundError, ValidationError, type FieldError } from './errors';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors';
 import type { AgreementKind, CommitmentStatus, Responsible, Session } from './primitives';
 
 /**
@@ -77,6 +77,37 @@ export function correctionTargetOf(event: { type: string; data: unknown }): Corr
   }
 }
 
+/** Months a denunciation waits before it takes effect, when the agreement does not say. */
+export const DEFAULT_NOTICE_PERIOD_MONTHS = 6;
+
+/** One party's notice: the agreement is in force until effectiveAt, terminated from then on. */
+export type Denunciation = { byParty: string; reason: string; noticeAt: string; effectiveAt: string };
+
+/** `instant` plus whole calendar months (UTC), clamped to the month's last day (31 Aug + 6 = 28/29 Feb). */
+export function addMonths(instant: string, months: number): string {
+  const d = new Date(instant);
+  const day = d.getUTCDate();
+  d.setUTCDate(1);
+  d.setUTCMonth(d.getUTCMonth() + months);
+  const last = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)).getUTCDate();
+  d.setUTCDate(Math.min(day, last));
+  return d.toISOString();
+}
+
+/**
+ * The agreement's termination as it stands at `asOf`: an immediate termination, or a
+ * denunciation whose notice period has run out by then; null while it is in force.
+ */
+export function terminationAt(
+  a: { terminated: { at: string; reason: string } | null; denunciation?: Denunciation | null | undefined },
+  asOf: string | undefined,
+): { at: string; reason: string } | null {
+  if (a.terminated) return a.terminated;
+  const d = a.denunciation;
+  if (d && asOf !== undefined && d.effectiveAt <= asOf) return { at: d.effectiveAt, reason: `denounced by ${d.byParty}: ${d.reason}` };
+  return null;
+}
+
 export type AgreementState =
   | { exists: false }
   | {
@@ -91,6 +122,8 @@ export type AgreementState =
       summary: string | null;
       commitments: CommitmentState[];
       terminated: { at: string; reason: string } | null;
+      noticePeriodMonths: number;
+      denunciation: Denunciation | null;
       lastReviewedAt: string | null;
       lastAssessments: Assessment[];
       /** Events applied so far: the revision the next event will have. */
@@ -117,6 +150,7 @@ export type AgreementCommand =
       signedAt: string;
       session?: Session | undefined;
       summary?: string | undefined;
+      noticePeriodMonths?: number | undefined;
       commitments: CommitmentInput[];
     }
   | { type: 'AddCommitment'; commitment: CommitmentInput }
@@ -124,7 +158,13 @@ export type AgreementCommand =
   | { type: 'ImplementCommitment'; commitmentId: string; note?: string | undefined; evidenceUrl?: string | undefined }
   | { type: 'DelayCommitment'; commitmentId: string; reason: string; newDueDate: string }
   | { type: 'CancelCommitment'; commitmentId: string; reason: string }
-  | { type: 'TerminateAgreement'; reason: string }
+  /**
+   * By the parties the caller acts for (null: all of them, as an admin): an immediate
+   * termination when, with a pending denunciation, every party has asked for it; otherwise a
+   * denunciation that takes effect after the notice period from `now`.
+   */
+  | { type: 'TerminateAgreement'; reason: string; actingParties?: readonly string[] | null | undefined }
+  | { type: 'WithdrawDenunciation'; reason?: string | undefined; actingParties?: readonly string[] | null | undefined }
   | {
       type: 'CorrectEvent';
       revision: number;
@@ -179,9 +219,10 @@ function requireAgreement(state: AgreementState): ExistingAgreement {
   return state;
 }
 
-function requireOpen(state: AgreementState): ExistingAgreement {
+function requireOpen(state: AgreementState, now: string | undefined): ExistingAgreement {
   const a = requireAgreement(state);
-  if (a.terminated) throw new ConflictError(`agreement ${a.id} is terminated`, 'agreement_terminated');
+  const t = terminationAt(a, now);
+  if (t) throw new ConflictError(a.terminated ? `agreement ${a.id} is terminated` : `agreement ${a.id} is terminated since ${t.at} (${t.reason})`, 'agreement_terminated');
   return a;
 }
 
@@ -194,7 +235,12 @@ function requireActiveCommitment(a: ExistingAgreement, commitmentId: string): Co
   return c;
 }
 
+/**
+ * `time.now` is when the command is decided: a denunciation whose notice ran out by then has
+ * terminated the agreement.
+ */
 export function decideAgreement(command: AgreementCommand, state: AgreementState, time: CommandTime): AgreementEvent[] {
+  const now = time.now;
   switch (command.type) {
     case 'SignAgreement': {
       if (state.exists) throw new ConflictError(`agreement ${command.agreementId} already exists`, 'agreement_exists');
@@ -225,13 +271,14 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
             signedAt: command.signedAt,
             session: command.session,
             summary: command.summary,
+            noticePeriodMonths: command.noticePeriodMonths,
           }),
         },
         ...command.commitments.map((c) => commitmentAdded(command.agreementId, c)),
       ];
     }
     case 'AddCommitment': {
-      const a = requireOpen(state);
+      const a = requireOpen(state, now);
       if (a.commitments.some((c) => c.id === command.commitment.commitmentId)) {
         throw new ConflictError(`commitment ${command.commitment.commitmentId} already exists`, 'commitment_exists');
       }
@@ -241,17 +288,17 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       return [commitmentAdded(a.id, command.commitment)];
     }
     case 'ReportProgress': {
-      const a = requireOpen(state);
+      const a = requireOpen(state, now);
       requireAfterAddition(requireActiveCommitment(a, command.commitmentId), time.occurredAt);
       return [{ type: 'ProgressReported', data: strip({ commitmentId: command.commitmentId, percent: command.percent, note: command.note, evidenceUrl: command.evidenceUrl }) }];
     }
     case 'ImplementCommitment': {
-      const a = requireOpen(state);
+      const a = requireOpen(state, now);
       requireAfterAddition(requireActiveCommitment(a, command.commitmentId), time.occurredAt);
       return [{ type: 'CommitmentImplemented', data: strip({ commitmentId: command.commitmentId, note: command.note, evidenceUrl: command.evidenceUrl }) }];
     }
     case 'DelayCommitment': {
-      const a = requireOpen(state);
+      const a = requireOpen(state, now);
       const c = requireActiveCommitment(a, command.commitmentId);
       requireAfterAddition(c, time.occurredAt);
       if (command.newDueDate <= c.dueDate) {
@@ -264,13 +311,13 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       return [{ type: 'CommitmentDelayed', data: { commitmentId: c.id, reason: command.reason, previousDueDate: c.dueDate, newDueDate: command.newDueDate } }];
     }
     case 'CancelCommitment': {
-      const a = requireOpen(state);
+      const a = requireOpen(state, now);
       requireAfterAddition(requireActiveCommitment(a, command.commitmentId), time.occurredAt);
       return [{ type: 'CommitmentCancelled', data: { commitmentId: command.commitmentId, reason: command.reason } }];
     }
     case 'CorrectEvent': {
       // A terminated agreement's record is closed: a correction is a command like any other.
-      const a = requireOpen(state);
+      const a = requireOpen(state, now);
       requireAfterSigning(a, time.occurredAt);
       const target = command.revision < a.applied ? command.target : null;
       if (!target) {
@@ -295,8 +342,30 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       return [{ type: 'DueDateCorrected', data: { commitmentId: target.commitmentId, correctsRevision: command.revision, dueDate: command.dueDate, reason: command.reason } }];
     }
     case 'TerminateAgreement': {
-      requireAfterSigning(requireOpen(state), time.occurredAt);
-      return [{ type: 'AgreementTerminated', data: { reason: command.reason } }];
+      const a = requireOpen(state, now);
+      requireAfterSigning(a, time.occurredAt);
+      const acting = command.actingParties == null ? a.parties : a.parties.filter((p) => command.actingParties!.includes(p));
+      const agreed = new Set([...acting, ...(a.denunciation ? [a.denunciation.byParty] : [])]);
+      // Every party wants it ended (an admin, a key of both, or the other side of a denunciation): at once.
+      if (a.parties.every((p) => agreed.has(p))) return [{ type: 'AgreementTerminated', data: { reason: command.reason } }];
+      if (a.denunciation) {
+        throw new ConflictError(
+          `agreement ${a.id} was already denounced by ${a.denunciation.byParty}; it terminates at ${a.denunciation.effectiveAt}`,
+          'denunciation_pending',
+        );
+      }
+      const byParty = acting[0];
+      if (byParty === undefined) throw new ForbiddenError(`the caller acts for none of ${a.parties.join(', ')}`, 'outside_parties');
+      return [{ type: 'AgreementDenounced', data: { byParty, reason: command.reason, noticeAt: now, effectiveAt: addMonths(now, a.noticePeriodMonths) } }];
+    }
+    case 'WithdrawDenunciation': {
+      const a = requireOpen(state, now);
+      const d = a.denunciation;
+      if (!d) throw new ConflictError(`agreement ${a.id} has no pending denunciation`, 'no_denunciation');
+      if (command.actingParties != null && !command.actingParties.includes(d.byParty)) {
+        throw new ForbiddenError(`only ${d.byParty}, which denounced agreement ${a.id}, may withdraw the denunciation`, 'not_denouncing_party');
+      }
+      return [{ type: 'DenunciationWithdrawn', data: strip({ byParty: d.byParty, reason: command.reason }) }];
     }
     case 'RecordAgreementReview': {
       // Appended after the review's ReviewHeld, which is already in the log: the outcome route
@@ -371,6 +440,8 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
       summary: d.summary ?? null,
       commitments: [],
       terminated: null,
+      noticePeriodMonths: d.noticePeriodMonths ?? DEFAULT_NOTICE_PERIOD_MONTHS,
+      denunciation: null,
       lastReviewedAt: null,
       lastAssessments: [],
       applied: 0,
@@ -464,6 +535,12 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
       }));
     case 'AgreementTerminated':
       return { ...state, terminated: { at, reason: event.data.reason } };
+    case 'AgreementDenounced': {
+      const { byParty, reason, noticeAt, effectiveAt } = event.data;
+      return { ...state, denunciation: { byParty, reason, noticeAt, effectiveAt } };
+    }
+    case 'DenunciationWithdrawn':
+      return { ...state, denunciation: null };
     case 'AgreementReviewed':
       return state.lastReviewedAt && state.lastReviewedAt > event.data.heldAt
         ? state

@@ -1,6 +1,7 @@
 // Every rule and every refusal of the agreement decider, as given/when/then.
 import { describe, expect, it } from 'vitest';
 import {
+  addMonths,
   correctionTargetOf,
   decideAgreement,
   heldAtErrors,
@@ -569,5 +570,26 @@ describe('dating: what cannot have happened is refused', () => {
     expect(heldAtErrors(a, '1901-01-01T00:00:00.000Z', []).map((e) => e.path)).toEqual(['heldAt']);
     expect(heldAtErrors(a, '2026-01-01T00:00:00.000Z', [{ agreementId: AGREEMENT, commitmentId: 'lab', rating: 'done' }]).map((e) => e.path)).toEqual(['heldAt']);
     expect(heldAtErrors(a, '2026-01-01T00:00:00.000Z', [{ agreementId: AGREEMENT, rating: 'on_track' }])).toEqual([]);
+  });
+});
+
+describe('denunciation', () => {
+  const signed = (noticePeriodMonths?: number) => [evolveAgreement(initialAgreementState(), {
+    type: 'AgreementSigned', occurredAt: '2025-11-28T10:00:00Z',
+    data: { agreementId: 'oil', title: 'Oil', kind: 'agreement', sector: 'energy', parties: ['VEN', 'RUS'], signedAt: '2025-11-28', ...(noticePeriodMonths !== undefined ? { noticePeriodMonths } : {}) },
+  })][0]!;
+
+  it('given a notice on 31 August, when 6 months pass, then it takes effect on the last day of February', () => {
+    expect(addMonths('2026-08-31T09:00:00.000Z', 6)).toBe('2027-02-28T09:00:00.000Z');
+    expect(addMonths('2027-08-31T09:00:00.000Z', 6)).toBe('2028-02-29T09:00:00.000Z');
+  });
+
+  it('given one party denounces, then commands pass until effectiveAt and are refused from it', () => {
+    const [e] = decideAgreement({ type: 'TerminateAgreement', reason: 'notice', actingParties: ['VEN'] }, signed(3), { now: '2026-01-31T00:00:00.000Z', occurredAt: '2026-01-31T00:00:00.000Z' });
+    expect(e).toEqual({ type: 'AgreementDenounced', data: { byParty: 'VEN', reason: 'notice', noticeAt: '2026-01-31T00:00:00.000Z', effectiveAt: '2026-04-30T00:00:00.000Z' } });
+    const s = evolveAgreement(signed(3), { ...e!, occurredAt: '2026-01-31T00:00:00.000Z' });
+    const add: AgreementCommand = { type: 'AddCommitment', commitment: { commitmentId: 'pipe', title: 'Pipe', dueDate: '2026-12-31', responsible: { party: 'RUS', institution: 'Rosneft' } } };
+    expect(decideAgreement(add, s, { now: '2026-04-29T23:59:59.999Z', occurredAt: '2026-04-29T23:59:59.999Z' })).toHaveLength(1);
+    expect(() => decideAgreement(add, s, { now: '2026-04-30T00:00:00.000Z', occurredAt: '2026-04-30T00:00:00.000Z' })).toThrow(/terminated since 2026-04-30/);
   });
 });

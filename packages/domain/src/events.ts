@@ -16,6 +16,8 @@ export const agreementSigned = z.object({
   signedAt: isoDate,
   session: session.optional(),
   summary: text(4000).optional(),
+  /** Months between one party's denunciation and its effect; absent: DEFAULT_NOTICE_PERIOD_MONTHS. */
+  noticePeriodMonths: z.number().int().min(0).max(120).optional(),
 });
 export const commitmentAdded = z.object({
   agreementId: slug,
@@ -58,6 +60,9 @@ export const dueDateCorrected = z.object({
   reason: text(2000),
 });
 export const agreementTerminated = z.object({ reason: text(2000) });
+/** One party gave notice: the agreement stays in force until effectiveAt, then is terminated. */
+export const agreementDenounced = z.object({ byParty: party, reason: text(2000), noticeAt: instant, effectiveAt: instant });
+export const denunciationWithdrawn = z.object({ byParty: party, reason: text(2000).optional() });
 export const assessment = z.object({
   agreementId: slug,
   commitmentId: slug.optional(),
@@ -84,6 +89,15 @@ export const reviewRescheduled = z.object({
   reason: text(2000).optional(),
 });
 export const reviewCancelled = z.object({ reason: text(2000) });
+/** Some of a joint review's parties ask to cancel it; it is cancelled when the others confirm. */
+export const reviewCancellationProposed = z.object({ byParties: z.array(party), reason: text(2000) });
+/** Some of a joint review's parties propose its outcome; it is held when the others confirm. */
+export const reviewOutcomeProposed = z.object({
+  byParties: z.array(party),
+  heldAt: instant,
+  summary: text(8000).optional(),
+  assessments: z.array(assessment),
+});
 export const reviewHeld = z.object({
   heldAt: instant,
   summary: text(8000).optional(),
@@ -121,12 +135,16 @@ export const agreementEvent = z.discriminatedUnion('type', [
   ev('DueDateCorrected', dueDateCorrected),
   ev('AgreementTerminated', agreementTerminated),
   ev('AgreementReviewed', agreementReviewed),
+  ev('AgreementDenounced', agreementDenounced),
+  ev('DenunciationWithdrawn', denunciationWithdrawn),
 ]);
 export const reviewEvent = z.discriminatedUnion('type', [
   ev('ReviewScheduled', reviewScheduled),
   ev('ReviewRescheduled', reviewRescheduled),
   ev('ReviewCancelled', reviewCancelled),
   ev('ReviewHeld', reviewHeld),
+  ev('ReviewCancellationProposed', reviewCancellationProposed),
+  ev('ReviewOutcomeProposed', reviewOutcomeProposed),
   ev('ReminderSent', reminderSent),
   ev('ReminderFailed', reminderFailed),
 ]);

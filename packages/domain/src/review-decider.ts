@@ -14,6 +14,16 @@ export function reminderAlreadySent(reminders: readonly ReminderRecord[], schedu
   );
 }
 
+/** What one side of a joint review asked for, waiting for the other parties to confirm. */
+export type PendingCancellation = { byParties: string[]; reason: string; proposedAt: string };
+export type PendingOutcome = { byParties: string[]; heldAt: string; summary: string | null; assessments: Assessment[]; proposedAt: string };
+
+/**
+ * Who asks, on a joint review: the review's parties (of its agreements) and the parties the
+ * caller acts for (null: all, as an admin does). Absent: the command takes effect at once.
+ */
+export type JointActors = { reviewParties?: readonly string[] | undefined; actingParties?: readonly string[] | null | undefined };
+
 export type ReviewState =
   | { exists: false }
   | {
@@ -29,6 +39,8 @@ export type ReviewState =
       summary: string | null;
       assessments: Assessment[];
       cancellationReason: string | null;
+      pendingCancellation: PendingCancellation | null;
+      pendingOutcome: PendingOutcome | null;
       /** Bumped on every reschedule or cancellation: the iCalendar SEQUENCE. */
       sequence: number;
       reminders: ReminderRecord[];
@@ -48,8 +60,9 @@ export type ReviewCommand =
       location?: string | undefined;
     }
   | { type: 'RescheduleReview'; now: string; scheduledFor: string; reason?: string | undefined }
-  | { type: 'CancelReview'; reason: string }
-  | { type: 'RecordReviewOutcome'; now: string; heldAt: string; summary?: string | undefined; assessments: Assessment[] }
+  | ({ type: 'CancelReview'; reason: string } & JointActors)
+  | ({ type: 'RecordReviewOutcome'; now: string; heldAt: string; summary?: string | undefined; assessments: Assessment[] } & JointActors)
+  | ({ type: 'ConfirmReviewProposal'; now: string; proposal: 'cancellation' | 'outcome' } & JointActors)
   | { type: 'RecordReminderSent'; scheduledFor: string; offset: string; email: string; sentAt: string; covers?: string[] | undefined; messageId?: string | undefined }
   | { type: 'RecordReminderFailed'; scheduledFor: string; offset: string; email: string; failedAt: string; attempts: number; error: string };
 
@@ -59,6 +72,33 @@ function requireScheduled(state: ReviewState): ExistingReview {
   if (!state.exists) throw new NotFoundError('review not found', 'review_not_found');
   if (state.status !== 'scheduled') throw new ConflictError(`review ${state.id} is ${state.status}`, `review_${state.status}`);
   return state;
+}
+
+/** The review parties the caller speaks for. */
+function speaksFor(c: JointActors): string[] {
+  const all = [...(c.reviewParties ?? [])];
+  return c.actingParties == null ? all : all.filter((p) => c.actingParties!.includes(p));
+}
+const covers = (c: JointActors, agreed: readonly string[]) => c.actingParties == null || (c.reviewParties ?? []).every((p) => agreed.includes(p));
+const union = (a: readonly string[], b: readonly string[]) => [...new Set([...a, ...b])].sort();
+
+function ownProposal(r: ExistingReview, what: string, by: readonly string[]): never {
+  throw new ConflictError(
+    `the ${what} of review ${r.id} was proposed by ${by.join(', ')}; it takes effect when another of the review's parties confirms it`,
+    'own_proposal',
+  );
+}
+
+function sameOutcome(p: PendingOutcome, heldAt: string, summary: string | undefined, assessments: Assessment[]): boolean {
+  return p.heldAt === heldAt && p.summary === (summary ?? null) && JSON.stringify(p.assessments) === JSON.stringify(assessments);
+}
+
+function heldEvent(heldAt: string, summary: string | null | undefined, assessments: Assessment[]): ReviewEvent {
+  return { type: 'ReviewHeld', data: { heldAt, ...(summary != null ? { summary } : {}), assessments } };
+}
+
+function outcomeProposed(byParties: string[], heldAt: string, summary: string | null | undefined, assessments: Assessment[]): ReviewEvent {
+  return { type: 'ReviewOutcomeProposed', data: { byParties, heldAt, ...(summary != null ? { summary } : {}), assessments } };
 }
 
 export function decideReview(command: ReviewCommand, state: ReviewState): ReviewEvent[] {
@@ -105,8 +145,30 @@ export function decideReview(command: ReviewCommand, state: ReviewState): Review
       ];
     }
     case 'CancelReview': {
-      requireScheduled(state);
-      return [{ type: 'ReviewCancelled', data: { reason: command.reason } }];
+      const r = requireScheduled(state);
+      const by = speaksFor(command);
+      const prior = r.pendingCancellation?.byParties ?? [];
+      const agreed = union(prior, by);
+      if (covers(command, agreed)) return [{ type: 'ReviewCancelled', data: { reason: command.reason } }];
+      if (r.pendingCancellation && agreed.length === prior.length) ownProposal(r, 'cancellation', prior);
+      return [{ type: 'ReviewCancellationProposed', data: { byParties: agreed, reason: r.pendingCancellation?.reason ?? command.reason } }];
+    }
+    case 'ConfirmReviewProposal': {
+      const r = requireScheduled(state);
+      const pending = command.proposal === 'cancellation' ? r.pendingCancellation : r.pendingOutcome;
+      if (!pending) throw new ConflictError(`review ${r.id} has no pending ${command.proposal} proposal`, 'no_pending_proposal');
+      const by = speaksFor(command);
+      const agreed = union(pending.byParties, by);
+      if (command.actingParties != null && agreed.length === pending.byParties.length) ownProposal(r, command.proposal, pending.byParties);
+      if (command.proposal === 'cancellation') {
+        const c = pending as PendingCancellation;
+        return covers(command, agreed)
+          ? [{ type: 'ReviewCancelled', data: { reason: c.reason } }]
+          : [{ type: 'ReviewCancellationProposed', data: { byParties: agreed, reason: c.reason } }];
+      }
+      const o = pending as PendingOutcome;
+      if (o.heldAt > command.now) throw new ValidationError('the proposed outcome is not valid', [{ path: 'heldAt', message: 'must not be in the future' }]);
+      return covers(command, agreed) ? [heldEvent(o.heldAt, o.summary, o.assessments)] : [outcomeProposed(agreed, o.heldAt, o.summary, o.assessments)];
     }
     case 'RecordReviewOutcome': {
       const r = requireScheduled(state);
@@ -118,16 +180,14 @@ export function decideReview(command: ReviewCommand, state: ReviewState): Review
         }
       });
       if (errors.length) throw new ValidationError('the outcome is not valid', errors);
-      return [
-        {
-          type: 'ReviewHeld',
-          data: {
-            heldAt: command.heldAt,
-            ...(command.summary !== undefined ? { summary: command.summary } : {}),
-            assessments: command.assessments,
-          },
-        },
-      ];
+      const by = speaksFor(command);
+      const pending = r.pendingOutcome;
+      // The other side sending the same outcome confirms it; a different one is a counter-proposal.
+      const prior = pending && sameOutcome(pending, command.heldAt, command.summary, command.assessments) ? pending.byParties : [];
+      const agreed = union(prior, by);
+      if (covers(command, agreed)) return [heldEvent(command.heldAt, command.summary, command.assessments)];
+      if (pending && prior.length > 0 && agreed.length === prior.length) ownProposal(r, 'outcome', prior);
+      return [outcomeProposed(agreed, command.heldAt, command.summary, command.assessments)];
     }
     case 'RecordReminderSent': {
       if (!state.exists) throw new NotFoundError('review not found', 'review_not_found');
@@ -164,6 +224,8 @@ export function evolveReview(state: ReviewState, event: Timed<ReviewEvent>): Rev
       summary: null,
       assessments: [],
       cancellationReason: null,
+      pendingCancellation: null,
+      pendingOutcome: null,
       sequence: 0,
       reminders: [],
       reminderFailures: [],
@@ -174,9 +236,15 @@ export function evolveReview(state: ReviewState, event: Timed<ReviewEvent>): Rev
     case 'ReviewRescheduled':
       return { ...state, scheduledFor: event.data.scheduledFor, sequence: state.sequence + 1 };
     case 'ReviewCancelled':
-      return { ...state, status: 'cancelled', cancellationReason: event.data.reason, sequence: state.sequence + 1 };
+      return { ...state, status: 'cancelled', cancellationReason: event.data.reason, sequence: state.sequence + 1, pendingCancellation: null, pendingOutcome: null };
     case 'ReviewHeld':
-      return { ...state, status: 'held', heldAt: event.data.heldAt, summary: event.data.summary ?? null, assessments: event.data.assessments };
+      return { ...state, status: 'held', heldAt: event.data.heldAt, summary: event.data.summary ?? null, assessments: event.data.assessments, pendingCancellation: null, pendingOutcome: null };
+    case 'ReviewCancellationProposed':
+      return { ...state, pendingCancellation: { byParties: event.data.byParties, reason: event.data.reason, proposedAt: event.occurredAt } };
+    case 'ReviewOutcomeProposed': {
+      const d = event.data;
+      return { ...state, pendingOutcome: { byParties: d.byParties, heldAt: d.heldAt, summary: d.summary ?? null, assessments: d.assessments, proposedAt: event.occurredAt } };
+    }
     case 'ReminderSent':
       return { ...state, reminders: [...state.reminders, event.data] };
     case 'ReminderFailed':

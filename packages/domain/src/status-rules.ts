@@ -1,6 +1,6 @@
 // Status rules that depend on "now": computed when asked, never stored, so a read model
 // never goes stale just because a due date passed overnight.
-import type { CommitmentState, ExistingAgreement } from './agreement-decider';
+import { terminationAt, type CommitmentState, type Denunciation, type ExistingAgreement } from './agreement-decider';
 import type { AgreementStatus, CommitmentStatus } from './primitives';
 
 /** Due date passed (strictly before the day of `asOf`, UTC) and neither implemented nor cancelled. */
@@ -29,13 +29,15 @@ export function agreementProgress(commitments: readonly CommitmentState[]): numb
   return Math.round(mean * 10) / 10;
 }
 
+type StatusInput = Pick<ExistingAgreement, 'terminated' | 'commitments'> & { denunciation?: Denunciation | null | undefined };
+
 /**
  * First match wins: terminated; implemented (every non-cancelled commitment implemented, and at
  * least one of them: an agreement whose commitments were all cancelled has implemented nothing);
  * delayed (a live commitment delayed or overdue); in_implementation (any progress); signed.
  */
-export function deriveAgreementStatus(a: Pick<ExistingAgreement, 'terminated' | 'commitments'>, asOf: string): AgreementStatus {
-  if (a.terminated) return 'terminated';
+export function deriveAgreementStatus(a: StatusInput, asOf: string): AgreementStatus {
+  if (terminationAt(a, asOf)) return 'terminated';
   const active = a.commitments.filter((c) => c.status !== 'cancelled');
   if (active.length > 0 && active.every((c) => c.status === 'implemented')) return 'implemented';
   if (active.some((c) => c.status === 'delayed' || isOverdue(c, asOf))) return 'delayed';
@@ -52,12 +54,20 @@ const named = (ids: readonly string[]) =>
  * it: an agreement is `delayed` when a commitment is delayed *or overdue*, which a reader of
  * the status alone would not guess.
  */
-export function agreementStatusReason(a: Pick<ExistingAgreement, 'terminated' | 'commitments'>, asOf: string): string {
+export function agreementStatusReason(a: StatusInput, asOf: string): string {
+  const reason = statusReasonOf(a, asOf);
+  const d = a.denunciation;
+  return d && !a.terminated && d.effectiveAt > asOf ? `${reason}; denounced by ${d.byParty} on ${d.noticeAt}, terminates at ${d.effectiveAt}` : reason;
+}
+
+function statusReasonOf(a: StatusInput, asOf: string): string {
   const status = deriveAgreementStatus(a, asOf);
   const active = a.commitments.filter((c) => c.status !== 'cancelled');
   switch (status) {
     case 'terminated':
-      return 'terminated: the agreement was terminated; its commitments can no longer change';
+      return a.terminated || !a.denunciation
+        ? 'terminated: the agreement was terminated; its commitments can no longer change'
+        : `terminated: denounced by ${a.denunciation.byParty} on ${a.denunciation.noticeAt}, in effect since ${a.denunciation.effectiveAt}; its commitments can no longer change`;
     case 'implemented':
       return `implemented: every commitment that is not cancelled is implemented (${active.length})`;
     case 'delayed': {

@@ -40,6 +40,8 @@ export function createMemoryReadStore(): ReadStore {
   const listeners = new Set<(p: Position) => void>();
 
   const commitments = createCommitmentIndex();
+  /** Agreements under a pending denunciation, which the counters do not see terminate. */
+  const denounced = new Map<string, ExistingAgreement>();
   const marks = new Map<string, AgreementMark>();
   const sectors = new Map<string, { total: number; byStatus: Record<AgreementStatus, number>; earliest: Map<AgreementStatus, Map<string, number>> }>();
   const commitmentCounts: Record<CommitmentStatus, number> = { pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0 };
@@ -101,6 +103,9 @@ export function createMemoryReadStore(): ReadStore {
       const mark = markOf(a);
       count(mark, 1);
       marks.set(id, mark);
+      // A denunciation terminates the agreement at its effectiveAt, with no event: judged when counted.
+      if (a.denunciation && !a.terminated) denounced.set(id, a);
+      else denounced.delete(id);
       const { removed, added } = commitments.put(a);
       for (const s of removed) commitmentCounts[s]--;
       for (const s of added) commitmentCounts[s]++;
@@ -170,6 +175,12 @@ export function createMemoryReadStore(): ReadStore {
           for (const [date, n] of s.earliest.get(status) ?? []) if (date < today) fallen += n;
           byStatus[status] -= fallen;
           byStatus.delayed += fallen;
+        }
+        for (const a of denounced.values()) {
+          if (a.sector !== name || !a.denunciation || a.denunciation.effectiveAt > now) continue;
+          // The counters hold it under the status it has without the denunciation.
+          byStatus[deriveAgreementStatus({ ...a, denunciation: null }, now)]--;
+          byStatus.terminated++;
         }
         bySector[name] = { total: s.total, byStatus };
         total += s.total;

@@ -152,6 +152,8 @@ function agreementFootprint(doc: AgreementDoc, only: readonly CommitmentState[] 
     ...a.parties.map((p) => ({ key: `a:party:${p}`, member: m, score: 0 })),
   ];
   if (a.session) entries.push({ key: `a:session:${a.session.name}`, member: m, score: 0 });
+  // A pending denunciation terminates the agreement at effectiveAt with no event: judged by the reads.
+  if (a.denunciation && !a.terminated) entries.push({ key: 'a:ends', member: m, score: Date.parse(a.denunciation.effectiveAt) });
   const open = a.commitments.filter((c) => c.status !== 'implemented' && c.status !== 'cancelled');
   if ((CAN_FALL_OVERDUE as readonly string[]).includes(staticStatus) && open.length > 0) {
     const earliest = Math.min(...open.map((c) => dayNumber(c.dueDate)));
@@ -277,6 +279,11 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       } else {
         m.zunionstore(status, 1, `${p}a:static:${f.status}`);
       }
+      const ended = tmpKey(p);
+      temps.push(ended);
+      m.zrangestore(ended, `${p}a:ends`, '-inf', Date.parse(now), 'BYSCORE');
+      if (f.status === 'terminated') m.zunionstore(status, 2, status, ended, 'WEIGHTS', 0, 0);
+      else m.zdiffstore(status, 2, status, ended);
       sets.push(status);
     }
     m.zinterstore(dest, sets.length, ...sets, 'WEIGHTS', ...sets.map(() => 0));
@@ -565,6 +572,7 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       for (const sector of sectors) for (const s of CAN_FALL_OVERDUE) m.zcount(`${p}a:due:${sector}:${s}`, '-inf', overdueBefore);
       m.zlexcount(`${p}c:open`, '-', `(${now.slice(0, 10)}`);
       m.zrange(`${p}r:status:scheduled`, `(${Date.parse(now)}`, '+inf', 'BYSCORE', 'LIMIT', 0, upcoming);
+      m.zrange(`${p}a:ends`, '-inf', String(Date.parse(now)), 'BYSCORE');
       const res = await execOrThrow(m);
       let i = 0;
       const num = (v: string | undefined) => Number(v ?? 0);
@@ -584,9 +592,20 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       }
       const overdue = res[i++] as number;
       const upcomingIds = res[i++] as string[];
+      const endedIds = (res[i++] as string[]).map((member) => member.split(SEP).at(-1)!);
       const reviews = await getDocs<ReviewDoc>(p, 'r', upcomingIds);
+      const byStatus = statusCounts((s) => num(aCount[`st:${s}`]), totalFallen);
+      for (const doc of (await getDocs<AgreementDoc>(p, 'a', endedIds)).values()) {
+        // The counters hold it under the status it has without the denunciation.
+        const held = deriveAgreementStatus({ ...doc.agreement, denunciation: null }, now);
+        for (const counts of [byStatus, bySector[doc.agreement.sector]?.byStatus]) {
+          if (!counts) continue;
+          counts[held]--;
+          counts.terminated++;
+        }
+      }
       return {
-        agreements: { total: num(aCount.total), byStatus: statusCounts((s) => num(aCount[`st:${s}`]), totalFallen), bySector },
+        agreements: { total: num(aCount.total), byStatus, bySector },
         commitments: {
           total: num(cCount.total),
           byStatus: Object.fromEntries(COMMITMENT_STATUSES.map((s) => [s, num(cCount[`st:${s}`])])) as Record<CommitmentStatus, number>,

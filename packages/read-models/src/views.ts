@@ -1,6 +1,7 @@
 // What the API shows of a document, as of an instant: status, overdue and next review are
 // derived here, against the instant asked about.
 import {
+  terminationAt, DEFAULT_NOTICE_PERIOD_MONTHS,
   agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue,
   type CommitmentState, type ExistingAgreement, type ExistingReview,
 } from '@cm/domain';
@@ -63,7 +64,10 @@ export function agreementDetail(doc: AgreementLike, asOf: string) {
   return {
     ...agreementSummary(doc, asOf),
     summary: a.summary,
-    terminated: a.terminated,
+    terminated: terminationAt(a, asOf),
+    /** One party's notice of denunciation: in force until effectiveAt, terminated from then on. */
+    denunciation: a.denunciation ?? null,
+    noticePeriodMonths: a.noticePeriodMonths ?? DEFAULT_NOTICE_PERIOD_MONTHS,
     lastAssessments: a.lastAssessments,
     commitments: a.commitments.map((c) => commitmentView(c, asOf)),
     reviews: doc.reviews.map((r) => ({ id: r.id, title: r.title, scheduledFor: r.scheduledFor, status: r.status })),
@@ -84,6 +88,11 @@ export function reviewView(doc: Pick<ReviewDoc, 'review' | 'revision' | 'updated
     heldAt: r.heldAt,
     summary: r.summary,
     cancellationReason: r.cancellationReason,
+    /** What one side of this joint review asked for and the other has still to confirm. */
+    pendingProposals: [
+      ...(r.pendingCancellation ? [{ kind: 'cancellation' as const, ...r.pendingCancellation }] : []),
+      ...(r.pendingOutcome ? [{ kind: 'outcome' as const, ...r.pendingOutcome }] : []),
+    ],
     sequence: r.sequence,
     revision: doc.revision,
     updatedAt: doc.updatedAt,

@@ -19,6 +19,8 @@ const review = (over: Partial<ExistingReview> = {}): ExistingReview => ({
   summary: null,
   assessments: [],
   cancellationReason: null,
+  pendingCancellation: null,
+  pendingOutcome: null,
   sequence: 0,
   reminders: [],
   reminderFailures: [],

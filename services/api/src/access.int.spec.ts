@@ -173,7 +173,10 @@ describe('an editor', () => {
     await expectNothingAppended(t, async () => {
       expectProblem(await post(t, "/v1/reviews/rus-chn-review/cancellation", { reason: "no" }, bearer(venEditor)), 404);
     });
-    expect((await post(t, '/v1/reviews/rus-chn-review/cancellation', { reason: 'moved' }, bearer(rusEditor))).statusCode).toBe(200);
+    // RUS alone may ask to cancel a RUS-CHN review: a proposal until CHN confirms (joint-acts.int.spec.ts).
+    const proposed = await post(t, '/v1/reviews/rus-chn-review/cancellation', { reason: 'moved' }, bearer(rusEditor));
+    expect(proposed.statusCode, proposed.body).toBe(200);
+    expect(proposed.json<Json>().pendingProposals).toEqual([expect.objectContaining({ kind: 'cancellation', byParties: ['RUS'] })]);
   });
 
   it('rates only its own parties\' commitments in a review outcome, and only commitments that exist', async () => {
@@ -201,6 +204,7 @@ describe('an editor', () => {
       { agreementId: 'energy-2025', rating: 'at_risk' },
     ]), bearer(venEditor));
     expect(own.statusCode, own.body).toBe(200);
+    expect(own.json<Json>().pendingProposals).toEqual([expect.objectContaining({ kind: 'outcome', byParties: ['VEN'] })]);
   });
 
   it('keeps Idempotency-Keys apart per key: the same key from two callers is two requests', async () => {

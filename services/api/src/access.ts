@@ -137,6 +137,17 @@ export function agreementDeciderFor(principal: Principal): Decider<AgreementStat
   };
 }
 
+/** The parties a caller speaks for in a joint act: an editor its key's, anyone else (admin) all of them. */
+export const actingPartiesOf = (principal: Principal): readonly string[] | null => (principal.role === 'editor' ? principal.parties : null);
+
+/** The parties of a review: those of the agreements in its scope (fixed by its first event). */
+export async function reviewPartiesOf(eventStore: EventStore, reviewId: string): Promise<string[]> {
+  const [first] = await eventStore.readStream(reviewStream(reviewId), { fromRevision: 0, limit: 1 });
+  if (!first) return [];
+  const parties = await partiesOf(eventStore, (first.data as { agreementIds: string[] }).agreementIds);
+  return [...new Set(parties.flatMap((p) => p ?? []))].sort();
+}
+
 /** The parties of each agreement, read from its first event (parties never change); null for one that does not exist. */
 export async function partiesOf(eventStore: EventStore, agreementIds: readonly string[]): Promise<(string[] | null)[]> {
   return Promise.all(agreementIds.map(async (id) => {

@@ -54,11 +54,11 @@ describe('operations', () => {
     expect(new Set(ids).size).toBe(ids.length);
     // Generated clients name their methods after these: renaming one breaks every client.
     expect([...ids].sort()).toEqual([
-      'addCommitment', 'cancelCommitment', 'cancelReview', 'correctEvent', 'createAgreement', 'delayCommitment', 'explainCommitment',
+      'addCommitment', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'delayCommitment', 'explainCommitment',
       'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getDashboard', 'getHealth', 'getMetrics',
       'getReadiness', 'getReview', 'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements', 'listCommitments',
       'listReviews', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview', 'scheduleReview', 'terminateAgreement',
-      'verifyAgreementIntegrity', 'verifyReviewIntegrity',
+      'verifyAgreementIntegrity', 'verifyReviewIntegrity', 'withdrawDenunciation',
     ]);
   });
 
@@ -140,6 +140,7 @@ const COMMAND_BODIES: Record<string, string> = {
   '/v1/agreements': `{ title: 'Health cooperation', kind: 'agreement', sector: 'health', parties: ['VEN', 'RUS'], signedAt: '2025-11-28',
     commitments: [{ title: 'Open a plant', dueDate: '2027-06-30', responsible: { party: 'VEN', institution: 'Ministry of Health' } }] }`,
   '/v1/agreements/{id}/termination': `{ reason: 'superseded' }`,
+  '/v1/agreements/{id}/denunciation/withdrawal': `{ reason: 'talks resumed' }`,
   '/v1/agreements/{id}/commitments': `{ title: 'Train staff', dueDate: '2027-01-31', responsible: { party: 'RUS', institution: 'Ministry of Health' } }`,
   '/v1/agreements/{id}/commitments/{cid}/progress': `{ percent: 40, note: 'site chosen', evidenceUrl: 'https://example.org/report' }`,
   '/v1/agreements/{id}/commitments/{cid}/implementation': `{ note: 'opened' }`,
@@ -149,6 +150,8 @@ const COMMAND_BODIES: Record<string, string> = {
   '/v1/reviews': `{ title: 'Quarterly review', scheduledFor: '2027-03-01T10:00:00Z', agreementIds: ['health-cooperation'], attendees: [{ email: 'desk@example.gov' }] }`,
   '/v1/reviews/{id}/reschedule': `{ scheduledFor: '2027-03-08T10:00:00Z', reason: 'holiday' }`,
   '/v1/reviews/{id}/cancellation': `{ reason: 'no quorum' }`,
+  '/v1/reviews/{id}/cancellation/confirm': `{}`,
+  '/v1/reviews/{id}/outcome/confirm': `{}`,
   '/v1/reviews/{id}/outcome': `{ summary: 'on track', assessments: [{ agreementId: 'health-cooperation', rating: 'on_track' }] }`,
 };
 

@@ -23,6 +23,8 @@ export const createAgreementBody = z.strictObject({
   signedAt: isoDate,
   session: session.optional(),
   summary: multilineText(4000).optional(),
+  noticePeriodMonths: z.number().int('must be a whole number').min(0).max(120).optional()
+    .describe('Months between one party\'s denunciation and its effect (default 6)'),
   commitments: z.array(commitmentInput).max(500).optional(),
   occurredAt,
 });
@@ -37,6 +39,8 @@ export const progressBody = z.strictObject({
 export const implementationBody = z.strictObject({ note: multilineText(4000).optional(), evidenceUrl: url.optional(), occurredAt });
 export const delayBody = z.strictObject({ reason: multilineText(2000), newDueDate: isoDate, occurredAt });
 export const reasonBody = z.strictObject({ reason: multilineText(2000), occurredAt });
+export const optionalReasonBody = z.strictObject({ reason: multilineText(2000).optional(), occurredAt });
+export const emptyCommandBody = z.strictObject({ occurredAt });
 
 export const agreementParams = z.object({ id: slug });
 export const commitmentParams = z.object({ id: slug, cid: slug });

@@ -742,6 +742,21 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
           expect(await commitmentKeys({ status: 'delayed' })).toEqual(['energy-memorandum/pipeline']);
         });
 
+        it('a denounced agreement is terminated in lists and counts from its effectiveAt on, with no event', async () => {
+          await ledger.denounce('energy-memorandum', 'VEN');
+          await ledger.commitTo(store);
+          const effectiveAt = (await store.getAgreements(['energy-memorandum'])).get('energy-memorandum')!.agreement.denunciation!.effectiveAt;
+          const before = new Date(Date.parse(effectiveAt) - 1).toISOString();
+          expect(await agreementIds({ status: 'terminated' }, before)).toEqual(['trade-contract']);
+          expect((await store.dashboard(before)).agreements.byStatus.terminated).toBe(1);
+          expect(await agreementIds({ status: 'terminated' }, effectiveAt)).toEqual(['energy-memorandum', 'trade-contract']);
+          expect(await agreementIds({ status: 'delayed' }, effectiveAt)).not.toContain('energy-memorandum');
+          const d = await store.dashboard(effectiveAt);
+          expect(d.agreements.byStatus.terminated).toBe(2);
+          expect(d.agreements.bySector.energy).toEqual({ total: 1, byStatus: { ...ZERO_AGREEMENTS, terminated: 1 } });
+          expect(Object.values(d.agreements.byStatus).reduce((x, y) => x + y, 0)).toBe(d.agreements.total);
+        });
+
         it('an agreement whose last open commitment is cancelled falls back to signed, and is no longer delayed later', async () => {
           expect(await agreementIds({ status: 'delayed' }, JULY)).toContain('culture-exchange');
           await ledger.cancel('culture-exchange', 'festival');

@@ -154,6 +154,10 @@ export function createDecidedLedger(options: { commandsFrom?: string } = {}) {
     cancel(agreementId: string, commitmentId: string) {
       return writer.agreement(agreementId, { type: 'CancelCommitment', commitmentId, reason: 'superseded' }, at());
     },
+    /** One party's notice: terminates the agreement 6 months later, with no further event. */
+    denounce(agreementId: string, party: string) {
+      return writer.agreement(agreementId, { type: 'TerminateAgreement', reason: 'notice given', actingParties: [party] }, at());
+    },
     terminate(agreementId: string) {
       return writer.agreement(agreementId, { type: 'TerminateAgreement', reason: 'denounced by a party' }, at());
     },

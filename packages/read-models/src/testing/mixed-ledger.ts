@@ -177,6 +177,9 @@ export async function writeMixedLedger(
   if (held) {
     const heldAt = tick();
     const assessments: Assessment[] = held.agreementIds.map((agreementId) => ({ agreementId, rating: rnd.pick(['on_track', 'at_risk', 'off_track', 'done'] as const) }));
+    // One side proposes the outcome first; the admin's record then holds the review.
+    const joint = { reviewParties: ['RUS', 'VEN'], actingParties: ['VEN'] };
+    count(await w.review(held.id, { type: 'RecordReviewOutcome', now: heldAt, heldAt, summary: 'Proposed', assessments, ...joint }, heldAt));
     count(await w.review(held.id, { type: 'RecordReviewOutcome', now: heldAt, heldAt, summary: 'Reviewed', assessments }, heldAt));
     held.status = 'held';
     for (const agreementId of held.agreementIds) {
@@ -185,8 +188,16 @@ export async function writeMixedLedger(
   }
   const cancelled = reviews[1];
   if (cancelled) {
+    count(await w.review(cancelled.id, { type: 'CancelReview', reason: 'no quorum', reviewParties: ['RUS', 'VEN'], actingParties: ['VEN'] }, tick()));
     count(await w.review(cancelled.id, { type: 'CancelReview', reason: 'no quorum' }, tick()));
     cancelled.status = 'cancelled';
+  }
+
+  // One party gives notice on an open agreement and withdraws it.
+  const noticed = agreements.find((a) => !a.terminated);
+  if (noticed) {
+    count(await w.agreement(noticed.id, { type: 'TerminateAgreement', reason: 'notice', actingParties: [noticed.parties[0]!] }, tick()));
+    count(await w.agreement(noticed.id, { type: 'WithdrawDenunciation', reason: 'talks resumed', actingParties: [noticed.parties[0]!] }, tick()));
   }
 
   return {

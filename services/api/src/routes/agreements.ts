@@ -8,7 +8,7 @@ import {
 } from '@cm/domain';
 import { runCommand } from '@cm/event-store';
 import { agreementDetail, agreementFilter, commitmentFilter, commitmentView } from '@cm/read-models';
-import { agreementDeciderFor, principalOf } from '../access';
+import { actingPartiesOf, agreementDeciderFor, principalOf } from '../access';
 import { queriesFor } from '../read-scope';
 import type { AppDeps } from '../deps';
 import { agreementAnswer, answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
@@ -16,7 +16,7 @@ import { idFromTitle } from '../ids';
 import { READ, mergeProblems } from '../openapi';
 import {
   addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, implementationBody,
-  progressBody, readQuery, reasonBody,
+  optionalReasonBody, progressBody, readQuery, reasonBody,
 } from '../schemas';
 import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel';
 
@@ -73,6 +73,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
         signedAt: b.signedAt,
         session: b.session,
         summary: b.summary,
+        noticePeriodMonths: b.noticePeriodMonths,
         commitments: (b.commitments ?? []).map((c, i) => ({
           commitmentId: c.id ?? idFromTitle(c.title, 40, ctx.idempotencyScope && `${ctx.idempotencyScope}|${i}`),
           title: c.title,
@@ -123,13 +124,38 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
 
   app.post('/v1/agreements/:id/termination', {
     schema: {
-      tags: ['agreements'], operationId: 'terminateAgreement', summary: 'Terminate an agreement (no command on it is accepted afterwards)', params: agreementParams, body: reasonBody,
-      problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated'] },
+      tags: ['agreements'], operationId: 'terminateAgreement',
+      summary: 'Terminate an agreement: at once by an admin or by every party; by one party, a denunciation that takes effect after the notice period',
+      description:
+        'An admin key, a key of every party, or the other party of a pending denunciation terminates the agreement at once ' +
+        '(AgreementTerminated). An editor of one party denounces it (AgreementDenounced): the answer shows `denunciation` ' +
+        '`{byParty, reason, noticeAt, effectiveAt}` with effectiveAt = now + `noticePeriodMonths`; commands are accepted until ' +
+        'then and refused with 409 agreement_terminated from then on. 409 denunciation_pending when the same party denounces again.',
+      params: agreementParams, body: reasonBody,
+      problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated', 'denunciation_pending'] },
     },
   }, async (request, reply) =>
     answerCommand(request, reply, deps, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
-      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), { type: 'TerminateAgreement', reason: request.body.reason }, ctx);
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), {
+        type: 'TerminateAgreement', reason: request.body.reason, actingParties: actingPartiesOf(principalOf(request)),
+      }, ctx);
+      return { status: 200, headers: { etag: etagOf(result.revision) }, body: await agreementAnswer(readStore, result, request.params.id, nowIso()) };
+    }));
+
+  app.post('/v1/agreements/:id/denunciation/withdrawal', {
+    schema: {
+      tags: ['agreements'], operationId: 'withdrawDenunciation',
+      summary: 'Withdraw a denunciation before it takes effect (the denouncing party or an admin)',
+      params: agreementParams, body: optionalReasonBody,
+      problems: { 403: ['not_denouncing_party'], 404: ['agreement_not_found'], 409: ['agreement_terminated', 'no_denunciation'] },
+    },
+  }, async (request, reply) =>
+    answerCommand(request, reply, deps, async () => {
+      const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), {
+        type: 'WithdrawDenunciation', reason: request.body.reason, actingParties: actingPartiesOf(principalOf(request)),
+      }, ctx);
       return { status: 200, headers: { etag: etagOf(result.revision) }, body: await agreementAnswer(readStore, result, request.params.id, nowIso()) };
     }));
 

@@ -4,18 +4,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import ical, { ICalEventStatus } from 'ical-generator';
 import {
-  heldAtErrors, NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, mayRead, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
+  heldAtErrors, NotFoundError, ValidationError, agreementStream, checkOutcomeAssessments, foldReview, type ReviewEvent, mayRead, checkReviewScope, normalizeInstant, reviewDecider, reviewStream, type ExistingReview, type ReviewState,
 } from '@cm/domain';
-import { comparePositions, runCommand, type CommandResult } from '@cm/event-store';
+import { comparePositions, runCommand, toTimed, type CommandResult } from '@cm/event-store';
 import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
-import { checkReviewAccess, partiesOf, principalOf } from '../access';
+import { actingPartiesOf, checkReviewAccess, partiesOf, principalOf, reviewPartiesOf } from '../access';
 import { cutReview, queriesFor, visibleReviewAgreements } from '../read-scope';
 import type { AppDeps } from '../deps';
 import { answerCommand, awaitPosition, checkNotInFuture, commandContext, etagOf } from '../http-support';
 import { icalParamValue, icalTextValue } from '../ical-values';
 import { idFromTitle } from '../ids';
 import { READ, mergeProblems } from '../openapi';
-import { calendarQuery, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
+import { calendarQuery, emptyCommandBody, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
 import { planReminders, type ReminderOffset } from '@cm/reminders';
 import { recordReviewOnAgreement } from '../review-outcomes';
 import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel';
@@ -25,6 +25,8 @@ const MEETING_MS = 2 * 3_600_000;
 
 /** What every command on an existing review can meet besides what every command can. */
 const REVIEW_COMMAND = { 404: ['review_not_found'], 409: ['review_cancelled', 'review_held'] };
+/** A joint act proposed by one side and confirmed by the other. */
+const JOINT_COMMAND = { 404: ['review_not_found'], 409: ['review_cancelled', 'review_held', 'own_proposal', 'no_pending_proposal'] };
 
 export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const { eventStore, readStore } = deps;
@@ -33,6 +35,33 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
 
   function reviewAnswer(result: CommandResult<ReviewState>, updatedAt: string) {
     return { ...reviewView({ review: result.state as ExistingReview, revision: result.revision, updatedAt }), position: result.position };
+  }
+
+  /** Who speaks in a joint act on this review: its parties and the caller's. */
+  async function jointActors(request: Parameters<typeof principalOf>[0], reviewId: string) {
+    return { reviewParties: await reviewPartiesOf(eventStore, reviewId), actingParties: actingPartiesOf(principalOf(request)) };
+  }
+
+  /** The answer to a command that may have held the review: each agreement in scope records the outcome. */
+  async function outcomeAnswer(result: CommandResult<ReviewState>, now: string) {
+    const review = result.state as ExistingReview;
+    // ReviewHeld as it stands in the log (a repeated Idempotency-Key finds the first one's): the
+    // agreement events are derived from it, not from this request. A proposal holds nothing yet.
+    const heldEvent = result.appended.find((e) => e.type === 'ReviewHeld');
+    let position = result.position;
+    if (heldEvent) {
+      for (const agreementId of review.agreementIds) {
+        // Each agreement in scope records the review on its own stream, so its history shows it.
+        // Should this stop half way, the outcome completer writes the rest with the same event ids.
+        const r = await recordReviewOnAgreement(eventStore, review.id, heldEvent, agreementId);
+        if (comparePositions(r.position, position) > 0) position = r.position;
+      }
+    }
+    return {
+      status: 200,
+      headers: { etag: etagOf(result.revision) },
+      body: { ...reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? now), position },
+    };
   }
 
   app.post('/v1/reviews', {
@@ -153,19 +182,36 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
     }));
 
   app.post('/v1/reviews/:id/cancellation', {
-    schema: { tags: ['reviews'], operationId: 'cancelReview', summary: 'Cancel a scheduled review', params: reviewParams, body: reasonBody, problems: REVIEW_COMMAND },
+    schema: {
+      tags: ['reviews'], operationId: 'cancelReview', summary: 'Cancel a scheduled review (by one party of a joint review: propose it)',
+      description:
+        'An admin, or a key of every party of the review (the parties of its agreements), cancels it at once. An editor of ' +
+        'one party proposes the cancellation (ReviewCancellationProposed, listed in `pendingProposals`); the same request ' +
+        'from an editor of the other party, or POST .../cancellation/confirm, cancels it. Reminders go on until then. ' +
+        '409 own_proposal when the proposing party asks again.',
+      params: reviewParams, body: reasonBody, problems: JOINT_COMMAND,
+    },
   }, async (request, reply) =>
     answerCommand(request, reply, deps, async () => {
       const ctx = commandContext(request, deps.now(), request.body.occurredAt);
       await checkReviewAccess(eventStore, principalOf(request), request.params.id);
-      const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, { type: 'CancelReview', reason: request.body.reason }, ctx);
+      const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
+        type: 'CancelReview', reason: request.body.reason, ...(await jointActors(request, request.params.id)),
+      }, ctx);
       return { status: 200, headers: { etag: etagOf(result.revision) }, body: reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? nowIso()) };
     }));
 
   app.post('/v1/reviews/:id/outcome', {
     schema: {
-      tags: ['reviews'], operationId: 'recordReviewOutcome', summary: 'Record that the review was held, with an assessment per agreement', params: reviewParams, body: outcomeBody,
-      problems: mergeProblems(REVIEW_COMMAND, { 400: ['unknown_commitment'] }),
+      tags: ['reviews'], operationId: 'recordReviewOutcome',
+      summary: 'Record that the review was held, with an assessment per agreement (by one party of a joint review: propose it)',
+      description:
+        'An admin, or a key of every party of the review, records the outcome at once (ReviewHeld, and AgreementReviewed on ' +
+        'each agreement). An editor of one party proposes it (ReviewOutcomeProposed, in `pendingProposals`); the same outcome ' +
+        'sent by an editor of the other party, or POST .../outcome/confirm, holds the review; a different one replaces the ' +
+        'proposal as a counter-proposal. 409 own_proposal when the proposing party sends its proposal again.',
+      params: reviewParams, body: outcomeBody,
+      problems: mergeProblems(JOINT_COMMAND, { 400: ['unknown_commitment'] }),
     },
   }, async (request, reply) =>
     answerCommand(request, reply, deps, async () => {
@@ -181,7 +227,9 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         const state = foldAgreementEvents(await eventStore.readStream(agreementStream(id)));
         return [id, { commitments: state.exists ? state.commitments : [] }] as const;
       })));
-      checkOutcomeAssessments(principalOf(request), b.assessments, agreements);
+      // The other side may send back the assessments one side proposed, its commitments included.
+      const current = foldReview((await eventStore.readStream(reviewStream(request.params.id))).map((e) => toTimed<ReviewEvent>(e)));
+      checkOutcomeAssessments(principalOf(request), b.assessments, agreements, current.exists ? current.pendingOutcome?.assessments ?? [] : []);
       // A review cannot have been held before an agreement in its scope was signed, nor assess a
       // commitment before it was added: refused here, before the outcome is recorded anywhere.
       const [first] = await eventStore.readStream(reviewStream(request.params.id), { fromRevision: 0, limit: 1 });
@@ -192,25 +240,34 @@ export const reviewRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =>
         if (errors.length) throw new ValidationError(`heldAt ${heldAt} cannot be: ${errors[0]!.message}`, errors);
       }
       const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
-        type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments,
+        type: 'RecordReviewOutcome', now, heldAt, summary: b.summary, assessments: b.assessments, ...(await jointActors(request, request.params.id)),
       }, ctx);
-      const review = result.state as ExistingReview;
-      // ReviewHeld as it stands in the log (a repeated Idempotency-Key finds the first one's): the
-      // agreement events are derived from it, not from this request.
-      const heldEvent = result.appended.find((e) => e.type === 'ReviewHeld')!;
-      let position = result.position;
-      for (const agreementId of review.agreementIds) {
-        // Each agreement in scope records the review on its own stream, so its history shows it.
-        // Should this stop half way, the outcome completer writes the rest with the same event ids.
-        const r = await recordReviewOnAgreement(eventStore, review.id, heldEvent, agreementId);
-        if (comparePositions(r.position, position) > 0) position = r.position;
-      }
-      return {
-        status: 200,
-        headers: { etag: etagOf(result.revision) },
-        body: { ...reviewAnswer(result, result.appended.at(-1)?.metadata.recordedAt ?? now), position },
-      };
+      return outcomeAnswer(result, now);
     }));
+
+  for (const proposal of ['cancellation', 'outcome'] as const) {
+    app.post(`/v1/reviews/:id/${proposal}/confirm`, {
+      schema: {
+        tags: ['reviews'], operationId: proposal === 'cancellation' ? 'confirmReviewCancellation' : 'confirmReviewOutcome',
+        summary: `Confirm the ${proposal} another party of the joint review proposed; it takes effect when every party has agreed`,
+        params: reviewParams, body: emptyCommandBody, problems: JOINT_COMMAND,
+      },
+    }, async (request, reply) =>
+      answerCommand(request, reply, deps, async () => {
+        const now = nowIso();
+        // A confirmed outcome happened when the review was held, as one recorded at once does.
+        const current = proposal === 'outcome' && request.body.occurredAt === undefined
+          ? foldReview((await eventStore.readStream(reviewStream(request.params.id))).map((e) => toTimed<ReviewEvent>(e)))
+          : null;
+        const heldAt = current?.exists ? current.pendingOutcome?.heldAt : undefined;
+        const ctx = commandContext(request, deps.now(), request.body.occurredAt ?? heldAt);
+        await checkReviewAccess(eventStore, principalOf(request), request.params.id);
+        const result = await runCommand(eventStore, reviewStream(request.params.id), reviewDecider, {
+          type: 'ConfirmReviewProposal', now, proposal, ...(await jointActors(request, request.params.id)),
+        }, ctx);
+        return outcomeAnswer(result, now);
+      }));
+  }
 };
 
 const DAY_MS = 86_400_000;
