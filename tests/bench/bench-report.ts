@@ -2,7 +2,7 @@
 // (plain text for the terminal, Markdown for the README's "Performance" section).
 import { readFileSync, realpathSync } from 'node:fs';
 import os from 'node:os';
-import type { BenchRow } from './bench-kit';
+import type { BenchRow } from './bench-kit.js';
 
 export type Machine = {
   cpuModel: string;

@@ -29,7 +29,7 @@ import {
   createBullmqScheduler, createRemindersRole, loadReview, planReminders, reminderJobId,
   type PlannedReminder, type ReminderOffset, type ReminderProcessor,
 } from '@cm/reminders';
-import type { BenchOptions, BenchRow, BenchSuite } from './bench-kit';
+import type { BenchOptions, BenchRow, BenchSuite } from './bench-kit.js';
 import { createRandom } from '@cm/read-models/testing';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -13,7 +13,7 @@
 // nobody hears it).
 import autocannon from 'autocannon';
 import type { Client, Options, Request as LoadRequest, Result } from 'autocannon';
-import { onCleanup, sleep } from './bench-processes';
+import { onCleanup, sleep } from './bench-processes.js';
 
 /** Commitments per benchmark agreement; every one has VEN responsible, so a VEN editor key may report on all. */
 export const COMMITMENTS = 50;

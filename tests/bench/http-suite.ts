@@ -21,12 +21,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { createSqliteEventStore, openSqliteDatabase } from '@cm/event-store';
-import type { BenchOptions, BenchRow, BenchSuite } from './bench-kit';
-import { loggedProblems, onCleanup, startBareServer, startService, stopChild, type Cleanup, type Service } from './bench-processes';
+import type { BenchOptions, BenchRow, BenchSuite } from './bench-kit.js';
+import { loggedProblems, onCleanup, startBareServer, startService, stopChild, type Cleanup, type Service } from './bench-processes.js';
 import {
   COMMITMENTS, commitmentId, createAgreement, measureBare, measureCommands, type CommandRun, type LoadSummary, type ServiceClient,
-} from './commands-bench';
-import { writeQueryDataset } from './query-dataset';
+} from './commands-bench.js';
+import { writeQueryDataset } from './query-dataset.js';
 
 export const HTTP_GROUPS = ['commands', 'queries', 'lag', 'auth'] as const;
 export type HttpGroup = (typeof HTTP_GROUPS)[number];

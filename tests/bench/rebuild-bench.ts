@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { measureRedisRebuild, writeLedgerLog } from './capacity-suite';
+import { measureRedisRebuild, writeLedgerLog } from './capacity-suite.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {

@@ -12,11 +12,11 @@
 // audit found an answer without its event. Loopback only; Ctrl-C stops every server it started.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BenchOptions, BenchRow, BenchSuite } from './bench-kit';
-import { REPO_ROOT, runCleanups } from './bench-processes';
-import { describeMachine, machineLine, renderMarkdown, renderText } from './bench-report';
-import { capacitySuite } from './capacity-suite';
-import { HTTP_GROUPS, createHttpSuite, type HttpGroup } from './http-suite';
+import type { BenchOptions, BenchRow, BenchSuite } from './bench-kit.js';
+import { REPO_ROOT, runCleanups } from './bench-processes.js';
+import { describeMachine, machineLine, renderMarkdown, renderText } from './bench-report.js';
+import { capacitySuite } from './capacity-suite.js';
+import { HTTP_GROUPS, createHttpSuite, type HttpGroup } from './http-suite.js';
 
 type Selection = { http: HttpGroup[]; capacity: boolean };
 type Settings = { quick: boolean; selection: Selection; only: string[] | null };

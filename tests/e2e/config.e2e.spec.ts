@@ -2,7 +2,7 @@
 // variable, and nothing started (no log file created, no port opened).
 import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, makeDataDir, removeDataDir, runUntilExit } from './support/service-process';
+import { freePort, makeDataDir, removeDataDir, runUntilExit } from './support/service-process.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDataDir));

@@ -5,9 +5,9 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { client, type Client, type Reply } from './support/http';
-import { checkLog, readHistory, snapshot, type HistoryEvent, type Snapshot } from './support/ledger-checks';
-import { killAllServices, removeDataDir, startService, type ServiceProcess } from './support/service-process';
+import { client, type Client, type Reply } from './support/http.js';
+import { checkLog, readHistory, snapshot, type HistoryEvent, type Snapshot } from './support/ledger-checks.js';
+import { killAllServices, removeDataDir, startService, type ServiceProcess } from './support/service-process.js';
 
 const DUE = '2099-06-30';
 const LATER = '2100-01-31';

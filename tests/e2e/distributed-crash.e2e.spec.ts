@@ -9,10 +9,10 @@ import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   dropNamespace, leasesAcquired, logLines, prng, randomNamespace, redisClient, shuffle, sleep, startApi, startProjector, until, type Cluster,
-} from './support/distributed';
-import { client, type Client, type Reply } from './support/http';
-import { checkLog, readHistory, type HistoryEvent } from './support/ledger-checks';
-import { killAllServices, makeDataDir, removeDataDir } from './support/service-process';
+} from './support/distributed.js';
+import { client, type Client, type Reply } from './support/http.js';
+import { checkLog, readHistory, type HistoryEvent } from './support/ledger-checks.js';
+import { killAllServices, makeDataDir, removeDataDir } from './support/service-process.js';
 
 const DUE = '2099-06-30';
 const SECTORS = ['health', 'aviation', 'science', 'economy'];

@@ -1,8 +1,8 @@
 // The REST contract (shared/API.md) over real HTTP against the real process: create,
 // read-your-writes with `?after=`, ETag / If-Match, problem+json errors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, type Client } from './support/http';
-import { killAllServices, removeDataDir, startService, type ServiceProcess } from './support/service-process';
+import { client, type Client } from './support/http.js';
+import { killAllServices, removeDataDir, startService, type ServiceProcess } from './support/service-process.js';
 
 let service: ServiceProcess;
 let api: Client;

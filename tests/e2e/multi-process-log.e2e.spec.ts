@@ -6,8 +6,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSqliteEventStore, verifyChain, type StoredEvent } from '@cm/event-store';
-import type { WorkerMessage, WorkerPlan } from './support/append-worker';
-import { ROOT, makeDataDir, removeDataDir } from './support/service-process';
+import type { WorkerMessage, WorkerPlan } from './support/append-worker.js';
+import { ROOT, makeDataDir, removeDataDir } from './support/service-process.js';
 
 const WORKERS = ['w1', 'w2', 'w3'];
 const OWN_STREAMS = 3;

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT, killAllServices, removeDataDir, startService } from './support/service-process';
+import { ROOT, killAllServices, removeDataDir, startService } from './support/service-process.js';
 
 const SECRET = /cm_[A-Za-z0-9_-]{43}/;
 const work = mkdtempSync(join(tmpdir(), 'cm-e2e-readme-'));

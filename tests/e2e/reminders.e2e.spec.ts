@@ -8,8 +8,8 @@ import Database from 'better-sqlite3';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client } from './support/http';
-import { killAllServices, removeDataDir, startService } from './support/service-process';
+import { client } from './support/http.js';
+import { killAllServices, removeDataDir, startService } from './support/service-process.js';
 
 type Received = { rcpt: string[]; mail: ParsedMail };
 const received: Received[] = [];

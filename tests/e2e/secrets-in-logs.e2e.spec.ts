@@ -1,7 +1,7 @@
 // A password in REDIS_URL never reaches the log: the service started against a Redis that does
 // not answer says so, naming REDIS_URL with its password masked.
 import { afterAll, expect, it } from 'vitest';
-import { freePort, makeDataDir, removeDataDir, runUntilExit } from './support/service-process';
+import { freePort, makeDataDir, removeDataDir, runUntilExit } from './support/service-process.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDataDir));

@@ -8,8 +8,8 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { client, type Reply } from './support/http';
-import { ROOT, freePort, killAllServices, makeDataDir, removeDataDir, runUntilExit, serviceEnv, spawnService, startService } from './support/service-process';
+import { client, type Reply } from './support/http.js';
+import { ROOT, freePort, killAllServices, makeDataDir, removeDataDir, runUntilExit, serviceEnv, spawnService, startService } from './support/service-process.js';
 
 const dirs: string[] = [];
 afterEach(killAllServices);

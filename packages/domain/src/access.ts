@@ -2,9 +2,9 @@
 // only agreements of those parties, and only the commitments those parties are responsible for.
 // Pure: the api applies these rules to the state a command is decided against.
 import { z } from 'zod';
-import type { AgreementCommand, AgreementState, ExistingAgreement } from './agreement-decider';
-import { ForbiddenError, ValidationError, type FieldError } from './errors';
-import type { Assessment } from './events';
+import type { AgreementCommand, AgreementState, ExistingAgreement } from './agreement-decider.js';
+import { ForbiddenError, ValidationError, type FieldError } from './errors.js';
+import type { Assessment } from './events.js';
 
 export const ROLES = ['viewer', 'editor', 'auditor', 'admin'] as const;
 export const role = z.enum(ROLES);

@@ -1,9 +1,9 @@
 // Who may do what: the role grants, and an editor's limits to its parties, as given/when/then.
 import { describe, expect, it } from 'vitest';
-import { ANONYMOUS, allows, checkAgreementCommand, checkReviewScope, rolesWith, type Principal } from './access';
-import { correctionTargetOf, evolveAgreement, initialAgreementState, type AgreementCommand, type AgreementState } from './agreement-decider';
-import { ForbiddenError } from './errors';
-import type { AgreementEvent, Timed } from './events';
+import { ANONYMOUS, allows, checkAgreementCommand, checkReviewScope, rolesWith, type Principal } from './access.js';
+import { correctionTargetOf, evolveAgreement, initialAgreementState, type AgreementCommand, type AgreementState } from './agreement-decider.js';
+import { ForbiddenError } from './errors.js';
+import type { AgreementEvent, Timed } from './events.js';
 
 const at = '2025-11-28T10:00:00.000Z';
 const veEditor: Principal = { name: 'mfa-ven', role: 'editor', parties: ['VEN'] };

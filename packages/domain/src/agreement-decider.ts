@@ -1,8 +1,8 @@
 // The agreement decider: commands on one agreement stream become events; events fold into
 // state. Pure: time, ids and the actor arrive inside the command.
-import type { AgreementEvent, Assessment, Timed } from './events';
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors';
-import type { AgreementKind, CommitmentStatus, Responsible, Session } from './primitives';
+import type { AgreementEvent, Assessment, Timed } from './events.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import type { AgreementKind, CommitmentStatus, Responsible, Session } from './primitives.js';
 
 /**
  * When a command runs: `now` is the server's clock as the command context carries it, and

@@ -12,10 +12,10 @@ import {
   type CommitmentInput,
   type CommitmentState,
   type ExistingAgreement,
-} from './agreement-decider';
-import { ConflictError, NotFoundError, ValidationError } from './errors';
-import type { AgreementEvent, Assessment, Timed } from './events';
-import { DEFAULT_OCCURRED_AT, createGiven } from './testing/given-when-then';
+} from './agreement-decider.js';
+import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import type { AgreementEvent, Assessment, Timed } from './events.js';
+import { DEFAULT_OCCURRED_AT, createGiven } from './testing/given-when-then.js';
 
 const given = createGiven({ decide: decideAgreement, evolve: evolveAgreement, initialState: initialAgreementState });
 

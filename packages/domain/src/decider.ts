@@ -1,7 +1,7 @@
 // A decider as one value: what the command runner needs to run any stream's commands.
-import { decideAgreement, evolveAgreement, initialAgreementState, type AgreementCommand, type AgreementState, type CommandTime } from './agreement-decider';
-import type { AgreementEvent, ReviewEvent, Timed } from './events';
-import { decideReview, evolveReview, initialReviewState, type ReviewCommand, type ReviewState } from './review-decider';
+import { decideAgreement, evolveAgreement, initialAgreementState, type AgreementCommand, type AgreementState, type CommandTime } from './agreement-decider.js';
+import type { AgreementEvent, ReviewEvent, Timed } from './events.js';
+import { decideReview, evolveReview, initialReviewState, type ReviewCommand, type ReviewState } from './review-decider.js';
 
 export type Decider<S, C, E extends { type: string; data: unknown }> = {
   initial: () => S;

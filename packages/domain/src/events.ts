@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import {
   agreementKind, attendee, isoDate, instant, party, rating, responsible, sector, session, slug, text, url,
-} from './primitives';
+} from './primitives.js';
 
 const commitmentRef = { commitmentId: slug };
 

@@ -1,6 +1,6 @@
 // Shapes shared by commands, events and the HTTP contract: one zod source for each.
 import { z } from 'zod';
-import { ISO_3166_ALPHA3 } from './iso3166';
+import { ISO_3166_ALPHA3 } from './iso3166.js';
 
 export const SLUG_PATTERN = /^[a-z0-9][a-z0-9-]{2,79}$/;
 export const slug = z.string().regex(SLUG_PATTERN, 'must be a slug: [a-z0-9][a-z0-9-]{2,79}');

@@ -1,7 +1,7 @@
 // The review decider: a review meeting's stream. Pure: `now` arrives in the command.
-import type { Assessment, ReviewEvent, Timed } from './events';
-import { ConflictError, NotFoundError, ValidationError, type FieldError } from './errors';
-import type { Attendee, ReviewStatus } from './primitives';
+import type { Assessment, ReviewEvent, Timed } from './events.js';
+import { ConflictError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import type { Attendee, ReviewStatus } from './primitives.js';
 
 export type ReminderRecord = { scheduledFor: string; offset: string; email: string; sentAt: string; covers?: string[] | undefined; messageId?: string | undefined };
 export type ReminderFailure = { scheduledFor: string; offset: string; email: string; failedAt: string; attempts: number; error: string };

@@ -1,7 +1,7 @@
 // Every rule and every refusal of the review decider, as given/when/then.
 import { describe, expect, it } from 'vitest';
-import { ConflictError, NotFoundError, ValidationError } from './errors';
-import type { ReviewEvent, Timed } from './events';
+import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import type { ReviewEvent, Timed } from './events.js';
 import {
   decideReview,
   evolveReview,
@@ -9,8 +9,8 @@ import {
   type ExistingReview,
   type ReviewCommand,
   type ReviewState,
-} from './review-decider';
-import { createGiven } from './testing/given-when-then';
+} from './review-decider.js';
+import { createGiven } from './testing/given-when-then.js';
 
 const given = createGiven({ decide: decideReview, evolve: evolveReview, initialState: initialReviewState });
 

@@ -1,7 +1,7 @@
 // Status rules that depend on "now": computed when asked, never stored, so a read model
 // never goes stale just because a due date passed overnight.
-import { terminationAt, type CommitmentState, type Denunciation, type ExistingAgreement } from './agreement-decider';
-import type { AgreementStatus, CommitmentStatus } from './primitives';
+import { terminationAt, type CommitmentState, type Denunciation, type ExistingAgreement } from './agreement-decider.js';
+import type { AgreementStatus, CommitmentStatus } from './primitives.js';
 
 /** Due date passed (strictly before the day of `asOf`, UTC) and neither implemented nor cancelled. */
 export function isOverdue(c: Pick<CommitmentState, 'status' | 'dueDate'>, asOf: string): boolean {

@@ -1,7 +1,7 @@
 // The rules computed against "now" (or asOf): overdue, counts, progress, agreement status.
 import { describe, expect, it } from 'vitest';
-import type { CommitmentState } from './agreement-decider';
-import { agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue } from './status-rules';
+import type { CommitmentState } from './agreement-decider.js';
+import { agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue } from './status-rules.js';
 
 let nextId = 0;
 function commitment(overrides: Partial<CommitmentState> = {}): CommitmentState {

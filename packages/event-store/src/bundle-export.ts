@@ -2,8 +2,8 @@
 // consistent cut: the header is computed first and the events streamed afterwards stop exactly
 // at it, so appends that land while a large export is being written are left out rather than
 // half-included.
-import { comparePositions, type EventStore, type Position, type StoredEvent } from './event-store';
-import { bundleHeader, writeBundle, type BundleHeader } from './bundle';
+import { comparePositions, type EventStore, type Position, type StoredEvent } from './event-store.js';
+import { bundleHeader, writeBundle, type BundleHeader } from './bundle.js';
 
 export type BundleExport = {
   header: BundleHeader;

@@ -7,8 +7,8 @@
 // its stream, id and revision too (event-hash.mjs); each line says its scheme (`hashScheme`).
 // Position is checked for consistency here, but no hash covers it.
 import { z } from 'zod';
-import { POSITION_PATTERN, type StoredEvent } from './event-store';
-import { chainFault, hashScheme, type HashScheme } from './hash-chain';
+import { POSITION_PATTERN, type StoredEvent } from './event-store.js';
+import { chainFault, hashScheme, type HashScheme } from './hash-chain.js';
 
 export const BUNDLE_FORMAT = 'commitment-monitor-bundle';
 export const BUNDLE_VERSION = 1;

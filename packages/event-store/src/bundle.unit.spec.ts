@@ -2,9 +2,9 @@
 // dropped line, reordered lines, lines cut off at the end and a truncated last line are each
 // named by stream and first bad revision, never a crash. Pure: bundles are built in memory.
 import { describe, expect, it } from 'vitest';
-import { bundleHeader, readBundleEvents, verifyBundle, writeBundle, type BundleHeader } from './bundle';
-import type { StoredEvent } from './event-store';
-import { CURRENT_HASH_SCHEME, eventHash, genesisHash, type HashScheme } from './hash-chain';
+import { bundleHeader, readBundleEvents, verifyBundle, writeBundle, type BundleHeader } from './bundle.js';
+import type { StoredEvent } from './event-store.js';
+import { CURRENT_HASH_SCHEME, eventHash, genesisHash, type HashScheme } from './hash-chain.js';
 
 let position = 0;
 function chain(stream: string, n: number, recordedAt = '2026-03-01T10:00:00.000Z', scheme: HashScheme = CURRENT_HASH_SCHEME): StoredEvent[] {

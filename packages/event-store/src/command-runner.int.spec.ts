@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConcurrencyError, ConflictError, type Decider } from '@cm/domain';
-import { runCommand, type CommandContext } from './command-runner';
-import type { EventStore } from './event-store';
-import { verifyChain } from './hash-chain';
-import { createSqliteEventStore, type SqliteEventStore } from './sqlite-event-store';
+import { runCommand, type CommandContext } from './command-runner.js';
+import type { EventStore } from './event-store.js';
+import { verifyChain } from './hash-chain.js';
+import { createSqliteEventStore, type SqliteEventStore } from './sqlite-event-store.js';
 
 // A tally: `Add` appends one event, `Take` refuses what was already taken, `Nothing` appends none.
 type TallyState = { total: number; taken: string[] };

@@ -3,8 +3,8 @@
 // on the newer state; with If-Match the caller asked for exactly that revision, so it is 412.
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError, ConcurrencyError, type Decider } from '@cm/domain';
-import type { AppendResult, EventMetadata, EventStore, NewEvent, Position, StoredEvent } from './event-store';
-import { WriterUnavailableError } from './sqlite-writer';
+import type { AppendResult, EventMetadata, EventStore, NewEvent, Position, StoredEvent } from './event-store.js';
+import { WriterUnavailableError } from './sqlite-writer.js';
 
 export type Timed = { type: string; data: unknown; occurredAt: string };
 

@@ -5,10 +5,10 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FORWARDS, NO_STREAM, START, jsonEvent } from '@eventstore/db-client';
 import { ConcurrencyError } from '@cm/domain';
-import { eventStoreContract } from './contract/event-store-contract';
-import { createEsdbEventStore, type EsdbEventStore } from './esdb-event-store';
-import { ID_CLAIMED, ID_WRITTEN, idClaimStream } from './esdb-mapping';
-import type { NewEvent, StoredEvent } from './event-store';
+import { eventStoreContract } from './contract/event-store-contract.js';
+import { createEsdbEventStore, type EsdbEventStore } from './esdb-event-store.js';
+import { ID_CLAIMED, ID_WRITTEN, idClaimStream } from './esdb-mapping.js';
+import type { NewEvent, StoredEvent } from './event-store.js';
 
 const url = process.env.ESDB_URL;
 if (!url) console.warn('EventStoreDB contract skipped: set ESDB_URL=esdb://localhost:2113?tls=false to run it');

@@ -22,13 +22,13 @@ import { randomUUID } from 'node:crypto';
 import { ConcurrencyError } from '@cm/domain';
 import type {
   AppendResult, EventStore, NewEvent, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
-} from './event-store';
+} from './event-store.js';
 import {
   DEFAULT_ANY_RETRY_MS, DEFAULT_STREAM_PREFIXES, ID_CLAIMED, ID_WRITTEN, SubscriptionCursor, anyContentionError, anyRetryDelay,
   checkAppendResult, mapAppendError, superviseSubscription, claimedData, compareEsdbPositions, decodePosition, deletedStreamError, emptyStreamHistoryError,
   fromResolvedEvent, headOf, idClaimStream, idInOtherStreamError, isOwnEvent, positionOf, prepareAppend, readIdClaim, sameEventId, sameIds,
   toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision, wantedRevision, writtenData, type AttemptOutcome, type ClaimRecord, type IdClaim, type PreparedEvent,
-} from './esdb-mapping';
+} from './esdb-mapping.js';
 
 export type EsdbEventStoreOptions = {
   /** `esdb://host:2113?tls=false`, or `esdb+discover://...` for a cluster; $all needs a user allowed to read it. */

@@ -4,8 +4,8 @@
 import { END, NO_STREAM, START, StreamDeletedError, WrongExpectedVersionError, jsonEvent } from '@eventstore/db-client';
 import type { AppendExpectedRevision, CurrentRevision, EventData, JSONType, Position as EsdbPosition } from '@eventstore/db-client';
 import { ConcurrencyError } from '@cm/domain';
-import type { EventMetadata, ExpectedRevision, NewEvent, Position, StoredEvent } from './event-store';
-import { CURRENT_HASH_SCHEME, eventHash, genesisHash } from './hash-chain';
+import type { EventMetadata, ExpectedRevision, NewEvent, Position, StoredEvent } from './event-store.js';
+import { CURRENT_HASH_SCHEME, eventHash, genesisHash } from './hash-chain.js';
 
 export const DEFAULT_STREAM_PREFIXES: readonly string[] = ['agreement-', 'review-'];
 

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { END, NO_STREAM, START, StreamDeletedError, WrongExpectedVersionError } from '@eventstore/db-client';
 import type { JSONEventData } from '@eventstore/db-client';
 import { ConcurrencyError } from '@cm/domain';
-import { comparePositions, type NewEvent } from './event-store';
-import { genesisHash, verifyChain } from './hash-chain';
+import { comparePositions, type NewEvent } from './event-store.js';
+import { genesisHash, verifyChain } from './hash-chain.js';
 import {
   ID_CLAIMED, ID_WRITTEN, RESUBSCRIBE_MAX_MS, RESUBSCRIBE_MIN_MS, SubscriptionCursor, anyRetryDelay, appendConflict, checkAppendResult,
   claimedData, emptyStreamHistoryError, idClaimStream, idInOtherStreamError, mapAppendError, readIdClaim, resubscribeDelay, sameIds, superviseSubscription,
@@ -12,7 +12,7 @@ import {
   compareEsdbPositions, decodePosition, encodePosition, fromEsdbRevision, fromResolvedEvent, headOf, isOwnEvent, positionOf,
   prepareAppend, sameEventId, splitMetadata, stampRecordedAt, toEsdbEvent, toEsdbExpectedRevision, toEsdbRevision,
   wantedRevision, type EsdbRecord, type EsdbResolvedEvent, type PreparedEvent,
-} from './esdb-mapping';
+} from './esdb-mapping.js';
 
 const ev = (type: string, data: unknown): NewEvent => ({
   id: randomUUID(),

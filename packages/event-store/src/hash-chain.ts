@@ -2,7 +2,7 @@
 // canonical JSON, so rewriting any event breaks every hash after it. The hash is versioned
 // (event-hash.mjs says what each scheme covers): scheme 2 also binds the event to its stream,
 // id and revision, and starts each stream from a genesis derived from its name.
-import type { StoredEvent } from './event-store';
+import type { StoredEvent } from './event-store.js';
 import { CURRENT_HASH_SCHEME, GENESIS_HASH, eventHash as hashOf, genesisHash as genesisOf, hashSchemeOf } from './event-hash.mjs';
 
 export { CURRENT_HASH_SCHEME, GENESIS_HASH };

@@ -8,9 +8,9 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { IDEMPOTENCY_RETENTION_MS, createSqliteIdempotencyStore, type IdempotencyStore } from './idempotency-store';
-import { createRedisIdempotencyStore } from './redis-idempotency-store';
-import { openSqliteDatabase } from './sqlite-event-store';
+import { IDEMPOTENCY_RETENTION_MS, createSqliteIdempotencyStore, type IdempotencyStore } from './idempotency-store.js';
+import { createRedisIdempotencyStore } from './redis-idempotency-store.js';
+import { openSqliteDatabase } from './sqlite-event-store.js';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));

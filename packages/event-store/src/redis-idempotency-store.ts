@@ -4,7 +4,7 @@
 // the owner in one step, so a late or foreign owner never overwrites what another wrote. Each
 // key expires after its retention (48 h by default), pending or answered.
 import type { Redis } from 'ioredis';
-import { IDEMPOTENCY_LEASE_MS, IDEMPOTENCY_RETENTION_MS, idempotencyOwnerGone, type ClaimOutcome, type IdempotencyRecord, type IdempotencyStore } from './idempotency-store';
+import { IDEMPOTENCY_LEASE_MS, IDEMPOTENCY_RETENTION_MS, idempotencyOwnerGone, type ClaimOutcome, type IdempotencyRecord, type IdempotencyStore } from './idempotency-store.js';
 
 /** A pending claim: the hash and its owner's lease; an answered one has the record's fields too. */
 type Stored = Partial<IdempotencyRecord> & { scope: string; key: string; requestHash: string; createdAt: string; owner?: string; leaseUntil?: string };

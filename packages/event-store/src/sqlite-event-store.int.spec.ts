@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventStoreContract } from './contract/event-store-contract';
-import { createSqliteEventStore } from './sqlite-event-store';
+import { eventStoreContract } from './contract/event-store-contract.js';
+import { createSqliteEventStore } from './sqlite-event-store.js';
 
 eventStoreContract('SQLite', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cm-es-'));

@@ -11,12 +11,12 @@ import Database from 'better-sqlite3';
 import { ConcurrencyError, ConflictError, ValidationError } from '@cm/domain';
 import type {
   AppendResult, EventStore, Position, ReadStreamOptions, StoredEvent, SubscribeOptions, Subscription,
-} from './event-store';
-import { chainFault, hashScheme, type HashScheme, type StreamHeadRow } from './hash-chain';
-import { createSqliteWriter, type AppendOutcome, type GroupAppend, type SqliteWriter, type WriterSupervision } from './sqlite-writer';
-import { registerWriter } from './sqlite-writer-registry';
+} from './event-store.js';
+import { chainFault, hashScheme, type HashScheme, type StreamHeadRow } from './hash-chain.js';
+import { createSqliteWriter, type AppendOutcome, type GroupAppend, type SqliteWriter, type WriterSupervision } from './sqlite-writer.js';
+import { registerWriter } from './sqlite-writer-registry.js';
 
-export { WriterUnavailableError, type WriterSupervision } from './sqlite-writer';
+export { WriterUnavailableError, type WriterSupervision } from './sqlite-writer.js';
 
 type Row = {
   position: number | bigint;

@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readBundleEvents, verifyBundle } from './bundle';
-import { exportArchive, exportStream } from './bundle-export';
-import type { NewEvent, StoredEvent } from './event-store';
-import { verifyChain } from './hash-chain';
-import { createSqliteEventStore, type SqliteEventStore } from './sqlite-event-store';
+import { readBundleEvents, verifyBundle } from './bundle.js';
+import { exportArchive, exportStream } from './bundle-export.js';
+import type { NewEvent, StoredEvent } from './event-store.js';
+import { verifyChain } from './hash-chain.js';
+import { createSqliteEventStore, type SqliteEventStore } from './sqlite-event-store.js';
 
 let dir: string;
 const open: SqliteEventStore[] = [];

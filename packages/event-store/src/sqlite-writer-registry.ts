@@ -1,7 +1,7 @@
 // Which writer belongs to which SQLite store, for the test hook in ./testing/writer-faults.ts
 // only: the store's own API has no way to stop its writer thread.
-import type { EventStore } from './event-store';
-import type { SqliteWriter } from './sqlite-writer';
+import type { EventStore } from './event-store.js';
+import type { SqliteWriter } from './sqlite-writer.js';
 
 const writers = new WeakMap<EventStore, () => SqliteWriter>();
 

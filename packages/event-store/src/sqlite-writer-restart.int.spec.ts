@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { NewEvent } from './event-store';
-import { verifyChain } from './hash-chain';
-import { WriterUnavailableError, createSqliteEventStore, type SqliteEventStore, type WriterSupervision } from './sqlite-event-store';
-import { injectWriterFault, restartGate, writerLog } from './testing/writer-faults';
+import type { NewEvent } from './event-store.js';
+import { verifyChain } from './hash-chain.js';
+import { WriterUnavailableError, createSqliteEventStore, type SqliteEventStore, type WriterSupervision } from './sqlite-event-store.js';
+import { injectWriterFault, restartGate, writerLog } from './testing/writer-faults.js';
 
 let dir: string;
 const open: SqliteEventStore[] = [];

@@ -5,7 +5,7 @@
 // until it is back, appends are refused with a retryable WriterUnavailableError.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '@cm/platform';
-import type { ExpectedRevision, NewEvent } from './event-store';
+import type { ExpectedRevision, NewEvent } from './event-store.js';
 
 export type WrittenEvent = { revision: number; position: string; prevHash: string; hash: string };
 export type RawRow = {

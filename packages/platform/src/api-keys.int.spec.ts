@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApiKeysError, createKeyRing, ensureApiKeysFile, hashSecret, readApiKeysFile, writeApiKeysFile } from './api-keys';
+import { ApiKeysError, createKeyRing, ensureApiKeysFile, hashSecret, readApiKeysFile, writeApiKeysFile } from './api-keys.js';
 
 const dirs: string[] = [];
 const tempDir = () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, maskEmails, maskLine, maskUrlPasswords } from './logger';
+import { createLogger, maskEmails, maskLine, maskUrlPasswords } from './logger.js';
 
 function capture() {
   const lines: string[] = [];

@@ -2,8 +2,8 @@
 // with only what it moved, folded from a hand-built agreement stream.
 import { describe, expect, it } from 'vitest';
 import { agreementStream } from '@cm/domain';
-import { explainCommitment } from './explain';
-import { createEventLog } from './testing/stored-events';
+import { explainCommitment } from './explain.js';
+import { createEventLog } from './testing/stored-events.js';
 
 const day = (d: string) => `${d}T09:00:00.000Z`;
 

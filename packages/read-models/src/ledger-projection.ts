@@ -6,7 +6,7 @@ import {
   type AgreementEvent, type ReviewEvent,
 } from '@cm/domain';
 import { toTimed, type StoredEvent } from '@cm/event-store';
-import type { AgreementDoc, ProjectionChanges, ReviewDoc, ReviewRef } from './documents';
+import type { AgreementDoc, ProjectionChanges, ReviewDoc, ReviewRef } from './documents.js';
 
 /** The documents a batch needs, in two rounds: the streams themselves, then agreements in a review's scope. */
 export function documentsNeeded(events: readonly StoredEvent[], reviews: ReadonlyMap<string, ReviewDoc>): { agreementIds: Set<string>; reviewIds: Set<string> } {

@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { foldAgreement, foldReview, type AgreementEvent, type ReviewEvent, type Timed } from '@cm/domain';
 import type { StoredEvent } from '@cm/event-store';
-import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents';
-import { documentsNeeded, projectBatch } from './ledger-projection';
-import { createEventLog } from './testing/stored-events';
+import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents.js';
+import { documentsNeeded, projectBatch } from './ledger-projection.js';
+import { createEventLog } from './testing/stored-events.js';
 
 type Docs = { agreements: Map<string, AgreementDoc>; reviews: Map<string, ReviewDoc> };
 

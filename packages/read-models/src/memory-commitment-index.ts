@@ -7,8 +7,8 @@
 // "Overdue" depends on the instant asked: open commitments due before that day are a prefix of
 // the open list, the rest a suffix of all, so it is served by the same binary searches.
 import { type CommitmentState, type ExistingAgreement } from '@cm/domain';
-import { decodeCursor, encodeCursor, foldText, type CommitmentFilter, type CommitmentListItem, type Page } from './queries';
-import { commitmentView } from './views';
+import { decodeCursor, encodeCursor, foldText, type CommitmentFilter, type CommitmentListItem, type Page } from './queries.js';
+import { commitmentView } from './views.js';
 
 export type CommitmentRow = {
   readonly due: string;

@@ -3,12 +3,12 @@
 // writes piling up unread. Every commitment list, page by page, and the dashboard must match.
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '@cm/event-store';
-import type { AgreementDoc, ReviewDoc } from './documents';
-import { projectBatch } from './ledger-projection';
-import { commitmentFilter, createScanQueries, type CommitmentFilter, type Page } from './queries';
-import { createMemoryReadStore } from './read-store';
-import { createRandom } from './testing/mixed-ledger';
-import { createEventLog } from './testing/stored-events';
+import type { AgreementDoc, ReviewDoc } from './documents.js';
+import { projectBatch } from './ledger-projection.js';
+import { commitmentFilter, createScanQueries, type CommitmentFilter, type Page } from './queries.js';
+import { createMemoryReadStore } from './read-store.js';
+import { createRandom } from './testing/mixed-ledger.js';
+import { createEventLog } from './testing/stored-events.js';
 
 const SECTORS = ['health', 'energy', 'science'];
 const PARTIES = ['VEN', 'RUS', 'CUB'];

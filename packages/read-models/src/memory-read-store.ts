@@ -6,10 +6,10 @@
 // Answers are those of the reference scan queries (queries.ts), to the order and the cursor.
 import { deriveAgreementStatus, type AgreementStatus, type CommitmentStatus, type ExistingAgreement } from '@cm/domain';
 import { comparePositions, type Position } from '@cm/event-store';
-import type { AgreementDoc, ReviewDoc } from './documents';
-import { createCommitmentIndex } from './memory-commitment-index';
-import { createScanQueries, descDate, type Dashboard } from './queries';
-import { CheckpointMismatchError, type ReadStore } from './read-store';
+import type { AgreementDoc, ReviewDoc } from './documents.js';
+import { createCommitmentIndex } from './memory-commitment-index.js';
+import { createScanQueries, descDate, type Dashboard } from './queries.js';
+import { CheckpointMismatchError, type ReadStore } from './read-store.js';
 
 const PAST = '0001-01-01T00:00:00.000Z';
 const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'];

@@ -5,9 +5,9 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@cm/platform';
-import { projectBatch } from './ledger-projection';
-import { runWithLease, type HeldLease } from './projection-lease';
-import { createRedisReadStore, dropGeneration, LeaseLostError } from './redis-read-store';
+import { projectBatch } from './ledger-projection.js';
+import { runWithLease, type HeldLease } from './projection-lease.js';
+import { createRedisReadStore, dropGeneration, LeaseLostError } from './redis-read-store.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const logger = createLogger({ level: 'silent' });

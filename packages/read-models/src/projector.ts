@@ -3,10 +3,10 @@
 // one write. An empty read store (the embedded default) is therefore rebuilt from the log.
 import type { Logger } from 'pino';
 import { comparePositions, type EventStore, type Position, type StoredEvent, type Subscription } from '@cm/event-store';
-import { documentsNeeded, projectBatch } from './ledger-projection';
-import type { HeldLease } from './projection-lease';
-import { GenerationChangedError, LeaseLostError } from './redis-read-store';
-import { CheckpointMismatchError, type ReadStore } from './read-store';
+import { documentsNeeded, projectBatch } from './ledger-projection.js';
+import type { HeldLease } from './projection-lease.js';
+import { GenerationChangedError, LeaseLostError } from './redis-read-store.js';
+import { CheckpointMismatchError, type ReadStore } from './read-store.js';
 
 export type ProjectorStatus = {
   checkpoint: Position | null;

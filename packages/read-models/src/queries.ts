@@ -5,8 +5,8 @@ import {
   ValidationError, agreementStatus, commitmentStatus, deriveAgreementStatus, isOverdue, isoDate, instant, normalizeInstant, party,
   reviewStatus, sector, slug, type AgreementStatus, type CommitmentStatus,
 } from '@cm/domain';
-import type { ReadStore } from './read-store';
-import { agreementSummary, commitmentView, reviewDetail, reviewView, type AgreementSummary, type CommitmentView, type ReviewView } from './views';
+import type { ReadStore } from './read-store.js';
+import { agreementSummary, commitmentView, reviewDetail, reviewView, type AgreementSummary, type CommitmentView, type ReviewView } from './views.js';
 
 const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
 const cursor = z.string().max(500).optional();

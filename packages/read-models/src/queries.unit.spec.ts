@@ -2,10 +2,10 @@
 // fills it: filters, ordering, cursor pagination and counts as of an instant.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '@cm/domain';
-import { agreementFilter, commitmentFilter, createQueries, reviewFilter, type Queries } from './queries';
-import { createMemoryReadStore, type ReadStore } from './read-store';
-import { projectInto } from './testing/project-into';
-import { createEventLog, type EventLog } from './testing/stored-events';
+import { agreementFilter, commitmentFilter, createQueries, reviewFilter, type Queries } from './queries.js';
+import { createMemoryReadStore, type ReadStore } from './read-store.js';
+import { projectInto } from './testing/project-into.js';
+import { createEventLog, type EventLog } from './testing/stored-events.js';
 
 const NOW = '2026-03-15T12:00:00.000Z';
 const CIAN_XIX = { name: 'CIAN XIX', date: '2025-11-28' };

@@ -1,10 +1,10 @@
 // The read-store port: documents plus the projection checkpoint, changed together in one
 // atomic commit so a crash can never leave documents ahead of or behind the checkpoint.
 import type { Position } from '@cm/event-store';
-import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents';
-import type { ListQueries } from './queries';
+import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents.js';
+import type { ListQueries } from './queries.js';
 
-export { createMemoryReadStore } from './memory-read-store';
+export { createMemoryReadStore } from './memory-read-store.js';
 
 /** A key that must still hold a token for a write to go ahead (the projection lease, the rebuild lock). */
 export type Fence = { key: string; token: string };

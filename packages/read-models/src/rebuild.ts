@@ -7,10 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { comparePositions, type EventStore, type Position, type StoredEvent } from '@cm/event-store';
-import type { AgreementDoc, ReviewDoc } from './documents';
-import { documentsNeeded, projectBatch } from './ledger-projection';
-import { LeaseLostError, type Fence } from './read-store';
-import { createRedisReadStore, dropGeneration } from './redis-read-store';
+import type { AgreementDoc, ReviewDoc } from './documents.js';
+import { documentsNeeded, projectBatch } from './ledger-projection.js';
+import { LeaseLostError, type Fence } from './read-store.js';
+import { createRedisReadStore, dropGeneration } from './redis-read-store.js';
 
 export type RebuildPhase = 'building' | 'catching-up' | 'comparing' | 'switching' | 'dropping' | 'done';
 

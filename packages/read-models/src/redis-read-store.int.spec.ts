@@ -4,17 +4,17 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it, expect } from 'vitest';
 import { pino } from 'pino';
-import { readStoreContract } from './contract/read-store-contract';
+import { readStoreContract } from './contract/read-store-contract.js';
 import { createSqliteEventStore } from '@cm/event-store';
-import { createLedgerWriter } from './testing/ledger-writer';
-import { writeMixedLedger } from './testing/mixed-ledger';
-import { projectInto } from './testing/project-into';
-import { createMemoryReadStore } from './read-store';
-import { createRedisReadStore, dropGeneration, switchGeneration } from './redis-read-store';
-import { LeaseLostError, ReadModelsDamagedError, type ReadStore } from './read-store';
-import { createProjector, waitForCheckpoint } from './projector';
-import { createDecidedLedger, type DecidedLedger } from './testing/decided-ledger';
-import { agreementFilter, commitmentFilter, reviewFilter } from './queries';
+import { createLedgerWriter } from './testing/ledger-writer.js';
+import { writeMixedLedger } from './testing/mixed-ledger.js';
+import { projectInto } from './testing/project-into.js';
+import { createMemoryReadStore } from './read-store.js';
+import { createRedisReadStore, dropGeneration, switchGeneration } from './redis-read-store.js';
+import { LeaseLostError, ReadModelsDamagedError, type ReadStore } from './read-store.js';
+import { createProjector, waitForCheckpoint } from './projector.js';
+import { createDecidedLedger, type DecidedLedger } from './testing/decided-ledger.js';
+import { agreementFilter, commitmentFilter, reviewFilter } from './queries.js';
 
 it('answers every list and the dashboard exactly as the reference scan does, across batches and instants', async () => {
   const es = createSqliteEventStore({ path: join(mkdtempSync(join(tmpdir(), 'x-')), 'e.sqlite') });

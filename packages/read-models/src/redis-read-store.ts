@@ -9,15 +9,15 @@ import {
   deriveAgreementStatus, type AgreementStatus, type CommitmentState, type CommitmentStatus, type ExistingAgreement,
 } from '@cm/domain';
 import { comparePositions, type Position } from '@cm/event-store';
-import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents';
+import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents.js';
 import {
   decodeCursor, descDate, encodeCursor, foldText,
   type AgreementFilter, type CommitmentFilter, type CommitmentListItem, type Dashboard, type Page, type ReviewFilter,
-} from './queries';
+} from './queries.js';
 import {
   CheckpointMismatchError, GenerationChangedError, LeaseLostError, ReadModelsDamagedError, type CommitOptions, type Fence, type ReadStore,
-} from './read-store';
-import { agreementSummary, commitmentView, reviewView, type AgreementSummary, type ReviewView } from './views';
+} from './read-store.js';
+import { agreementSummary, commitmentView, reviewView, type AgreementSummary, type ReviewView } from './views.js';
 
 export type RedisReadStoreOptions = {
   url: string;
@@ -53,7 +53,7 @@ function changedCommitments(before: AgreementDoc, after: AgreementDoc): { before
 }
 
 // Declared with the port (the memory store raises them too); re-exported where they always were.
-export { GenerationChangedError, LeaseLostError } from './read-store';
+export { GenerationChangedError, LeaseLostError } from './read-store.js';
 
 /** Arguments per command the commit script sends at once (Lua's unpack has a stack limit). */
 const SCRIPT_CHUNK = 1000;

@@ -2,8 +2,8 @@
 // and folding a selection that skips revisions without losing track of what corrections target.
 import { describe, expect, it } from 'vitest';
 import { agreementStream } from '@cm/domain';
-import { effectiveEvents, foldAgreementEvents, foldReviewEvents } from './replay';
-import { createEventLog } from './testing/stored-events';
+import { effectiveEvents, foldAgreementEvents, foldReviewEvents } from './replay.js';
+import { createEventLog } from './testing/stored-events.js';
 
 const day = (d: string) => `${d}T09:00:00.000Z`;
 

@@ -5,7 +5,7 @@ import {
   agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue,
   type CommitmentState, type ExistingAgreement, type ExistingReview,
 } from '@cm/domain';
-import type { AgreementDoc, ReviewDoc, ReviewRef } from './documents';
+import type { AgreementDoc, ReviewDoc, ReviewRef } from './documents.js';
 
 export function commitmentView(c: CommitmentState, asOf: string) {
   return {

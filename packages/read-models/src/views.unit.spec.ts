@@ -2,11 +2,11 @@
 // and a review's agenda, read from a memory store filled the way the projector fills it.
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '@cm/event-store';
-import type { AgreementDoc } from './documents';
-import { createMemoryReadStore } from './read-store';
-import { projectInto } from './testing/project-into';
-import { createEventLog } from './testing/stored-events';
-import { agreementDetail, agreementSummary, reviewAgenda, reviewView } from './views';
+import type { AgreementDoc } from './documents.js';
+import { createMemoryReadStore } from './read-store.js';
+import { projectInto } from './testing/project-into.js';
+import { createEventLog } from './testing/stored-events.js';
+import { agreementDetail, agreementSummary, reviewAgenda, reviewView } from './views.js';
 
 async function storeWith(events: StoredEvent[]) {
   const store = createMemoryReadStore();

@@ -7,9 +7,9 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createBullmqScheduler } from './bullmq-scheduler';
-import type { PlannedReminder } from './reminder-planning';
-import { SendInProgressError, type ReminderProcessor, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
+import { createBullmqScheduler } from './bullmq-scheduler.js';
+import type { PlannedReminder } from './reminder-planning.js';
+import { SendInProgressError, type ReminderProcessor, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const logger = pino({ level: 'silent' });

@@ -12,8 +12,8 @@ import { createHash } from 'node:crypto';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { PlannedReminder } from './reminder-planning';
-import { IN_PROGRESS_RECHECK_MS, SendInProgressError, type ReminderProcessor, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
+import type { PlannedReminder } from './reminder-planning.js';
+import { IN_PROGRESS_RECHECK_MS, SendInProgressError, type ReminderProcessor, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler.js';
 
 export type BullmqSchedulerOptions = {
   redisUrl: string;

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createMailer, type MailMessage } from './mailer';
-import { startSmtpServer } from './testing/smtp-test-server';
+import { createMailer, type MailMessage } from './mailer.js';
+import { startSmtpServer } from './testing/smtp-test-server.js';
 
 const FROM = 'Commitment monitor <monitor@example.org>';
 

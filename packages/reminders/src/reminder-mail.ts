@@ -4,7 +4,7 @@
 // time zones and one stated zone is less ambiguous than a guess at theirs.
 // No I/O and no clock here: `now` (the instant the agenda was computed) arrives as an argument.
 import type { AgreementStatus, CommitmentStatus, Locale, Responsible } from '@cm/domain';
-import type { PlannedReminder } from './reminder-planning';
+import type { PlannedReminder } from './reminder-planning.js';
 
 /** What the mail needs of a review; an `ExistingReview` or a review view fits. */
 export type ReminderReview = { id: string; title: string; scheduledFor: string; location: string | null };

@@ -2,7 +2,7 @@
 // and user-typed titles that can never break out of the HTML.
 import { describe, expect, it } from 'vitest';
 import type { Locale } from '@cm/domain';
-import { renderReminder, type RenderReminderInput, type ReminderAgendaItem } from './reminder-mail';
+import { renderReminder, type RenderReminderInput, type ReminderAgendaItem } from './reminder-mail.js';
 
 const review = { id: 'cian-xx-prep', title: 'CIAN XX preparatory review', scheduledFor: '2027-01-20T09:00:00.000Z', location: 'Caracas' };
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ExistingReview } from '@cm/domain';
-import { planReminders, reminderId } from './reminder-planning';
+import { planReminders, reminderId } from './reminder-planning.js';
 
 const offsets = [
   { label: '7d', ms: 7 * 86_400_000 },

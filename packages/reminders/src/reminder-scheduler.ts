@@ -1,8 +1,8 @@
 // The scheduler port and its in-process adapter (timers). Jobs are keyed by the planned
 // send's deterministic id; `sync` makes the pending set of one review equal to its plan.
 import type { Logger } from 'pino';
-import { systemClock, type Clock, type TimerHandle } from './clock';
-import type { PlannedReminder } from './reminder-planning';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import type { PlannedReminder } from './reminder-planning.js';
 
 /** Another process holds this send (it is mailing it now): the job waits and looks
  * again, without spending one of its attempts (the holder may yet fail and free it). */

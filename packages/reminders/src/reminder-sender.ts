@@ -17,11 +17,11 @@ import type { Logger } from 'pino';
 import { agreementStream, foldReview, reviewDecider, reviewStream, type ExistingReview, type ReviewCommand, type ReviewEvent, type ReviewState } from '@cm/domain';
 import { eventIdFrom, runCommand, toTimed, type EventStore } from '@cm/event-store';
 import { foldAgreementEvents, reviewAgenda } from '@cm/read-models';
-import type { Mailer } from './mailer';
-import { SendInProgressError } from './reminder-scheduler';
-import { createMemorySendLedger, type SendLedger, type SentMarker } from './send-ledger';
-import { renderReminder } from './reminder-mail';
-import { planReminders, type PlannedReminder, type ReminderOffset } from './reminder-planning';
+import type { Mailer } from './mailer.js';
+import { SendInProgressError } from './reminder-scheduler.js';
+import { createMemorySendLedger, type SendLedger, type SentMarker } from './send-ledger.js';
+import { renderReminder } from './reminder-mail.js';
+import { planReminders, type PlannedReminder, type ReminderOffset } from './reminder-planning.js';
 
 export type SendOutcome = 'sent' | 'obsolete';
 

@@ -9,9 +9,9 @@
 import type { Logger } from 'pino';
 import { parseStreamName } from '@cm/domain';
 import type { EventStore, Subscription } from '@cm/event-store';
-import { planReminders, type ReminderOffset } from './reminder-planning';
-import type { ReminderScheduler } from './reminder-scheduler';
-import { loadReview } from './reminder-sender';
+import { planReminders, type ReminderOffset } from './reminder-planning.js';
+import type { ReminderScheduler } from './reminder-scheduler.js';
+import { loadReview } from './reminder-sender.js';
 
 /** Reviews re-planned at once when the role starts. */
 const RECONCILE_CONCURRENCY = 16;

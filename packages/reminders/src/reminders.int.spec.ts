@@ -20,14 +20,14 @@ import {
 import { createSqliteEventStore, runCommand, type EventStore, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, waitForCheckpoint, type ReadStore } from '@cm/read-models';
 import { Redis } from 'ioredis';
-import { createMailer, type Mailer } from './mailer';
-import { FAILED_SEND_RETRY, planReminders, reminderId, type ReminderOffset } from './reminder-planning';
-import { createInProcessScheduler, SendInProgressError, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler';
-import { loadReview, createReminderSender } from './reminder-sender';
-import { createRemindersRole } from './reminders-role';
-import { createRedisSendLedger } from './send-ledger';
-import { startSmtpServer, type SmtpTestServer } from './testing/smtp-test-server';
-import { createTestClock, type TestClock } from './testing/test-clock';
+import { createMailer, type Mailer } from './mailer.js';
+import { FAILED_SEND_RETRY, planReminders, reminderId, type ReminderOffset } from './reminder-planning.js';
+import { createInProcessScheduler, SendInProgressError, type ReminderScheduler, type RetryPolicy } from './reminder-scheduler.js';
+import { loadReview, createReminderSender } from './reminder-sender.js';
+import { createRemindersRole } from './reminders-role.js';
+import { createRedisSendLedger } from './send-ledger.js';
+import { startSmtpServer, type SmtpTestServer } from './testing/smtp-test-server.js';
+import { createTestClock, type TestClock } from './testing/test-clock.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const FROM = 'Commitment monitor <monitor@example.org>';

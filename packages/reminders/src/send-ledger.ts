@@ -11,7 +11,7 @@
 // where one process holds every send.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { reminderJobId } from './bullmq-scheduler';
+import { reminderJobId } from './bullmq-scheduler.js';
 
 export type SentMarker = { messageId: string; sentAt: string };
 

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { agreementInput, commitmentInput, expectNothingAppended, expectProblem, get, post, sleep, type Json } from './testing/api-fixtures';
-import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
+import { agreementInput, commitmentInput, expectNothingAppended, expectProblem, get, post, sleep, type Json } from './testing/api-fixtures.js';
+import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app.js';
 
 const admin: TestKey = { name: 'ops-admin', role: 'admin', secret: 'cm_admin_secret_0001' };
 const venEditor: TestKey = { name: 'mfa-ven', role: 'editor', parties: ['VEN'], secret: 'cm_ven_editor_0001' };

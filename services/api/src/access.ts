@@ -11,8 +11,8 @@ import {
 } from '@cm/domain';
 import type { EventStore } from '@cm/event-store';
 import type { KeyRing } from '@cm/platform';
-import { refuseBodyTooLarge } from './http-edges';
-import { problem, sendProblem, HttpProblem } from './problem';
+import { refuseBodyTooLarge } from './http-edges.js';
+import { problem, sendProblem, HttpProblem } from './problem.js';
 
 export type AccessOptions = {
   /** null: AUTH=off, every caller is `anonymous` with every right (loopback only). */

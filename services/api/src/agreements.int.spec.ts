@@ -1,8 +1,8 @@
 // Agreements through HTTP: creating, reading back at once, listing with filters and pages.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SLUG_PATTERN } from '@cm/domain';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, command, commitmentInput, createAgreement, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { agreementInput, command, commitmentInput, createAgreement, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures.js';
 
 let t: TestApp;
 beforeEach(async () => {

@@ -6,20 +6,20 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { accessPlugin } from './access';
-import { readScopePlugin } from './read-scope';
-import type { AppDeps } from './deps';
-import { requestIdOf } from './http-support';
-import { documentTransforms, problemSchema } from './openapi';
-import { clientErrorHandler, refuseBodyTooLarge } from './http-edges';
-import { installJsonBodyParser } from './json-body';
-import { installErrorHandling, problem, sendProblem } from './problem';
-import { agreementRoutes } from './routes/agreements';
-import { correctionRoutes } from './routes/corrections';
-import { auditRoutes } from './routes/audit';
-import { exportRoutes } from './routes/export';
-import { operationRoutes } from './routes/operations';
-import { reviewRoutes } from './routes/reviews';
+import { accessPlugin } from './access.js';
+import { readScopePlugin } from './read-scope.js';
+import type { AppDeps } from './deps.js';
+import { requestIdOf } from './http-support.js';
+import { documentTransforms, problemSchema } from './openapi.js';
+import { clientErrorHandler, refuseBodyTooLarge } from './http-edges.js';
+import { installJsonBodyParser } from './json-body.js';
+import { installErrorHandling, problem, sendProblem } from './problem.js';
+import { agreementRoutes } from './routes/agreements.js';
+import { correctionRoutes } from './routes/corrections.js';
+import { auditRoutes } from './routes/audit.js';
+import { exportRoutes } from './routes/export.js';
+import { operationRoutes } from './routes/operations.js';
+import { reviewRoutes } from './routes/reviews.js';
 
 // Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
 function configureMessages(): void {

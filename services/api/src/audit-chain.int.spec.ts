@@ -5,8 +5,8 @@
 // verifying, and asOf under a clock that runs behind the log's recordedAt.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventHash, genesisHash, type StoredEvent } from '@cm/event-store';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { command, commitmentInput, createAgreement, get, sleep, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { command, commitmentInput, createAgreement, get, sleep, type Json } from './testing/api-fixtures.js';
 
 let t: TestApp;
 beforeEach(async () => {

@@ -3,8 +3,8 @@
 // as known now); review history and integrity; one correlation id per command; and `explain`.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { genesisHash } from '@cm/event-store';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { command, commitmentInput, createAgreement, expectProblem, get, post, settle, sleep, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { command, commitmentInput, createAgreement, expectProblem, get, post, settle, sleep, type Json } from './testing/api-fixtures.js';
 
 // Real clock: recordedAt is stamped by the store's own clock, and the views compare against it.
 let t: TestApp;

@@ -1,8 +1,8 @@
 // The audit trail: history in stream order with its hash chain, tamper detection on the
 // SQLite file itself, and `asOf` replays of the log to an instant.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { command, commitmentInput, createAgreement, expectProblem, get, sleep, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { command, commitmentInput, createAgreement, expectProblem, get, sleep, type Json } from './testing/api-fixtures.js';
 
 import { genesisHash } from '@cm/event-store';
 // Real clock here: recordedAt is stamped by the store's clock, and asOf compares against it.

@@ -3,8 +3,8 @@
 // calendar client sees an injected parameter, another address or another property.
 import ICAL from 'ical.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { createAgreement, get, post, settle, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { createAgreement, get, post, settle, type Json } from './testing/api-fixtures.js';
 
 const NOW = '2026-03-01T09:00:00.000Z';
 let t: TestApp;

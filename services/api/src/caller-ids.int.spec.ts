@@ -2,8 +2,8 @@
 // correlation id is stored under the caller's key, so one key can never attach its events to
 // another key's correlation in the history.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
-import { agreementInput, commitmentInput, get, post, type Json } from './testing/api-fixtures';
+import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app.js';
+import { agreementInput, commitmentInput, get, post, type Json } from './testing/api-fixtures.js';
 
 const ven: TestKey = { name: 'ven-tool', role: 'editor', parties: ['VEN'], secret: 'cm_test_ven_secret_0001' };
 const rus: TestKey = { name: 'rus-tool', role: 'editor', parties: ['RUS'], secret: 'cm_test_rus_secret_0001' };

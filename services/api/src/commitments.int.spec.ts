@@ -1,8 +1,8 @@
 // Commitments through HTTP: the life of one commitment, what it does to its agreement's status
 // and progress, "overdue" against the app clock, the cross-agreement list and the dashboard.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { command, commitmentInput, createAgreement, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { command, commitmentInput, createAgreement, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures.js';
 
 const NOW = '2026-03-01T09:00:00.000Z';
 let t: TestApp;

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, commitmentInput, createAgreement, expectNothingAppended, expectProblem, get, post, settle, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { agreementInput, commitmentInput, createAgreement, expectNothingAppended, expectProblem, get, post, settle, type Json } from './testing/api-fixtures.js';
 
 let t: TestApp;
 beforeEach(async () => {

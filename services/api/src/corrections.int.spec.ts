@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
+import { createTestApp, type TestApp } from './testing/test-app.js';
 
 let t: TestApp;
 beforeEach(async () => {

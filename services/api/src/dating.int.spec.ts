@@ -3,8 +3,8 @@
 // the agreement was signed or before their commitment was added. Each 400 names the field and
 // nothing is appended.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, command, commitmentInput, createAgreement, errorPaths, expectNothingAppended, expectProblem, post } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { agreementInput, command, commitmentInput, createAgreement, errorPaths, expectNothingAppended, expectProblem, post } from './testing/api-fixtures.js';
 
 const NOW = '2026-03-01T09:00:00.000Z';
 let t: TestApp;

@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { get, type Json } from './testing/api-fixtures';
-import { createTestApp, type TestApp } from './testing/test-app';
+import { get, type Json } from './testing/api-fixtures.js';
+import { createTestApp, type TestApp } from './testing/test-app.js';
 
 const docsApi = join(dirname(fileURLToPath(import.meta.url)), '../../../docs/api.md');
 

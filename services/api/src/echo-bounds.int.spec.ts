@@ -1,8 +1,8 @@
 // What a refusal echoes of the input is bounded: a huge body of unknown keys or a huge path
 // gets a small problem+json, not one larger than what was sent.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, expectProblem, get, post } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { agreementInput, expectProblem, get, post } from './testing/api-fixtures.js';
 
 let t: TestApp;
 beforeEach(async () => {

@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyBundle } from '@cm/event-store';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { command, commitmentInput, createAgreement, expectProblem, get, post, settle, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { command, commitmentInput, createAgreement, expectProblem, get, post, settle, type Json } from './testing/api-fixtures.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const NOW = '2026-03-02T10:00:00.000Z';

@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
-import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
-import { agreementInput, commitmentInput, get, post, type Json } from './testing/api-fixtures';
+import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app.js';
+import { agreementInput, commitmentInput, get, post, type Json } from './testing/api-fixtures.js';
 
 const NOW = '2026-03-01T09:00:00.000Z';
 const SEED = 20260301;

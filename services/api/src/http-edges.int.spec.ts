@@ -4,9 +4,9 @@ import { spawnSync, spawn } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drainRequestBody } from './http-edges';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { createAgreement, commitmentInput, type Json } from './testing/api-fixtures';
+import { drainRequestBody } from './http-edges.js';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { createAgreement, commitmentInput, type Json } from './testing/api-fixtures.js';
 
 const MB = 1024 * 1024;
 let t: TestApp;

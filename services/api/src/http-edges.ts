@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { problem, sendProblem, type Problem } from './problem';
+import { problem, sendProblem, type Problem } from './problem.js';
 
 export const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
 export const DRAIN_MAX_MS = 10_000;

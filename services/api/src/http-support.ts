@@ -2,15 +2,19 @@
 // Idempotency-Key replay, and read-your-writes waiting on `?after=`.
 import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import canonicalize from 'canonicalize';
+import canonicalizeModule from 'canonicalize';
 import { normalizeInstant } from '@cm/domain';
 import type { AgreementState, ExistingAgreement } from '@cm/domain';
 import { POSITION_PATTERN, idempotencyOwner, type CommandContext, type CommandResult, type IdempotencyStore } from '@cm/event-store';
 import { agreementDetail, waitForCheckpoint, type ReadStore } from '@cm/read-models';
 import { AppError } from '@cm/domain';
-import { principalOf } from './access';
-import type { AppDeps } from './deps';
-import { HttpProblem } from './problem';
+import { principalOf } from './access.js';
+import type { AppDeps } from './deps.js';
+import { HttpProblem } from './problem.js';
+
+// canonicalize is CommonJS whose typings declare an ES default export; Node's ESM loader hands
+// over module.exports, the function itself.
+const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 
 /** How far in the future a caller's occurredAt may be before it is refused (clock skew). */
 const OCCURRED_AT_SKEW_MS = 5 * 60_000;

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRedisIdempotencyStore, type EventStore, type IdempotencyStore } from '@cm/event-store';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, commitmentInput, expectProblem, get, post, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { agreementInput, commitmentInput, expectProblem, get, post, type Json } from './testing/api-fixtures.js';
 
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redisClients: Redis[] = [];

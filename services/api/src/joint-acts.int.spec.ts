@@ -2,8 +2,8 @@
 // the notice period; a joint review's cancellation or outcome by one side is a proposal that
 // takes effect when the other side confirms it. One key per party, and an admin.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agreementInput, commitmentInput, expectProblem, get, post, type Json } from './testing/api-fixtures';
-import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
+import { agreementInput, commitmentInput, expectProblem, get, post, type Json } from './testing/api-fixtures.js';
+import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app.js';
 
 const admin: TestKey = { name: 'ops-admin', role: 'admin', secret: 'cm_admin_joint_0001' };
 const ven: TestKey = { name: 'mfa-ven', role: 'editor', parties: ['VEN'], secret: 'cm_ven_joint_0001' };

@@ -4,7 +4,7 @@
 // never sent) and keys that reach an object's prototype in code that copies or merges bodies.
 import type { FastifyInstance } from 'fastify';
 import type { FieldError } from '@cm/domain';
-import { HttpProblem } from './problem';
+import { HttpProblem } from './problem.js';
 
 /** Keys refused anywhere in a body: no field of the contract has these names. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);

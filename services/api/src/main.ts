@@ -1,6 +1,6 @@
 // The composition root: the only place that reads process.env. Runs any set of roles in one
 // process; the default (api + projector + reminders on embedded stores) needs no service.
-import './heap-settings';
+import './heap-settings.js';
 import { join } from 'node:path';
 import {
   ApiKeysError, ConfigError, maskUrlPasswords, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, planFirstApiKey, type FirstApiKey, loadConfig,
@@ -15,8 +15,8 @@ import {
   createMemoryReadStore, createProjector, createQueries, createRedisReadStore, runWithLease, type Projector, type ReadStore,
 } from '@cm/read-models';
 import { createBullmqScheduler, createInProcessScheduler, createMailer, createRedisSendLedger, createReminderSender, createRemindersRole } from '@cm/reminders';
-import { buildApp } from './app';
-import { createOutcomeCompleter } from './review-outcomes';
+import { buildApp } from './app.js';
+import { createOutcomeCompleter } from './review-outcomes.js';
 
 async function main(): Promise<void> {
   let config;

@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig, lintFromString } from '@redocly/openapi-core';
 import openapiTS, { astToString } from 'openapi-typescript';
-import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
-import { agreementInput, commitmentInput, expectProblem, type Json } from './testing/api-fixtures';
+import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app.js';
+import { agreementInput, commitmentInput, expectProblem, type Json } from './testing/api-fixtures.js';
 
 const ADMIN: TestKey = { name: 'ministry-tool', role: 'admin', secret: 'admin-secret-0001' };
 const VIEWER: TestKey = { name: 'observer', role: 'viewer', secret: 'viewer-secret-0001' };
@@ -165,7 +165,7 @@ describe('generated TypeScript types', () => {
 
     const generated = astToString(await openapiTS(source, { silent: true }));
     const usage = [
-      "import type { components, operations, paths } from './openapi';",
+      "import type { components, operations, paths } from './openapi.js';",
       ...Object.entries(COMMAND_BODIES).map(([path, body], i) =>
         `export const body${i}: paths['${path}']['post']['requestBody']['content']['application/json'] = ${body};`),
       // The types are not `any`: a body missing a required field, or a code no refusal carries, does not compile.

@@ -4,7 +4,7 @@
 // application/problem+json response of the one `Problem` schema, its `code` an enum.
 import type { FastifyDynamicSwaggerOptions, OpenAPIV3_2 } from '@fastify/swagger';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
-import { accessOf } from './access';
+import { accessOf } from './access.js';
 
 /** The statuses a refusal is documented under, with what each means to a caller. */
 const REFUSALS = {

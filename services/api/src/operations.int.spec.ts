@@ -3,8 +3,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '@cm/event-store';
 import { injectWriterFault, restartGate, writerLog } from '@cm/event-store/testing';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, createAgreement, expectProblem, get, post, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { agreementInput, createAgreement, expectProblem, get, post, type Json } from './testing/api-fixtures.js';
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {

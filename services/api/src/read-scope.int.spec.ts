@@ -3,9 +3,9 @@
 // did not exist. Every read route the app serves has a case here: a new one without a case
 // fails the first test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessOf } from './access';
-import { agreementInput, commitmentInput, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures';
-import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app';
+import { accessOf } from './access.js';
+import { agreementInput, commitmentInput, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures.js';
+import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app.js';
 
 const admin: TestKey = { name: 'ops-admin', role: 'admin', secret: 'cm_admin_secret_0001' };
 // Auditors, so that the audit routes are open to the role and only the parties decide.

@@ -8,9 +8,9 @@ import type { FastifyInstance } from 'fastify';
 import { NotFoundError, mayRead, readsAll, reviewStream, type Principal } from '@cm/domain';
 import type { EventStore } from '@cm/event-store';
 import { createScanQueries, type AgreementDoc, type ReadStore, type ReviewDoc } from '@cm/read-models';
-import { partiesOf } from './access';
-import type { AppDeps } from './deps';
-import { timeViewOf, type TimeViewQuery } from './time-travel';
+import { partiesOf } from './access.js';
+import type { AppDeps } from './deps.js';
+import { timeViewOf, type TimeViewQuery } from './time-travel.js';
 
 /** The agreements a review covers, from its first event (its scope never changes); null for an unknown review. */
 async function reviewAgreements(eventStore: EventStore, reviewId: string): Promise<string[] | null> {

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@cm/platform';
 import type { EventStore } from '@cm/event-store';
-import { createOutcomeCompleter } from './review-outcomes';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { createAgreement, get, post, settle, type Json } from './testing/api-fixtures';
+import { createOutcomeCompleter } from './review-outcomes.js';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { createAgreement, get, post, settle, type Json } from './testing/api-fixtures.js';
 
 const daysAhead = (n: number) => new Date(Date.now() + n * 86_400_000).toISOString();
 const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

@@ -1,8 +1,8 @@
 // A review in the future shows the reminders still to come, not only those sent: an official
 // sees when, to whom and for which offset an e-mail will go out. The clock is the test's.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { command, createAgreement, get, type Json } from './testing/api-fixtures';
-import { createTestApp, type TestApp } from './testing/test-app';
+import { command, createAgreement, get, type Json } from './testing/api-fixtures.js';
+import { createTestApp, type TestApp } from './testing/test-app.js';
 
 let t: TestApp;
 beforeAll(async () => {

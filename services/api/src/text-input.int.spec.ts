@@ -4,8 +4,8 @@
 // refusals: keys that could reach an object's prototype, and a Content-Length that lies.
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, command, commitmentInput, createAgreement, errorPaths, expectNothingAppended, expectProblem, post, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { agreementInput, command, commitmentInput, createAgreement, errorPaths, expectNothingAppended, expectProblem, post, type Json } from './testing/api-fixtures.js';
 
 const NOW = '2026-03-01T09:00:00.000Z';
 let t: TestApp;

@@ -9,8 +9,8 @@ import {
   agreementDetail, effectiveEvents, foldAgreementEvents, foldReviewEvents, reviewDetail,
   type AgreementDoc, type ReadStore, type ReviewRef,
 } from '@cm/read-models';
-import { HttpProblem } from './problem';
-import { timeViewNames } from './schemas';
+import { HttpProblem } from './problem.js';
+import { timeViewNames } from './schemas.js';
 
 export type TimeView =
   | { kind: 'asOf'; at: string }

@@ -1,8 +1,8 @@
 // Refused input: every invalid field named in problem+json, the HTTP-level refusals (413, 415,
 // malformed or poisoned JSON), bad query parameters, and the log left untouched each time.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './testing/test-app';
-import { agreementInput, commitmentInput, createAgreement, errorPaths, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures';
+import { createTestApp, type TestApp } from './testing/test-app.js';
+import { agreementInput, commitmentInput, createAgreement, errorPaths, expectNothingAppended, expectProblem, get, post, type Json } from './testing/api-fixtures.js';
 
 const NOW = '2026-03-01T09:00:00.000Z';
 let t: TestApp;

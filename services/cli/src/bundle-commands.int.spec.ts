@@ -9,7 +9,7 @@ import { createSqliteEventStore, verifyChain, type EventStore, type SqliteEventS
 import { createLogger } from '@cm/platform';
 import { createMemoryReadStore, createProjector, createQueries, waitForCheckpoint } from '@cm/read-models';
 import { createLedgerWriter, writeMixedLedger } from '@cm/read-models/testing';
-import { runCli } from './testing/run-cli';
+import { runCli } from './testing/run-cli.js';
 
 const NOW = '2026-09-01T00:00:00.000Z';
 let dir: string;

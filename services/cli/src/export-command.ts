@@ -4,8 +4,8 @@
 // Exit codes: 0 written, 2 the export failed (no file is left under the name asked for).
 import type { Writable } from 'node:stream';
 import { exportArchive, type EventStore } from '@cm/event-store';
-import { writeLinesTo, writeLinesToFile } from './bundle-file';
-import type { Progress } from './progress';
+import { writeLinesTo, writeLinesToFile } from './bundle-file.js';
+import type { Progress } from './progress.js';
 
 export type ExportOptions = {
   eventStore: EventStore;

@@ -5,9 +5,9 @@
 // Exit codes: 0 imported; 1 refused, nothing written (the log is not empty, or the bundle does
 // not verify); 2 the file is unreadable or the import failed (rolled back).
 import { createBundleVerifier, readBundleEvents, verifyBundle, type BundleReport, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
-import { bundleLines, cannotRead, isBundle } from './bundle-file';
-import type { Progress } from './progress';
-import { describeError } from './verify-command';
+import { bundleLines, cannotRead, isBundle } from './bundle-file.js';
+import type { Progress } from './progress.js';
+import { describeError } from './verify-command.js';
 
 export type ImportOptions = {
   file: string;

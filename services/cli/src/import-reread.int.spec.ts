@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bundleHeader, createSqliteEventStore, writeBundle, type StoredEvent } from '@cm/event-store';
-import { runImport } from './import-command';
+import { runImport } from './import-command.js';
 
 let dir: string;
 let archive: string;

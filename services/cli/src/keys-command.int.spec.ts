@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { hashSecret, keyId, readApiKeysFile } from '@cm/platform';
-import { runCli } from './testing/run-cli';
+import { runCli } from './testing/run-cli.js';
 
 const dirs: string[] = [];
 let dir: string;

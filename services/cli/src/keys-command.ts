@@ -8,7 +8,7 @@
 // command held the file's lock for longer than KEYS_LOCK_WAIT_MS (add, rotate and revoke lock
 // `<file>.lock` while they read, change and write it; see keys-lock.ts).
 import { existsSync } from 'node:fs';
-import { KeysLockBusy, acquireKeysLock } from './keys-lock';
+import { KeysLockBusy, acquireKeysLock } from './keys-lock.js';
 import {
   ApiKeysError, generateSecret, hashSecret, keyId, keyName, readApiKeysFile, writeApiKeysFile,
   type ApiKeyEntry, type ApiKeysFile,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { hashSecret, readApiKeysFile, writeApiKeysFile } from '@cm/platform';
-import { runCli, startCli } from './testing/run-cli';
+import { runCli, startCli } from './testing/run-cli.js';
 
 const dirs: string[] = [];
 let dir: string;

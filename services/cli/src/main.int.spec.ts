@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createSqliteEventStore } from '@cm/event-store';
 import { dropGeneration } from '@cm/read-models';
-import { runCli } from './testing/run-cli';
+import { runCli } from './testing/run-cli.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ns = `cli-test-${randomUUID().slice(0, 8)}`;

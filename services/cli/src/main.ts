@@ -18,12 +18,12 @@ import { Redis } from 'ioredis';
 import { ConfigError, createLogger, maskUrlPasswords, defaultApiKeysPath, loadConfig, type Config } from '@cm/platform';
 import { createEsdbEventStore, createSqliteEventStore } from '@cm/event-store';
 import { RebuildAbortedError, RebuildInProgressError, rebuildReadModels } from '@cm/read-models';
-import { runExport } from './export-command';
-import { runImport } from './import-command';
-import { KEYS_USAGE, parseKeysArgs, runKeys } from './keys-command';
-import { createProgress } from './progress';
-import { createProgressPrinter, summaryLines } from './rebuild-report';
-import { runVerify } from './verify-command';
+import { runExport } from './export-command.js';
+import { runImport } from './import-command.js';
+import { KEYS_USAGE, parseKeysArgs, runKeys } from './keys-command.js';
+import { createProgress } from './progress.js';
+import { createProgressPrinter, summaryLines } from './rebuild-report.js';
+import { runVerify } from './verify-command.js';
 
 const USAGE = [
   'usage: cli rebuild [--check]       rebuild the Redis read models from the log   (pnpm rebuild-read-models [--check])',

@@ -2,7 +2,7 @@
 // in a log, and what the summary says, including the differences found by --check.
 import { describe, expect, it } from 'vitest';
 import type { RebuildProgress, RebuildSummary } from '@cm/read-models';
-import { createProgressPrinter, progressLine, summaryLines } from './rebuild-report';
+import { createProgressPrinter, progressLine, summaryLines } from './rebuild-report.js';
 
 const at = (events: number, o: Partial<RebuildProgress> = {}): RebuildProgress => ({
   phase: 'building', events, position: String(events), head: '10000', eventsPerSecond: 2500, etaSeconds: (10000 - events) / 2500, ...o,

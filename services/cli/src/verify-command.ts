@@ -4,7 +4,7 @@
 // Exit codes: 0 valid, 1 invalid (a bundle, but altered, cut short or malformed), 2 unreadable
 // (no such file, or not a bundle of this format and version at all).
 import { verifyBundle, type BundleError, type BundleReport } from '@cm/event-store';
-import { bundleLines, cannotRead, isBundle } from './bundle-file';
+import { bundleLines, cannotRead, isBundle } from './bundle-file.js';
 
 export const describeError = (e: BundleError) => {
   const where = e.stream === null ? '' : `${e.stream}${e.revision === null ? '' : ` revision ${e.revision}`}`;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSqliteEventStore } from '@cm/event-store';
-import { runCli } from './testing/run-cli';
+import { runCli } from './testing/run-cli.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -3,7 +3,7 @@
 // Redis namespace. Each test takes its own random namespace and drops its keys afterwards.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { startService, type ServiceProcess } from './service-process';
+import { startService, type ServiceProcess } from './service-process.js';
 import { createRandom } from '@cm/read-models/testing';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

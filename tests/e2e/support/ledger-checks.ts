@@ -1,7 +1,7 @@
 // Reads a running service's whole state over HTTP, for comparisons across restarts, and checks
 // the log behind it: every stream gap-free and hash-chained, the global log without holes.
 import { expect } from 'vitest';
-import type { Client, Reply } from './http';
+import type { Client, Reply } from './http.js';
 
 export type HistoryEvent = {
   revision: number;

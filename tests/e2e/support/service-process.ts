@@ -66,8 +66,11 @@ export function serviceEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
   return { ...base, ...vars };
 }
 
-export function spawnService(env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', MAIN], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** How the service is started: from its TypeScript with tsx (as `pnpm start`), unless a test names a built entry point. */
+export type Entry = { cwd: string; args: string[] };
+
+export function spawnService(env: NodeJS.ProcessEnv, entry: Entry = { cwd: ROOT, args: ['--import', 'tsx', MAIN] }): ChildProcess {
+  return spawn(process.execPath, entry.args, { cwd: entry.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function waitExit(child: ChildProcess): Promise<Exit> {
@@ -88,6 +91,8 @@ export type StartOptions = {
    * matches this, instead of once GET /ready answers 200.
    */
   readyWhenStdout?: RegExp;
+  /** Run another entry point (the built JavaScript) instead of the TypeScript sources. */
+  entry?: Entry;
 };
 
 /** Starts the service and resolves once GET /ready answers 200 (or its stdout matches `readyWhenStdout`). */
@@ -106,7 +111,7 @@ export async function startService(options: StartOptions = {}): Promise<ServiceP
 async function startOnce(options: StartOptions): Promise<ServiceProcess> {
   const port = await freePort();
   const dataDir = options.dataDir ?? makeDataDir();
-  const child = spawnService(serviceEnv({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...options.env }));
+  const child = spawnService(serviceEnv({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...options.env }), options.entry);
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));

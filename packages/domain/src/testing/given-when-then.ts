@@ -2,9 +2,9 @@
 // given(history) folds past events into state; when(command) decides; then* asserts on what a
 // caller would see: the events appended, the refusal, or the state after the new events.
 import { expect } from 'vitest';
-import type { AppError } from '../errors';
-import type { CommandTime } from '../agreement-decider';
-import type { Timed } from '../events';
+import type { AppError } from '../errors.js';
+import type { CommandTime } from '../agreement-decider.js';
+import type { Timed } from '../events.js';
 
 export type Decider<Command, Event, State> = {
   decide: (command: Command, state: State, time: CommandTime) => Event[];

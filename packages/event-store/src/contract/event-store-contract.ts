@@ -3,8 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import { ConcurrencyError } from '@cm/domain';
-import { comparePositions, type EventStore, type NewEvent, type StoredEvent } from '../event-store';
-import { verifyChain } from '../hash-chain';
+import { comparePositions, type EventStore, type NewEvent, type StoredEvent } from '../event-store.js';
+import { verifyChain } from '../hash-chain.js';
 
 export type EventStoreFactory = () => Promise<{ store: EventStore; cleanup(): Promise<void> }>;
 

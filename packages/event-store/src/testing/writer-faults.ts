@@ -1,9 +1,9 @@
 // Test hook: stop a SQLite store's writer thread at a chosen moment (@cm/event-store/testing).
-import type { EventStore } from '../event-store';
-import type { WriterFault, WriterSupervision } from '../sqlite-writer';
-import { writerOf } from '../sqlite-writer-registry';
+import type { EventStore } from '../event-store.js';
+import type { WriterFault, WriterSupervision } from '../sqlite-writer.js';
+import { writerOf } from '../sqlite-writer-registry.js';
 
-export type { WriterFault } from '../sqlite-writer';
+export type { WriterFault } from '../sqlite-writer.js';
 
 /**
  * `crash`: the thread throws an uncaught error now. `exit-before-commit` / `exit-after-commit`:

@@ -8,10 +8,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '@cm/domain';
 import { comparePositions, type Position } from '@cm/event-store';
-import type { AgreementDoc, ProjectionChanges, ReviewDoc } from '../documents';
-import { agreementFilter, commitmentFilter, createScanQueries, reviewFilter, type Page } from '../queries';
-import { CheckpointMismatchError, type ReadStore } from '../read-store';
-import { createDecidedLedger, type DecidedLedger } from '../testing/decided-ledger';
+import type { AgreementDoc, ProjectionChanges, ReviewDoc } from '../documents.js';
+import { agreementFilter, commitmentFilter, createScanQueries, reviewFilter, type Page } from '../queries.js';
+import { CheckpointMismatchError, type ReadStore } from '../read-store.js';
+import { createDecidedLedger, type DecidedLedger } from '../testing/decided-ledger.js';
 
 export type ReadStoreFactory = () => Promise<{ store: ReadStore; cleanup(): Promise<void> }>;
 

@@ -5,11 +5,11 @@
 // Test helper only (not exported from index.ts).
 import type { AgreementKind, Assessment, Session } from '@cm/domain';
 import type { EventStore, Position, StoredEvent } from '@cm/event-store';
-import type { AgreementDoc, ReviewDoc } from '../documents';
-import { projectBatch } from '../ledger-projection';
-import type { ReadStore } from '../read-store';
-import { createLedgerWriter, type LedgerWriter } from './ledger-writer';
-import { writeMixedLedger, type MixedLedger } from './mixed-ledger';
+import type { AgreementDoc, ReviewDoc } from '../documents.js';
+import { projectBatch } from '../ledger-projection.js';
+import type { ReadStore } from '../read-store.js';
+import { createLedgerWriter, type LedgerWriter } from './ledger-writer.js';
+import { writeMixedLedger, type MixedLedger } from './mixed-ledger.js';
 
 /**
  * The part of the event log the ledger writer uses, in memory, for one process and one writer:

@@ -1,7 +1,7 @@
 // A read store whose commits can be made to fail on demand, to show the projector retries a
 // batch and that a replayed batch neither loses nor doubles anything.
 // Test helper only (not exported from index.ts).
-import type { ReadStore } from '../read-store';
+import type { ReadStore } from '../read-store.js';
 
 export type FailureMode =
   /** The write never happens (the store is down). */

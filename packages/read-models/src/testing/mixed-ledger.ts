@@ -5,7 +5,7 @@
 // Deterministic for a given seed. Test helper only (not exported from index.ts).
 import type { AgreementCommand, Assessment, CommitmentStatus } from '@cm/domain';
 import type { AppendResult } from '@cm/event-store';
-import type { LedgerWriter } from './ledger-writer';
+import type { LedgerWriter } from './ledger-writer.js';
 
 /** A small deterministic PRNG (mulberry32), so a failing run can be replayed. */
 export function createRandom(seed: number) {

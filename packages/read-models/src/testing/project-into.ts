@@ -2,9 +2,9 @@
 // needs (two rounds), fold the batch with projectBatch, commit documents and checkpoint.
 // Test helper only (not exported from index.ts).
 import type { StoredEvent } from '@cm/event-store';
-import type { ProjectionChanges } from '../documents';
-import { documentsNeeded, projectBatch } from '../ledger-projection';
-import type { ReadStore } from '../read-store';
+import type { ProjectionChanges } from '../documents.js';
+import { documentsNeeded, projectBatch } from '../ledger-projection.js';
+import type { ReadStore } from '../read-store.js';
 
 export async function projectInto(store: ReadStore, events: readonly StoredEvent[]): Promise<ProjectionChanges> {
   const first = documentsNeeded(events, new Map());

@@ -3,7 +3,7 @@
 // (before the resubscription runs) or while the resubscription reads the checkpoint.
 // Every later commit fails, so a subscription left open retries for as long as it lives.
 // Test helper only (not exported from index.ts).
-import { GenerationChangedError, type ReadStore } from '../read-store';
+import { GenerationChangedError, type ReadStore } from '../read-store.js';
 
 export type StopPoint = 'after-the-refused-batch' | 'while-resubscribing';
 

@@ -4,10 +4,10 @@
 import { join } from 'node:path';
 import { createSqliteEventStore } from '@cm/event-store';
 import { createLogger } from '@cm/platform';
-import { createProjector } from '../projector';
-import { createMemoryReadStore } from '../read-store';
-import { createLedgerWriter } from './ledger-writer';
-import { createRestartWindowStore, type StopPoint } from './restart-window';
+import { createProjector } from '../projector.js';
+import { createMemoryReadStore } from '../read-store.js';
+import { createLedgerWriter } from './ledger-writer.js';
+import { createRestartWindowStore, type StopPoint } from './restart-window.js';
 
 const [dir, at] = process.argv.slice(2) as [string, StopPoint];
 const eventStore = createSqliteEventStore({ path: join(dir, 'events.sqlite'), pollIntervalMs: 10 });

@@ -1,6 +1,6 @@
 // A clock the test moves: time stands still until `advanceTo`/`advanceBy`, which fire the timers
 // due on the way in time order (a timer already due when armed fires at once). Test-only (not exported from the package's index).
-import type { Clock, TimerHandle } from '../clock';
+import type { Clock, TimerHandle } from '../clock.js';
 
 type Timer = { id: number; at: number; fn: () => void };
 

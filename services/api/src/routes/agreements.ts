@@ -8,17 +8,17 @@ import {
 } from '@cm/domain';
 import { runCommand } from '@cm/event-store';
 import { agreementDetail, agreementFilter, commitmentFilter, commitmentView } from '@cm/read-models';
-import { actingPartiesOf, agreementDeciderFor, principalOf } from '../access';
-import { queriesFor } from '../read-scope';
-import type { AppDeps } from '../deps';
-import { agreementAnswer, answerCommand, awaitPosition, commandContext, etagOf } from '../http-support';
-import { idFromTitle } from '../ids';
-import { READ, mergeProblems } from '../openapi';
+import { actingPartiesOf, agreementDeciderFor, principalOf } from '../access.js';
+import { queriesFor } from '../read-scope.js';
+import type { AppDeps } from '../deps.js';
+import { agreementAnswer, answerCommand, awaitPosition, commandContext, etagOf } from '../http-support.js';
+import { idFromTitle } from '../ids.js';
+import { READ, mergeProblems } from '../openapi.js';
 import {
   addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, implementationBody,
   optionalReasonBody, progressBody, readQuery, reasonBody,
-} from '../schemas';
-import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel';
+} from '../schemas.js';
+import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel.js';
 
 /** What every command on one commitment can meet besides what every command can. */
 const COMMITMENT_COMMAND = {

@@ -5,10 +5,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { NotFoundError, agreementStream, reviewStream } from '@cm/domain';
 import { eventEnvelope, hashScheme, verifyChain, type EventStore } from '@cm/event-store';
 import { commitmentExplanation, explainCommitment } from '@cm/read-models';
-import type { AppDeps } from '../deps';
-import { awaitPosition, etagOf } from '../http-support';
-import { READ, mergeProblems } from '../openapi';
-import { agreementParams, commitmentParams, historyQuery, historyResponse, integrityResponse, readQuery, reviewParams } from '../schemas';
+import type { AppDeps } from '../deps.js';
+import { awaitPosition, etagOf } from '../http-support.js';
+import { READ, mergeProblems } from '../openapi.js';
+import { agreementParams, commitmentParams, historyQuery, historyResponse, integrityResponse, readQuery, reviewParams } from '../schemas.js';
 
 /** `name` is how the kind reads inside an operationId (getAgreementHistory). */
 type StreamKind = { stream: (id: string) => string; what: string; name: string; notFoundCode: string };

@@ -4,10 +4,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { agreementStream, correctionTargetOf, instant, isoDate, multilineText } from '@cm/domain';
 import { runCommand } from '@cm/event-store';
-import { agreementDeciderFor, principalOf } from '../access';
-import type { AppDeps } from '../deps';
-import { agreementAnswer, answerCommand, commandContext, etagOf } from '../http-support';
-import { agreementParams } from '../schemas';
+import { agreementDeciderFor, principalOf } from '../access.js';
+import type { AppDeps } from '../deps.js';
+import { agreementAnswer, answerCommand, commandContext, etagOf } from '../http-support.js';
+import { agreementParams } from '../schemas.js';
 
 const correctionBody = z
   .strictObject({

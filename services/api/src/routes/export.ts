@@ -12,8 +12,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { NotFoundError, agreementStream, reviewStream } from '@cm/domain';
 import { exportStream } from '@cm/event-store';
-import type { AppDeps } from '../deps';
-import { agreementParams, reviewParams } from '../schemas';
+import type { AppDeps } from '../deps.js';
+import { agreementParams, reviewParams } from '../schemas.js';
 
 const NDJSON = 'application/x-ndjson';
 

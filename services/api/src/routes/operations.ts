@@ -2,8 +2,8 @@
 import fp from 'fastify-plugin';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { comparePositions } from '@cm/event-store';
-import type { AppDeps } from '../deps';
-import { sendProblem, problem } from '../problem';
+import type { AppDeps } from '../deps.js';
+import { sendProblem, problem } from '../problem.js';
 
 // Wrapped with fastify-plugin so the request counter sees every route of the app.
 const operations: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {

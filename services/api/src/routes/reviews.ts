@@ -8,17 +8,17 @@ import {
 } from '@cm/domain';
 import { comparePositions, runCommand, toTimed, type CommandResult } from '@cm/event-store';
 import { foldAgreementEvents, reviewFilter, reviewView } from '@cm/read-models';
-import { actingPartiesOf, checkReviewAccess, partiesOf, principalOf, reviewPartiesOf } from '../access';
-import { cutReview, queriesFor, visibleReviewAgreements } from '../read-scope';
-import type { AppDeps } from '../deps';
-import { answerCommand, awaitPosition, checkNotInFuture, commandContext, etagOf } from '../http-support';
-import { icalParamValue, icalTextValue } from '../ical-values';
-import { idFromTitle } from '../ids';
-import { READ, mergeProblems } from '../openapi';
-import { calendarQuery, emptyCommandBody, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas';
+import { actingPartiesOf, checkReviewAccess, partiesOf, principalOf, reviewPartiesOf } from '../access.js';
+import { cutReview, queriesFor, visibleReviewAgreements } from '../read-scope.js';
+import type { AppDeps } from '../deps.js';
+import { answerCommand, awaitPosition, checkNotInFuture, commandContext, etagOf } from '../http-support.js';
+import { icalParamValue, icalTextValue } from '../ical-values.js';
+import { idFromTitle } from '../ids.js';
+import { READ, mergeProblems } from '../openapi.js';
+import { calendarQuery, emptyCommandBody, outcomeBody, readQuery, reasonBody, rescheduleBody, reviewParams, reviewQuery, scheduleReviewBody } from '../schemas.js';
 import { planReminders, type ReminderOffset } from '@cm/reminders';
-import { recordReviewOnAgreement } from '../review-outcomes';
-import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel';
+import { recordReviewOnAgreement } from '../review-outcomes.js';
+import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel.js';
 
 /** Meetings have no end time in the contract; calendars show them as two hours long. */
 const MEETING_MS = 2 * 3_600_000;

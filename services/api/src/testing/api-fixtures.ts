@@ -2,7 +2,7 @@
 // and assertions on problem+json answers and on the log staying untouched.
 import { expect } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
-import type { TestApp } from './test-app';
+import type { TestApp } from './test-app.js';
 
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- test bodies are read loosely
 

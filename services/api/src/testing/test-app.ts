@@ -7,9 +7,9 @@ import type { Role } from '@cm/domain';
 import { createKeyRing, createLogger, hashSecret, writeApiKeysFile } from '@cm/platform';
 import { createSqliteEventStore, createSqliteIdempotencyStore, type EventStore, type IdempotencyStore, type SqliteEventStore, type WriterSupervision } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, type ReadStore } from '@cm/read-models';
-import { buildApp, type App } from '../app';
-import type { AppDeps } from '../deps';
-import { createOutcomeCompleter } from '../review-outcomes';
+import { buildApp, type App } from '../app.js';
+import type { AppDeps } from '../deps.js';
+import { createOutcomeCompleter } from '../review-outcomes.js';
 
 export type TestApp = {
   app: App;
