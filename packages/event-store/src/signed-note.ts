@@ -16,8 +16,23 @@ const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 export type NoteSigner = { name: string; keyId: Buffer; publicKey: Buffer; sign(text: string): Buffer };
 export type NoteVerifier = { name: string; keyId: Buffer; publicKey: Buffer };
 
-export function keyId(name: string, publicKey: Uint8Array): Buffer {
-  return createHash('sha256').update(name, 'utf8').update(Buffer.from([0x0a, ED25519])).update(publicKey).digest().subarray(0, 4);
+/** The key id of a signed-note key: algorithm 0x01 (Ed25519 note signatures), 0x04 (tlog-cosignature/v1). */
+export function keyId(name: string, publicKey: Uint8Array, algorithm = ED25519): Buffer {
+  return createHash('sha256').update(name, 'utf8').update(Buffer.from([0x0a, algorithm])).update(publicKey).digest().subarray(0, 4);
+}
+
+export const COSIGNATURE_V1 = 0x04;
+
+/**
+ * A C2SP tlog-cosignature/v1 line: the witness signs "cosignature/v1\ntime <seconds>\n" followed
+ * by the checkpoint body; the line carries key id (algorithm 0x04) || 8-byte big-endian time || signature.
+ */
+export function cosignatureLine(witness: NoteSigner, checkpointText: string, timeSeconds: number): string {
+  const id = keyId(witness.name, witness.publicKey, COSIGNATURE_V1);
+  const signature = witness.sign(`cosignature/v1\ntime ${timeSeconds}\n${checkpointText}`);
+  const time = Buffer.alloc(8);
+  time.writeBigUInt64BE(BigInt(timeSeconds));
+  return signatureLine(witness.name, id, Buffer.concat([time, signature]));
 }
 
 const rawPublicKey = (key: KeyObject): Buffer => Buffer.from(key.export({ format: 'der', type: 'spki' })).subarray(SPKI_PREFIX.length);
