@@ -71,13 +71,13 @@ export function verifierKey(v: NoteVerifier): string {
 }
 
 /** Parses "<name>+<hex id>+<base64(0x01 || key)>", checking the id matches the name and key. */
-export function parseVerifierKey(text: string): NoteVerifier {
+export function parseVerifierKey(text: string, algorithm = ED25519): NoteVerifier {
   const m = /^([^\s+]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+={0,2})$/.exec(text.trim());
   if (!m) throw new Error('a verifier key reads <name>+<8 hex digits>+<base64 key>');
   const raw = Buffer.from(m[3]!, 'base64');
-  if (raw.length !== 33 || raw[0] !== ED25519) throw new Error('only Ed25519 verifier keys (algorithm 0x01, 32 bytes) are known');
+  if (raw.length !== 33 || raw[0] !== algorithm) throw new Error(`only Ed25519 keys of algorithm 0x0${algorithm} (32 bytes) are taken here`);
   const publicKey = raw.subarray(1);
-  const id = keyId(m[1]!, publicKey);
+  const id = keyId(m[1]!, publicKey, algorithm);
   if (id.toString('hex') !== m[2]) throw new Error(`the key id ${m[2]} is not the one of name ${m[1]} and its key (${id.toString('hex')})`);
   return { name: m[1]!, keyId: id, publicKey };
 }
@@ -127,4 +127,19 @@ export function parseCheckpoint(text: string): Checkpoint {
   const [origin, size, root] = lines as [string, string, string];
   if (!origin || !/^(0|[1-9]\d{0,15})$/.test(size) || !/^[A-Za-z0-9+/]{43}=$/.test(root)) throw new Error('a checkpoint reads <origin>\\n<decimal size>\\n<base64 32-byte root>\\n');
   return { origin, size: Number(size), root: Buffer.from(root, 'base64') };
+}
+
+/** A witness's cosigner key as a deployment configures it: "<name>+<hex id>+<base64(0x04 || Ed25519 key)>". */
+export function cosignerKey(signer: NoteSigner): string {
+  return `${signer.name}+${keyId(signer.name, signer.publicKey, COSIGNATURE_V1).toString('hex')}+${Buffer.concat([Buffer.from([COSIGNATURE_V1]), signer.publicKey]).toString('base64')}`;
+}
+
+/** Whether `line` is a tlog-cosignature/v1 of `checkpointText` by `cosigner` (parsed with algorithm 0x04). */
+export function verifyCosignature(line: string, checkpointText: string, cosigner: NoteVerifier): boolean {
+  const m = new RegExp(`^${DASH} ([^\\s+]+) ([A-Za-z0-9+/]+={0,2})\n?$`).exec(line);
+  if (!m || m[1] !== cosigner.name) return false;
+  const blob = Buffer.from(m[2]!, 'base64');
+  if (blob.length !== 4 + 8 + 64 || !blob.subarray(0, 4).equals(cosigner.keyId)) return false;
+  const time = blob.readBigUInt64BE(4);
+  return verify(null, Buffer.from(`cosignature/v1\ntime ${time}\n${checkpointText}`, 'utf8'), publicKeyObject(cosigner.publicKey), blob.subarray(12));
 }

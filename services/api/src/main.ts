@@ -8,7 +8,7 @@ import {
 } from '@cm/platform';
 import type { Logger } from 'pino';
 import {
-  IDEMPOTENCY_RETENTION_MS, createEsdbEventStore, createMemoryLogTree, createSqliteLogTree, loadOrCreateNoteSigner, type LogTree, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
+  IDEMPOTENCY_RETENTION_MS, createEsdbEventStore, createMemoryLogTree, createSqliteLogTree, loadOrCreateNoteSigner, parseVerifierKey, COSIGNATURE_V1, type LogTree, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
   type EventStore, type IdempotencyStore,
 } from '@cm/event-store';
 import {
@@ -156,7 +156,14 @@ async function main(): Promise<void> {
     const treeStarted = Date.now();
     const leaves = await tree.sync();
     logger.info({ leaves, ms: Date.now() - treeStarted }, 'Merkle tree of the log up to date');
-    const transparency = createTransparency({ tree, origin, signer, now: () => new Date() });
+    let witnesses;
+    try {
+      witnesses = config.witnessKeys.map((k) => parseVerifierKey(k, COSIGNATURE_V1));
+    } catch (err) {
+      process.stderr.write(`invalid configuration: WITNESS_KEYS: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(78);
+    }
+    const transparency = createTransparency({ tree, origin, signer, now: () => new Date(), witnesses });
     // A checkpoint about every minute while the log grows, whether or not anyone asks (checked
     // four times a minute, so timer jitter never skips a minute).
     const checkpointing = setInterval(() => {

@@ -6,9 +6,11 @@ import { createPublicKey, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keyId, loadOrCreateNoteSigner } from '@cm/event-store';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { cosignatureLine, cosignerKey, keyId, loadOrCreateNoteSigner } from '@cm/event-store';
 import { runWitness, type WitnessState } from '../../cli/src/witness-command.js';
-import { agreementInput, post } from './testing/api-fixtures.js';
+import { agreementInput, errorPaths, expectNothingAppended, expectProblem, get, post } from './testing/api-fixtures.js';
 import { bearer, createTestApp, type TestApp, type TestKey } from './testing/test-app.js';
 
 const auditor: TestKey = { name: 'rus-witness', role: 'auditor', secret: 'cm_witness_auditor_01' };
@@ -18,17 +20,24 @@ const START = Date.parse('2026-03-01T10:00:00.000Z');
 let t: TestApp;
 let url: string;
 let minutes = 0;
+const dir = mkdtempSync(join(tmpdir(), 'cm-witness-'));
+const witnessKeyFile = join(dir, 'witness.pem');
 beforeAll(async () => {
-  t = await createTestApp({ keys: [auditor, admin], now: new Date(START).toISOString(), logOrigin: 'ledger.example.org' });
+  // The deployment knows the witness's cosigner key (WITNESS_KEYS).
+  const w = loadOrCreateNoteSigner(witnessKeyFile, 'rus-mfa');
+  t = await createTestApp({ keys: [auditor, admin], now: new Date(START).toISOString(), logOrigin: 'ledger.example.org', witnessKeys: [cosignerKey(w)] });
   url = await t.app.listen({ port: 0, host: '127.0.0.1' });
 });
-afterAll(async () => t.close());
+afterAll(async () => {
+  await t.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 const grow = async (n: number) => {
   for (let i = 0; i < n; i++) expect((await post(t, '/v1/agreements', agreementInput(), bearer(admin))).statusCode).toBe(201);
   t.setNow(new Date(START + ++minutes * 61_000).toISOString());
 };
-const witness = (stateFile: string) => runWitness({ logUrl: url, keyFile: join(t.dir, 'witness.pem'), stateFile, name: 'rus-mfa', apiKey: auditor.secret, now: () => new Date(START) });
+const witness = (stateFile: string) => runWitness({ logUrl: url, keyFile: witnessKeyFile, stateFile, name: 'rus-mfa', apiKey: auditor.secret, now: () => new Date(START) });
 
 describe('pnpm witness', () => {
   it('co-signs the first checkpoint, then only a later one proven consistent with it, with a tlog-cosignature/v1 that verifies', async () => {
@@ -45,12 +54,36 @@ describe('pnpm witness', () => {
     if (second.outcome !== 'cosigned') throw new Error('not co-signed');
     const m = /^\u2014 rus-mfa (\S+)\n$/.exec(second.cosignature)!;
     const blob = Buffer.from(m[1]!, 'base64');
-    const w = loadOrCreateNoteSigner(join(t.dir, 'witness.pem'), 'rus-mfa');
+    const w = loadOrCreateNoteSigner(witnessKeyFile, 'rus-mfa');
     expect(blob.subarray(0, 4).equals(keyId('rus-mfa', w.publicKey, 0x04))).toBe(true);
     expect(blob.readBigUInt64BE(4)).toBe(BigInt(START / 1000));
     const body = `ledger.example.org\n7\n${saved.root}\n`;
     const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: w.publicKey.toString('base64url') }, format: 'jwk' });
     expect(verify(null, Buffer.from(`cosignature/v1\ntime ${START / 1000}\n${body}`), key, blob.subarray(12))).toBe(true);
+    // Handed back: the checkpoint served carries the service's signature, then the witness's.
+    expect(second.posted).toBe('accepted by the log');
+    const served = (await get(t, '/v1/log/checkpoint', bearer(auditor))).body;
+    expect(served.startsWith(`${body}\n\u2014 ledger.example.org `)).toBe(true);
+    expect(served.endsWith(second.cosignature)).toBe(true);
+  });
+
+  it('takes only cosignatures that verify, from witnesses the deployment knows', async () => {
+    const as = bearer(auditor);
+    const stranger = loadOrCreateNoteSigner(join(dir, 'stranger.pem'), 'stranger');
+    const w = loadOrCreateNoteSigner(witnessKeyFile, 'rus-mfa');
+    const size = Number((await get(t, '/v1/log/checkpoint', as)).body.split('\n')[1]);
+    const root = (await get(t, '/v1/log/checkpoint', as)).body.split('\n')[2];
+    const unknown = await post(t, '/v1/log/cosignatures', { size, cosignature: cosignatureLine(stranger, `ledger.example.org\n${size}\n${root}\n`, 1) }, as);
+    expect(expectProblem(unknown, 403).code).toBe('unknown_witness');
+    // Signed over another size's checkpoint: refused, naming the field.
+    const wrong = await post(t, '/v1/log/cosignatures', { size: size - 1, cosignature: cosignatureLine(w, `ledger.example.org\n${size}\n${root}\n`, 1) }, as);
+    const body = expectProblem(wrong, 400);
+    expect(body.code).toBe('cosignature_invalid');
+    expect(errorPaths(body)).toEqual(['cosignature']);
+    await expectNothingAppended(t, async () => {
+      const bad = expectProblem(await post(t, '/v1/log/cosignatures', { size: 'x', cosignature: '' }, as), 400);
+      expect(errorPaths(bad).sort()).toEqual(['cosignature', 'size']);
+    });
   });
 
   it('refuses a fork (same size, another root) and a log that shrank, leaving its state as it was', async () => {

@@ -123,7 +123,7 @@ async function witness(args: string[]): Promise<number> {
       process.stderr.write(`witness: refused: ${r.reason}\n`);
       return 1;
     }
-    process.stderr.write(`witness: size ${r.size} is consistent with ${r.previous === null ? 'nothing yet (first checkpoint, trusted on first use)' : `size ${r.previous}`}; co-signed\n`);
+    process.stderr.write(`witness: size ${r.size} is consistent with ${r.previous === null ? 'nothing yet (first checkpoint, trusted on first use)' : `size ${r.previous}`}; co-signed; cosignature ${r.posted}\n`);
     process.stdout.write(r.cosignature);
     return 0;
   } catch (err) {

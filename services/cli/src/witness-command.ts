@@ -12,7 +12,7 @@ import {
 
 export type WitnessState = { origin: string; size: number; root: string; logKey: string };
 export type WitnessResult =
-  | { outcome: 'cosigned'; size: number; cosignature: string; previous: number | null }
+  | { outcome: 'cosigned'; size: number; cosignature: string; previous: number | null; posted: string }
   | { outcome: 'refused'; reason: string };
 
 export type WitnessOptions = {
@@ -63,6 +63,18 @@ export async function runWitness(o: WitnessOptions): Promise<WitnessResult> {
   const next: WitnessState = { origin: cp.origin, size: cp.size, root: cp.root.toString('base64'), logKey };
   writeFileSync(`${o.stateFile}.tmp`, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${o.stateFile}.tmp`, o.stateFile);
-  return { outcome: 'cosigned', size: cp.size, cosignature, previous: state?.size ?? null };
+  // Handed back to the log, which serves it with the checkpoint; the log may refuse it (a witness it is not configured with).
+  let posted: string;
+  try {
+    const res = await (o.fetch ?? fetch)(new URL('v1/log/cosignatures', o.logUrl.replace(/\/*$/, '/')), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) },
+      body: JSON.stringify({ size: cp.size, cosignature }),
+    });
+    posted = res.ok ? 'accepted by the log' : `refused by the log (${res.status}): ${(await res.text()).slice(0, 300)}`;
+  } catch (err) {
+    posted = `not delivered: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return { outcome: 'cosigned', size: cp.size, cosignature, previous: state?.size ?? null, posted };
 }
 

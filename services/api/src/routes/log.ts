@@ -62,6 +62,26 @@ export const logRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
     return `${transparency.verifierKey}\n`;
   });
 
+  app.post('/v1/log/cosignatures', {
+    schema: {
+      tags: ['audit'], operationId: 'addLogCosignature',
+      summary: 'A witness hands back its C2SP tlog-cosignature/v1 of a checkpoint',
+      description:
+        '`{size, cosignature}`: the witness\'s line `— <name> <base64(key id || 8-byte time || Ed25519 signature)>` over ' +
+        '"cosignature/v1\\ntime <t>\\n" and the checkpoint of that size. Verified against the witness keys of the deployment ' +
+        '(WITNESS_KEYS); the checkpoint of that size is then served with it. 403 `unknown_witness`, 400 `cosignature_invalid`.',
+      body: z.strictObject({
+        size: size('The size of the checkpoint co-signed'),
+        cosignature: z.string().min(1).max(1000).describe('The cosignature line'),
+      }),
+      response: { 200: z.object({ size: z.number().int(), accepted: z.literal(true) }) },
+      problems: { 400: ['invalid_input', 'cosignature_invalid', 'tree_size_beyond_log'], 403: ['unknown_witness'] },
+    },
+  }, async (request) => {
+    await transparency.addCosignature(request.body.size, request.body.cosignature);
+    return { size: request.body.size, accepted: true as const };
+  });
+
   app.get('/v1/log/proofs/inclusion', {
     schema: {
       tags: ['audit'], operationId: 'getInclusionProof',

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Role } from '@cm/domain';
 import { createKeyRing, createLogger, hashSecret, writeApiKeysFile } from '@cm/platform';
-import { createSqliteEventStore, createSqliteIdempotencyStore, createSqliteLogTree, loadOrCreateNoteSigner, type EventStore, type IdempotencyStore, type SqliteEventStore, type WriterSupervision } from '@cm/event-store';
+import { createSqliteEventStore, createSqliteIdempotencyStore, createSqliteLogTree, loadOrCreateNoteSigner, parseVerifierKey, COSIGNATURE_V1, type EventStore, type IdempotencyStore, type SqliteEventStore, type WriterSupervision } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, type ReadStore } from '@cm/read-models';
 import { buildApp, type App } from '../app.js';
 import type { AppDeps } from '../deps.js';
@@ -43,6 +43,8 @@ export async function createTestApp(options: {
   stalled?: boolean;
   /** LOG_ORIGIN; default derived from publicUrl. */
   logOrigin?: string;
+  /** WITNESS_KEYS: cosigner keys whose cosignatures the log takes. */
+  witnessKeys?: string[];
   /** What the app and its outcome completer write through (a fault-injecting wrapper); `eventStore` stays the file itself. */
   wrapEventStore?: (store: EventStore) => EventStore;
   /** The log writer's supervision (tests hold its restart, or watch its log lines). */
@@ -78,6 +80,7 @@ export async function createTestApp(options: {
   const origin = options.logOrigin ?? defaultLogOrigin(options.publicUrl ?? null);
   const transparency = createTransparency({
     tree: createSqliteLogTree(eventStore.db, eventStore), origin, signer: loadOrCreateNoteSigner(join(dir, 'log-signing-key.pem'), origin), now: clock,
+    witnesses: (options.witnessKeys ?? []).map((k) => parseVerifierKey(k, COSIGNATURE_V1)),
   });
   const app = await buildApp({
     eventStore: writeStore, readStore, queries: createQueries(readStore), idempotency, projector, logger,
