@@ -7,3 +7,6 @@ export * from './redis-idempotency-store.js';
 export * from './bundle.js';
 export * from './bundle-export.js';
 export * from './command-runner.js';
+export * from './merkle.js';
+export * from './log-tree.js';
+export * from './signed-note.js';

@@ -52,6 +52,8 @@ const configSchema = z
       .refine((s) => s.split(',').every((o) => /^https?:\/\/[^/\s]+$/.test(o.trim())), 'must be a comma-separated list of origins such as https://tool.example.org (scheme and host, no path)')
       .optional(),
     PUBLIC_URL: z.url().optional(),
+    WITNESS_KEYS: z.string().regex(/^\s*[^\s+,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*(,\s*[^\s+,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*)*$/, 'must be a comma-separated list of cosigner keys <name>+<hex id>+<base64 key>').optional(),
+    LOG_ORIGIN: z.string().regex(/^[^\s+]{1,200}$/, 'must be a name without spaces or +, such as ledger.example.org').optional(),
     BODY_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
   })
   .superRefine((c, ctx) => {
@@ -79,6 +81,10 @@ export type Config = {
   rateLimit: { max: number; windowMs: number } | null;
   corsOrigins: string[];
   publicUrl: string | null;
+  /** The checkpoints' origin line and key name (LOG_ORIGIN); null: derived from PUBLIC_URL. */
+  logOrigin: string | null;
+  /** The witnesses' cosigner keys (WITNESS_KEYS), as given. */
+  witnessKeys: string[];
   bodyLimit: number;
 };
 
@@ -116,6 +122,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimit: c.RATE_LIMIT === 'off' ? null : { max: Number(c.RATE_LIMIT.split('/')[0]), windowMs: parseDuration(c.RATE_LIMIT.split('/')[1]!) },
     corsOrigins: c.CORS_ORIGINS ? c.CORS_ORIGINS.split(',').map((o) => o.trim()) : [],
     publicUrl: c.PUBLIC_URL ?? null,
+    logOrigin: c.LOG_ORIGIN ?? null,
+    witnessKeys: c.WITNESS_KEYS ? c.WITNESS_KEYS.split(',').map((k) => k.trim()) : [],
     bodyLimit: c.BODY_LIMIT,
   };
 }

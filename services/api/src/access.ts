@@ -39,7 +39,11 @@ const AUDIT_SUFFIXES = ['/history', '/integrity', '/explain', '/export'];
 export function accessOf(method: string, url: string): Access | null {
   if (method === 'OPTIONS') return 'public';
   if (url === '/health' || url === '/ready' || url === '/openapi.json' || url === '/docs' || url.startsWith('/docs/')) return 'public';
-  if (method === 'GET' || method === 'HEAD') return AUDIT_SUFFIXES.some((s) => url.endsWith(s)) ? 'audit' : 'read';
+  // The checkpoints' verifier key is a public key: whoever holds a checkpoint may check it.
+  if (url === '/v1/log/key') return 'public';
+  // Witnesses hold auditor keys: they read the log and hand back their cosignatures.
+  if (method === 'POST' && url === '/v1/log/cosignatures') return 'audit';
+  if (method === 'GET' || method === 'HEAD') return AUDIT_SUFFIXES.some((s) => url.endsWith(s)) || url.startsWith('/v1/log/') ? 'audit' : 'read';
   if (method === 'POST') return 'command';
   // Anything else would need a decision: nobody but an admin until it has one.
   return null;

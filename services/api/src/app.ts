@@ -18,6 +18,7 @@ import { agreementRoutes } from './routes/agreements.js';
 import { correctionRoutes } from './routes/corrections.js';
 import { auditRoutes } from './routes/audit.js';
 import { exportRoutes } from './routes/export.js';
+import { logRoutes } from './routes/log.js';
 import { operationRoutes } from './routes/operations.js';
 import { reviewRoutes } from './routes/reviews.js';
 
@@ -148,6 +149,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(reviewRoutes, deps);
   await app.register(auditRoutes, deps);
   await app.register(exportRoutes, deps);
+  await app.register(logRoutes, deps);
   return app;
 }
 

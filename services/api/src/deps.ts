@@ -4,6 +4,7 @@ import type { KeyRing } from '@cm/platform';
 import type { EventStore, IdempotencyStore } from '@cm/event-store';
 import type { Projector, Queries, ReadStore } from '@cm/read-models';
 import type { ReminderOffset } from '@cm/reminders';
+import type { Transparency } from './transparency.js';
 
 export type AppDeps = {
   eventStore: EventStore;
@@ -29,4 +30,6 @@ export type AppDeps = {
   reminderOffsets?: readonly ReminderOffset[];
   /** Where clients reach the service (PUBLIC_URL), named as the server of the OpenAPI document; none: "/". */
   publicUrl?: string | null | undefined;
+  /** The log's Merkle tree and signed checkpoints (/v1/log/..., leafIndex in histories). */
+  transparency: Transparency;
 };

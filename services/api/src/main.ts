@@ -8,7 +8,7 @@ import {
 } from '@cm/platform';
 import type { Logger } from 'pino';
 import {
-  IDEMPOTENCY_RETENTION_MS, createEsdbEventStore, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
+  IDEMPOTENCY_RETENTION_MS, createEsdbEventStore, createMemoryLogTree, createSqliteLogTree, loadOrCreateNoteSigner, parseVerifierKey, COSIGNATURE_V1, type LogTree, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
   type EventStore, type IdempotencyStore,
 } from '@cm/event-store';
 import {
@@ -17,6 +17,7 @@ import {
 import { createBullmqScheduler, createInProcessScheduler, createMailer, createRedisSendLedger, createReminderSender, createRemindersRole } from '@cm/reminders';
 import { buildApp } from './app.js';
 import { createOutcomeCompleter } from './review-outcomes.js';
+import { CHECKPOINT_INTERVAL_MS, createTransparency, defaultLogOrigin } from './transparency.js';
 
 async function main(): Promise<void> {
   let config;
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
 
   let eventStore: EventStore;
   let idempotency: IdempotencyStore;
+  let tree: LogTree;
   if (config.eventStore.kind === 'sqlite') {
     const storeLog = logger.child({ component: 'event-store' });
     const sqlite = createSqliteEventStore({
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
     });
     eventStore = sqlite;
     idempotency = createSqliteIdempotencyStore(sqlite.db);
+    tree = createSqliteLogTree(sqlite.db, sqlite, { onProgress: (leaves) => storeLog.info({ leaves }, 'Merkle tree: taking in the log') });
   } else {
     const storeLog = logger.child({ component: 'event-store' });
     eventStore = createEsdbEventStore({ connectionString: config.eventStore.url, logError: (message, err) => storeLog.error({ err }, message) });
@@ -68,6 +71,8 @@ async function main(): Promise<void> {
       process.exit(69);
     }
     // Api processes on several machines share no file: their idempotency answers go to Redis when there is one.
+    // The log is remote: its tree is derived from it in memory, from readAll at start.
+    tree = createMemoryLogTree(eventStore, { onProgress: (leaves) => storeLog.info({ leaves }, 'Merkle tree: taking in the log') });
     idempotency = redisStore
       ? createRedisIdempotencyStore(redisStore.redis, { namespace: config.redisNamespace })
       : createSqliteIdempotencyStore(openSqliteDatabase(`${config.dataDir}/idempotency.sqlite`), { besideLog: false });
@@ -145,6 +150,27 @@ async function main(): Promise<void> {
     // here, in the role that writes them: it runs wherever outcomes are recorded, needs no lease
     // (several api processes completing the same outcome write the same event ids, kept once),
     // and its start scan finds what a crash of the previous process left.
+    const origin = config.logOrigin ?? defaultLogOrigin(config.publicUrl);
+    const signer = loadOrCreateNoteSigner(join(config.dataDir, 'log-signing-key.pem'), origin);
+    if (signer.created) logger.info({ file: join(config.dataDir, 'log-signing-key.pem'), origin }, 'first start: generated the Ed25519 key that signs the log\'s checkpoints (keep the file: a new key makes earlier checkpoints unverifiable against GET /v1/log/key)');
+    const treeStarted = Date.now();
+    const leaves = await tree.sync();
+    logger.info({ leaves, ms: Date.now() - treeStarted }, 'Merkle tree of the log up to date');
+    let witnesses;
+    try {
+      witnesses = config.witnessKeys.map((k) => parseVerifierKey(k, COSIGNATURE_V1));
+    } catch (err) {
+      process.stderr.write(`invalid configuration: WITNESS_KEYS: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(78);
+    }
+    const transparency = createTransparency({ tree, origin, signer, now: () => new Date(), witnesses });
+    // A checkpoint about every minute while the log grows, whether or not anyone asks (checked
+    // four times a minute, so timer jitter never skips a minute).
+    const checkpointing = setInterval(() => {
+      transparency.checkpoint().catch((err: unknown) => logger.error({ err }, 'signing a checkpoint failed; retrying in a minute'));
+    }, CHECKPOINT_INTERVAL_MS / 4);
+    checkpointing.unref();
+    shutdown.add('checkpoints', async () => clearInterval(checkpointing));
     const outcomes = createOutcomeCompleter({ eventStore, logger });
     await outcomes.start();
     shutdown.add('review outcomes', () => outcomes.stop());
@@ -155,6 +181,7 @@ async function main(): Promise<void> {
       corsOrigins: config.corsOrigins,
       reminderOffsets: config.reminderOffsets,
       publicUrl: config.publicUrl,
+      transparency,
     });
     shutdown.add('api', () => app.close());
     await app.listen({ port: config.port, host: config.host });

@@ -54,8 +54,8 @@ describe('operations', () => {
     expect(new Set(ids).size).toBe(ids.length);
     // Generated clients name their methods after these: renaming one breaks every client.
     expect([...ids].sort()).toEqual([
-      'addCommitment', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'delayCommitment', 'explainCommitment',
-      'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getDashboard', 'getHealth', 'getMetrics',
+      'addCommitment', 'addLogCosignature', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'delayCommitment', 'explainCommitment',
+      'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getConsistencyProof', 'getDashboard', 'getHealth', 'getInclusionProof', 'getLogCheckpoint', 'getLogKey', 'getMetrics',
       'getReadiness', 'getReview', 'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements', 'listCommitments',
       'listReviews', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview', 'scheduleReview', 'terminateAgreement',
       'verifyAgreementIntegrity', 'verifyReviewIntegrity', 'withdrawDenunciation',
@@ -152,6 +152,7 @@ const COMMAND_BODIES: Record<string, string> = {
   '/v1/reviews/{id}/cancellation': `{ reason: 'no quorum' }`,
   '/v1/reviews/{id}/cancellation/confirm': `{}`,
   '/v1/reviews/{id}/outcome/confirm': `{}`,
+  '/v1/log/cosignatures': `{ size: 7, cosignature: '\u2014 rus-mfa AAAA' }`,
   '/v1/reviews/{id}/outcome': `{ summary: 'on track', assessments: [{ agreementId: 'health-cooperation', rating: 'on_track' }] }`,
 };
 

@@ -147,6 +147,22 @@ const CASES: Record<string, Expect> = {
   'GET /v1/reviews/:id/history?format=ndjson': reviewWhole((id) => `/v1/reviews/${id}/history?format=ndjson`),
   'GET /v1/reviews/:id/integrity': reviewWhole((id) => `/v1/reviews/${id}/integrity`),
   'GET /v1/reviews/:id/export': reviewWhole((id) => `/v1/reviews/${id}/export`),
+  // Log-wide, for every auditor whatever its parties: hashes and the log's size, no agreement's data.
+  'GET /v1/log/checkpoint': async (key) => {
+    const r = await read('/v1/log/checkpoint', key);
+    expect(r.statusCode).toBe(200);
+    expect(r.body).not.toContain(HIDDEN);
+  },
+  'GET /v1/log/proofs/inclusion': async (key) => {
+    const r = await read('/v1/log/proofs/inclusion?leafIndex=0&treeSize=2', key);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.body).not.toContain(HIDDEN);
+  },
+  'GET /v1/log/proofs/consistency': async (key) => {
+    const r = await read('/v1/log/proofs/consistency?from=1&to=3', key);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.body).not.toContain(HIDDEN);
+  },
   // Counters by route template and the log's head: no agreement's data.
   'GET /metrics': async (key) => {
     const r = await read('/metrics', key);

@@ -88,6 +88,7 @@ export const historyEvent = z.object({
   prevHash: z.string().describe("The hash of the previous event in the stream; for the first, the genesis: sha256('ledger-genesis-v2:' + stream) under scheme 2, 64 zeros under scheme 1"),
   hash: z.string().describe('SHA-256 over the canonical JSON (RFC 8785) of prevHash, type, data and metadata, plus under scheme 2 the scheme, stream, event id and revision'),
   hashScheme: z.number().int().describe('The hash scheme of this event (metadata.hashScheme; 1 when absent)'),
+  leafIndex: z.number().int().describe("The event's leaf in the log's Merkle tree (its place in global order, from 0), for GET /v1/log/proofs/inclusion"),
 });
 export const historyResponse = z.object({
   events: z.array(historyEvent).describe('In stream order'),

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { ConfigError, createLogger, maskUrlPasswords, defaultApiKeysPath, loadConfig, type Config } from '@cm/platform';
-import { createEsdbEventStore, createSqliteEventStore } from '@cm/event-store';
+import { cosignerKey, createEsdbEventStore, createSqliteEventStore, loadOrCreateNoteSigner } from '@cm/event-store';
 import { RebuildAbortedError, RebuildInProgressError, rebuildReadModels } from '@cm/read-models';
 import { runExport } from './export-command.js';
 import { runImport } from './import-command.js';
@@ -24,6 +24,7 @@ import { KEYS_USAGE, parseKeysArgs, runKeys } from './keys-command.js';
 import { createProgress } from './progress.js';
 import { createProgressPrinter, summaryLines } from './rebuild-report.js';
 import { runVerify } from './verify-command.js';
+import { runWitness } from './witness-command.js';
 
 const USAGE = [
   'usage: cli rebuild [--check]       rebuild the Redis read models from the log   (pnpm rebuild-read-models [--check])',
@@ -31,6 +32,7 @@ const USAGE = [
   '       cli verify <file>           verify a bundle offline   (pnpm verify-bundle <file>)',
   '       cli import <file>           restore a bundle into an empty log   (pnpm import-log <file>)',
   '       cli keys add|list|rotate|revoke   manage the API keys   (pnpm keys --help)',
+  '       cli witness --log <url> --key <file> --state <file> [--name <name>] [--print-key]   check the log\'s latest checkpoint against the last one co-signed, and co-sign it   (pnpm witness; WITNESS_API_KEY: an auditor key)',
 ].join('\n');
 
 const usageError = (problem: string) => {
@@ -67,6 +69,8 @@ async function main(): Promise<number> {
       return exportLog(args);
     case 'verify':
       return verify(args);
+    case 'witness':
+      return witness(args);
     case 'import':
       return importLog(args);
     case 'keys':
@@ -100,6 +104,39 @@ async function exportLog(args: string[]): Promise<number> {
     });
   } finally {
     await eventStore.close();
+  }
+}
+
+// 0 co-signed (the cosignature line on stdout), 1 refused (why on stderr), 2 the log unreachable, 64 usage.
+async function witness(args: string[]): Promise<number> {
+  const flags = new Map<string, string>();
+  // --print-key: the witness's cosigner key, for the log's WITNESS_KEYS (the key file is created if missing).
+  const printKey = args.includes('--print-key');
+  if (printKey) args = args.filter((a) => a !== '--print-key');
+  for (let i = 0; i < args.length; i += 2) {
+    const [flag, value] = [args[i]!, args[i + 1]];
+    if (!['--log', '--key', '--state', '--name'].includes(flag) || value === undefined) return usageError(`witness: unknown or incomplete option ${flag}`);
+    flags.set(flag, value);
+  }
+  const [log, key, state] = [flags.get('--log'), flags.get('--key'), flags.get('--state')];
+  if (printKey) {
+    if (!key) return usageError('witness --print-key needs --key <file>');
+    process.stdout.write(`${cosignerKey(loadOrCreateNoteSigner(callerPath(key), flags.get('--name') ?? 'witness'))}\n`);
+    return 0;
+  }
+  if (!log || !key || !state) return usageError('witness needs --log <url>, --key <file> and --state <file>');
+  try {
+    const r = await runWitness({ logUrl: log, keyFile: callerPath(key), stateFile: callerPath(state), name: flags.get('--name') ?? 'witness', apiKey: process.env.WITNESS_API_KEY ?? null });
+    if (r.outcome === 'refused') {
+      process.stderr.write(`witness: refused: ${r.reason}\n`);
+      return 1;
+    }
+    process.stderr.write(`witness: size ${r.size} is consistent with ${r.previous === null ? 'nothing yet (first checkpoint, trusted on first use)' : `size ${r.previous}`}; co-signed; cosignature ${r.posted}\n`);
+    process.stdout.write(r.cosignature);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`witness: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
   }
 }
 

@@ -3,7 +3,7 @@
 // point-in-time views of one resource sit with its GET (time-travel.ts).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { NotFoundError, agreementStream, reviewStream } from '@cm/domain';
-import { eventEnvelope, hashScheme, verifyChain, type EventStore } from '@cm/event-store';
+import { eventEnvelope, hashScheme, verifyChain, type EventStore, type LogTree } from '@cm/event-store';
 import { commitmentExplanation, explainCommitment } from '@cm/read-models';
 import type { AppDeps } from '../deps.js';
 import { awaitPosition, etagOf } from '../http-support.js';
@@ -15,12 +15,14 @@ type StreamKind = { stream: (id: string) => string; what: string; name: string; 
 const AGREEMENT: StreamKind = { stream: agreementStream, what: 'agreement', name: 'Agreement', notFoundCode: 'agreement_not_found' };
 const REVIEW: StreamKind = { stream: reviewStream, what: 'review', name: 'Review', notFoundCode: 'review_not_found' };
 
-async function history(eventStore: EventStore, kind: StreamKind, id: string, fromRevision: number, limit: number) {
+async function history(eventStore: EventStore, tree: LogTree, kind: StreamKind, id: string, fromRevision: number, limit: number) {
   const stream = kind.stream(id);
   const head = await eventStore.streamRevision(stream);
   if (head < 0) throw new NotFoundError(`${kind.what} ${id} not found`, kind.notFoundCode);
   const events = await eventStore.readStream(stream, { fromRevision, limit });
   const next = fromRevision + events.length;
+  // The tree takes in what the log holds up to now, these events included.
+  await tree.sync();
   return {
     events: events.map((e) => ({
       ...eventEnvelope(e),
@@ -29,6 +31,7 @@ async function history(eventStore: EventStore, kind: StreamKind, id: string, fro
       prevHash: e.prevHash,
       hash: e.hash,
       hashScheme: hashScheme(e.metadata) ?? Number(e.metadata.hashScheme),
+      leafIndex: tree.leafIndexOf(e.position) ?? -1,
     })),
     revision: head,
     nextFromRevision: next <= head ? next : null,
@@ -77,7 +80,7 @@ export const auditRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
         response: { 200: historyResponse },
         problems: { 400: ['invalid_input'], 404: [kind.notFoundCode] },
       },
-    }, async (request) => history(eventStore, kind, request.params.id, request.query.fromRevision, request.query.limit));
+    }, async (request) => history(eventStore, deps.transparency.tree, kind, request.params.id, request.query.fromRevision, request.query.limit));
 
     app.get(`${prefix}/:id/integrity`, {
       schema: {

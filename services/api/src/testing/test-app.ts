@@ -5,17 +5,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Role } from '@cm/domain';
 import { createKeyRing, createLogger, hashSecret, writeApiKeysFile } from '@cm/platform';
-import { createSqliteEventStore, createSqliteIdempotencyStore, type EventStore, type IdempotencyStore, type SqliteEventStore, type WriterSupervision } from '@cm/event-store';
+import { createSqliteEventStore, createSqliteIdempotencyStore, createSqliteLogTree, loadOrCreateNoteSigner, parseVerifierKey, COSIGNATURE_V1, type EventStore, type IdempotencyStore, type SqliteEventStore, type WriterSupervision } from '@cm/event-store';
 import { createMemoryReadStore, createProjector, createQueries, type ReadStore } from '@cm/read-models';
 import { buildApp, type App } from '../app.js';
 import type { AppDeps } from '../deps.js';
 import { createOutcomeCompleter } from '../review-outcomes.js';
+import { createTransparency, defaultLogOrigin, type Transparency } from '../transparency.js';
 
 export type TestApp = {
   app: App;
   eventStore: SqliteEventStore;
   readStore: ReadStore;
   dir: string;
+  /** The Merkle tree and checkpoints the app serves (its signing key in `dir`). */
+  transparency: Transparency;
   /** Moves the clock the app sees. */
   setNow(iso: string): void;
   close(): Promise<void>;
@@ -38,6 +41,10 @@ export async function createTestApp(options: {
   publicUrl?: string;
   /** No projector: whatever is appended stays "behind" (readiness, lag metrics, `?after=` timeouts). */
   stalled?: boolean;
+  /** LOG_ORIGIN; default derived from publicUrl. */
+  logOrigin?: string;
+  /** WITNESS_KEYS: cosigner keys whose cosignatures the log takes. */
+  witnessKeys?: string[];
   /** What the app and its outcome completer write through (a fault-injecting wrapper); `eventStore` stays the file itself. */
   wrapEventStore?: (store: EventStore) => EventStore;
   /** The log writer's supervision (tests hold its restart, or watch its log lines). */
@@ -70,16 +77,22 @@ export async function createTestApp(options: {
   await outcomes.start();
   const baseIdempotency = options.idempotency?.store ?? createSqliteIdempotencyStore(eventStore.db);
   const idempotency = options.idempotency?.wrap?.(baseIdempotency) ?? baseIdempotency;
+  const origin = options.logOrigin ?? defaultLogOrigin(options.publicUrl ?? null);
+  const transparency = createTransparency({
+    tree: createSqliteLogTree(eventStore.db, eventStore), origin, signer: loadOrCreateNoteSigner(join(dir, 'log-signing-key.pem'), origin), now: clock,
+    witnesses: (options.witnessKeys ?? []).map((k) => parseVerifierKey(k, COSIGNATURE_V1)),
+  });
   const app = await buildApp({
     eventStore: writeStore, readStore, queries: createQueries(readStore), idempotency, projector, logger,
     idempotencyTiming: { ...(options.idempotency?.leaseMs ? { leaseMs: options.idempotency.leaseMs } : {}), ...(options.idempotency?.waitMs ? { waitMs: options.idempotency.waitMs } : {}) },
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
     keyRing, rateLimit: options.rateLimit ?? null, corsOrigins: options.corsOrigins ?? [],
     publicUrl: options.publicUrl ?? null,
+    transparency,
   });
   await app.ready();
   return {
-    app, eventStore, readStore, dir,
+    app, eventStore, readStore, dir, transparency,
     setNow(iso) {
       now = new Date(iso);
     },
