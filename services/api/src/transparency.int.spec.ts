@@ -74,11 +74,18 @@ async function allLeaves(): Promise<Buffer[]> {
   return (await t.eventStore.readAll({ after: null, limit: 100_000 })).map((e) => leafOf(e.hash));
 }
 
+/** `<name>+<hex id>+<base64>`: split on the first two '+' only (standard base64 may hold '+'). */
+function splitVerifierKey(text: string): [string, string, string] {
+  const m = /^([^+]+)\+([0-9a-f]{8})\+(.+)$/.exec(text.trim());
+  if (!m) throw new Error(`not a note verifier key: ${text}`);
+  return [m[1]!, m[2]!, m[3]!];
+}
+
 describe('signed checkpoints', () => {
   it('serves the verifier key, public, as <name>+<hex key id>+<base64(0x01 || Ed25519 key)>', async () => {
     const r = await get(t, '/v1/log/key');
     expect(r.statusCode).toBe(200);
-    const [name, id, key] = r.body.trim().split('+') as [string, string, string];
+    const [name, id, key] = splitVerifierKey(r.body);
     expect(name).toBe('ledger.example.org/monitor');
     const raw = Buffer.from(key, 'base64');
     expect(raw.length).toBe(33);
@@ -94,7 +101,7 @@ describe('signed checkpoints', () => {
     expect(c.lines).toHaveLength(1);
     const m = /^\u2014 (\S+) (\S+)$/.exec(c.lines[0]!)!;
     expect(m[1]).toBe('ledger.example.org/monitor');
-    const [, id, key] = (await get(t, '/v1/log/key')).body.trim().split('+') as [string, string, string];
+    const [, id, key] = splitVerifierKey((await get(t, '/v1/log/key')).body);
     const blob = Buffer.from(m[2]!, 'base64');
     expect(blob.subarray(0, 4).toString('hex')).toBe(id);
     const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(key, 'base64').subarray(1).toString('base64url') }, format: 'jwk' });
