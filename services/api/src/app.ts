@@ -17,6 +17,7 @@ import { installErrorHandling, problem, sendProblem } from './problem.js';
 import { agreementRoutes } from './routes/agreements.js';
 import { correctionRoutes } from './routes/corrections.js';
 import { auditRoutes } from './routes/audit.js';
+import { eventRoutes } from './routes/events.js';
 import { exportRoutes } from './routes/export.js';
 import { operationRoutes } from './routes/operations.js';
 import { reviewRoutes } from './routes/reviews.js';
@@ -134,6 +135,7 @@ export async function buildApp(deps: AppDeps) {
         { name: 'reviews', description: 'Review meetings of agreements, their outcomes and calendar' },
         { name: 'dashboard', description: 'Counts across the ledger' },
         { name: 'audit', description: 'History, hash chains, explanations, corrections and export bundles, from the log itself' },
+        { name: 'events', description: 'The log as a feed for integrations: pages of events and a live Server-Sent Events stream' },
         { name: 'operations', description: 'Probes and metrics for operators' },
       ],
     },
@@ -148,6 +150,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(reviewRoutes, deps);
   await app.register(auditRoutes, deps);
   await app.register(exportRoutes, deps);
+  await app.register(eventRoutes, deps);
   return app;
 }
 

@@ -29,4 +29,6 @@ export type AppDeps = {
   reminderOffsets?: readonly ReminderOffset[];
   /** Where clients reach the service (PUBLIC_URL), named as the server of the OpenAPI document; none: "/". */
   publicUrl?: string | null | undefined;
+  /** How often an open event stream (GET /v1/events as Server-Sent Events) sends a heartbeat comment (default 15 s). */
+  feedHeartbeatMs?: number;
 };

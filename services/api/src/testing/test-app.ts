@@ -38,6 +38,8 @@ export async function createTestApp(options: {
   publicUrl?: string;
   /** No projector: whatever is appended stays "behind" (readiness, lag metrics, `?after=` timeouts). */
   stalled?: boolean;
+  /** Heartbeat interval of open event streams. */
+  feedHeartbeatMs?: number;
   /** What the app and its outcome completer write through (a fault-injecting wrapper); `eventStore` stays the file itself. */
   wrapEventStore?: (store: EventStore) => EventStore;
   /** The log writer's supervision (tests hold its restart, or watch its log lines). */
@@ -76,6 +78,7 @@ export async function createTestApp(options: {
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
     keyRing, rateLimit: options.rateLimit ?? null, corsOrigins: options.corsOrigins ?? [],
     publicUrl: options.publicUrl ?? null,
+    ...(options.feedHeartbeatMs ? { feedHeartbeatMs: options.feedHeartbeatMs } : {}),
   });
   await app.ready();
   return {
