@@ -1,4 +1,6 @@
 // buildApp(deps): the Fastify application, never listening; main.ts listens.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify from 'fastify';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
@@ -70,8 +72,22 @@ export async function buildApp(deps: AppDeps) {
   installErrorHandling(app, refuseBodyTooLarge);
 
   let closing = false;
+  // Connections with no request in flight: Node's close() ends the idle keep-alive ones, but not
+  // one a client opened and has sent nothing on yet, which would hold a shutdown until the
+  // client gives up. Those are ended here; a connection with a request in flight finishes it.
+  const inFlight = new Map<Socket, number>();
+  app.server.on('connection', (socket: Socket) => {
+    inFlight.set(socket, 0);
+    socket.once('close', () => inFlight.delete(socket));
+  });
+  app.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    res.once('close', () => inFlight.has(socket) && inFlight.set(socket, Math.max(0, inFlight.get(socket)! - 1)));
+  });
   app.addHook('preClose', async () => {
     closing = true;
+    for (const [socket, n] of inFlight) if (n === 0) socket.destroy();
   });
   app.addHook('onRequest', async (_request, reply) => {
     if (closing) {
