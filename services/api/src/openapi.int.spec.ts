@@ -57,7 +57,7 @@ describe('operations', () => {
       'addCommitment', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'delayCommitment', 'explainCommitment',
       'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getDashboard', 'getHealth', 'getMetrics',
       'getReadiness', 'getReview', 'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements', 'listCommitments',
-      'listReviews', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview', 'scheduleReview', 'terminateAgreement',
+      'listEvents', 'listReviews', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview', 'scheduleReview', 'terminateAgreement',
       'verifyAgreementIntegrity', 'verifyReviewIntegrity', 'withdrawDenunciation',
     ]);
   });

@@ -147,6 +147,13 @@ const CASES: Record<string, Expect> = {
   'GET /v1/reviews/:id/history?format=ndjson': reviewWhole((id) => `/v1/reviews/${id}/history?format=ndjson`),
   'GET /v1/reviews/:id/integrity': reviewWhole((id) => `/v1/reviews/${id}/integrity`),
   'GET /v1/reviews/:id/export': reviewWhole((id) => `/v1/reviews/${id}/export`),
+  // The feed: the events of what the key sees, a joint review's cut to its visible agreements.
+  'GET /v1/events': async (key) => {
+    const events = (await read('/v1/events?limit=1000', key)).json<Json>().events;
+    expect(JSON.stringify(events).includes(HIDDEN)).toBe(seesAll(key));
+    expect(events.some((e: Json) => e.reviewId === REVIEWS.hidden)).toBe(seesAll(key));
+    expect(events.find((e: Json) => e.reviewId === REVIEWS.joint && e.type === 'ReviewScheduled').agreementIds).toEqual(seesAll(key) ? [VISIBLE, HIDDEN] : [VISIBLE]);
+  },
   // Counters by route template and the log's head: no agreement's data.
   'GET /metrics': async (key) => {
     const r = await read('/metrics', key);

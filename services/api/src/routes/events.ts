@@ -63,6 +63,7 @@ export const eventRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
         'reconnecting client sends `Last-Event-ID` (it wins over `after`) and misses nothing; a `: heartbeat` comment every 15 s ' +
         'keeps proxies from closing an idle stream.',
       querystring: eventsQuery,
+      // The event-stream answer is described above: the document generator takes one schema per status.
       response: { 200: eventsPage },
       problems: { 400: ['invalid_input'] },
     },
