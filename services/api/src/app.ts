@@ -23,6 +23,7 @@ import { eventRoutes } from './routes/events.js';
 import { exportRoutes } from './routes/export.js';
 import { operationRoutes } from './routes/operations.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 // Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
 function configureMessages(): void {
@@ -167,6 +168,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(auditRoutes, deps);
   await app.register(exportRoutes, deps);
   await app.register(eventRoutes, deps);
+  await app.register(webhookRoutes, deps);
   return app;
 }
 

@@ -4,6 +4,7 @@ import type { KeyRing } from '@cm/platform';
 import type { EventStore, IdempotencyStore } from '@cm/event-store';
 import type { Projector, Queries, ReadStore } from '@cm/read-models';
 import type { ReminderOffset } from '@cm/reminders';
+import type { WebhookStore, createWebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 
 export type AppDeps = {
   eventStore: EventStore;
@@ -31,4 +32,6 @@ export type AppDeps = {
   publicUrl?: string | null | undefined;
   /** How often an open event stream (GET /v1/events as Server-Sent Events) sends a heartbeat comment (default 15 s). */
   feedHeartbeatMs?: number;
+  /** Webhook subscriptions and their deliveries; without, the /v1/webhooks routes are not served. */
+  webhooks?: { store: WebhookStore; dispatcher: ReturnType<typeof createWebhookDispatcher>; allowLoopbackHttp: boolean; allowHosts?: readonly string[] };
 };

@@ -154,6 +154,10 @@ const CASES: Record<string, Expect> = {
     expect(events.some((e: Json) => e.reviewId === REVIEWS.hidden)).toBe(seesAll(key));
     expect(events.find((e: Json) => e.reviewId === REVIEWS.joint && e.type === 'ReviewScheduled').agreementIds).toEqual(seesAll(key) ? [VISIBLE, HIDDEN] : [VISIBLE]);
   },
+  // The service's own settings: for admins only, whatever the parties.
+  'GET /v1/webhooks': async (key) => {
+    expect(expectProblem(await read('/v1/webhooks', key), 403).code).toBe('role_not_allowed');
+  },
   // Counters by route template and the log's head: no agreement's data.
   'GET /metrics': async (key) => {
     const r = await read('/metrics', key);

@@ -10,6 +10,7 @@ import { createMemoryReadStore, createProjector, createQueries, type ReadStore }
 import { buildApp, type App } from '../app.js';
 import type { AppDeps } from '../deps.js';
 import { createOutcomeCompleter } from '../review-outcomes.js';
+import { createWebhookDispatcher, createWebhookStore } from '../webhooks/webhook-dispatcher.js';
 
 export type TestApp = {
   app: App;
@@ -72,7 +73,11 @@ export async function createTestApp(options: {
   await outcomes.start();
   const baseIdempotency = options.idempotency?.store ?? createSqliteIdempotencyStore(eventStore.db);
   const idempotency = options.idempotency?.wrap?.(baseIdempotency) ?? baseIdempotency;
+  // Webhook subscriptions beside the log; deliveries run when a test calls runOnce (its clock).
+  const webhookStore = createWebhookStore(eventStore.db);
+  const webhooks = { store: webhookStore, allowLoopbackHttp: true, dispatcher: createWebhookDispatcher({ eventStore, store: webhookStore, now: clock, logger, allowLoopbackHttp: true }) };
   const app = await buildApp({
+    webhooks,
     eventStore: writeStore, readStore, queries: createQueries(readStore), idempotency, projector, logger,
     idempotencyTiming: { ...(options.idempotency?.leaseMs ? { leaseMs: options.idempotency.leaseMs } : {}), ...(options.idempotency?.waitMs ? { waitMs: options.idempotency.waitMs } : {}) },
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
