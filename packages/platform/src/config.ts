@@ -52,6 +52,10 @@ const configSchema = z
       .refine((s) => s.split(',').every((o) => /^https?:\/\/[^/\s]+$/.test(o.trim())), 'must be a comma-separated list of origins such as https://tool.example.org (scheme and host, no path)')
       .optional(),
     PUBLIC_URL: z.url().optional(),
+    WEBHOOK_ALLOW_HOSTS: z
+      .string()
+      .refine((s) => s.split(',').every((h) => /^[A-Za-z0-9.-]+$/.test(h.trim())), 'must be a comma-separated list of host names such as hooks.internal.example.gov')
+      .optional(),
     BODY_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
   })
   .superRefine((c, ctx) => {
@@ -80,6 +84,8 @@ export type Config = {
   corsOrigins: string[];
   publicUrl: string | null;
   bodyLimit: number;
+  /** Hosts webhook deliveries may reach though they resolve to private addresses. */
+  webhookAllowHosts: string[];
 };
 
 export class ConfigError extends Error {}
@@ -117,5 +123,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     corsOrigins: c.CORS_ORIGINS ? c.CORS_ORIGINS.split(',').map((o) => o.trim()) : [],
     publicUrl: c.PUBLIC_URL ?? null,
     bodyLimit: c.BODY_LIMIT,
+    webhookAllowHosts: c.WEBHOOK_ALLOW_HOSTS ? c.WEBHOOK_ALLOW_HOSTS.split(',').map((h) => h.trim()) : [],
   };
 }
