@@ -5,6 +5,7 @@
 // documented check and a tampered body does not; URLs that could reach inside are refused.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteDatabase } from '@cm/event-store';
@@ -58,11 +59,22 @@ const subscription = (overrides: Partial<WebhookSubscription> = {}): WebhookSubs
 });
 const openStore = (name: string) => createWebhookStore(openSqliteDatabase(join(t.dir, `${name}.sqlite`)));
 const dispatcher = (store: ReturnType<typeof createWebhookStore>) => createWebhookDispatcher({ eventStore: t.eventStore, store, now: () => now, logger, allowLoopbackHttp: true });
+/** The receiver example of docs/api.md, word for word. */
+async function documentedCheck(): Promise<(secret: string, headers: Record<string, string>, body: string) => boolean> {
+  const doc = readFileSync(join(import.meta.dirname, '../../../../docs/api.md'), 'utf8');
+  const code = /```ts\n([\s\S]*?verifyWebhook[\s\S]*?)```/.exec(doc)?.[1];
+  expect(code, 'docs/api.md has the receiver example').toBeDefined();
+  const file = join(t.dir, 'receiver.ts');
+  writeFileSync(file, code!);
+  return ((await import(file)) as { verifyWebhook: (secret: string, headers: Record<string, string>, body: string) => boolean }).verifyWebhook;
+}
 const logIds = async () => (await t.eventStore.readAll({ after: null, limit: 10_000 })).map((e) => e.id);
 
 describe('webhook deliveries', () => {
   it('deliver every event once per id, in log order, signed, across a restart', async () => {
     received.length = 0;
+    // The receiver's check in docs/api.md judges the timestamp against its own clock.
+    now = new Date();
     const sub = subscription();
     openStore('once').save(sub);
     await dispatcher(openStore('once')).runOnce();
@@ -76,9 +88,16 @@ describe('webhook deliveries', () => {
     const last = JSON.parse(received.at(-1)!.body) as Json;
     expect(last).toMatchObject({ type: 'ProgressReported', agreementId: 'ven-oil-deal', data: { percent: 40 } });
     // The documented check: the signature verifies, and a tampered body does not.
-    for (const r of received) expect(verify(sub.secret, r, r.body)).toBe(true);
-    expect(verify(sub.secret, received[0]!, received[0]!.body.replace('ven-', 'rus-'))).toBe(false);
-    expect(verify(generateSecret(), received[0]!, received[0]!.body)).toBe(false);
+    const documented = await documentedCheck();
+    const headers = (r: Received) => ({ 'webhook-id': r.id, 'webhook-timestamp': r.timestamp, 'webhook-signature': r.signature });
+    for (const r of received) {
+      expect(verify(sub.secret, r, r.body)).toBe(true);
+      expect(documented(sub.secret, headers(r), r.body)).toBe(true);
+    }
+    const first = received[0]!;
+    expect(documented(sub.secret, headers(first), first.body.replace('ven-', 'rus-'))).toBe(false);
+    expect(documented(generateSecret(), headers(first), first.body)).toBe(false);
+    expect(verify(sub.secret, first, first.body.replace('ven-', 'rus-'))).toBe(false);
   });
 
   it('a receiver that fails 3 times then recovers gets everything, retried with backoff', async () => {
