@@ -146,6 +146,64 @@ async function measureLag(client: ServiceClient, agreementId: string, samples: n
   return { lag: stats(lag), command: stats(command), sendToVisible: stats(sendToVisible), failures, failureSample };
 }
 
+/**
+ * Feed latency: one Server-Sent Events stream on GET /v1/events (from the log's head), one
+ * client sending progress reports one at a time; latency = command sent -> its event pushed
+ * on the stream (the event can arrive before the command's answer).
+ */
+async function measureFeedLatency(client: ServiceClient, agreementId: string, samples: number): Promise<{ feed: LatencyStats; failures: number }> {
+  const http1 = createSequentialClient(client.base, client.headers);
+  const controller = new AbortController();
+  const waiting = new Map<string, () => void>();
+  const arrived = new Set<string>();
+  try {
+    const res = await fetch(`${client.base}/v1/events?types=ProgressReported&agreementId=${agreementId}`, {
+      headers: { ...client.headers, accept: 'text/event-stream' }, signal: controller.signal,
+    });
+    if (res.status !== 200 || !res.body) throw new Error(`GET /v1/events as a stream: HTTP ${res.status}`);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    void (async () => {
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        for (const m of buffer.matchAll(/^id: (\d+)$/gm)) {
+          arrived.add(m[1]!);
+          waiting.get(m[1]!)?.();
+        }
+        buffer = buffer.slice(buffer.lastIndexOf('\n\n') + 2);
+      }
+    })().catch(() => undefined);
+    const feed: number[] = [];
+    let failures = 0;
+    for (let i = 0; i < samples + 10; i++) {
+      const started = performance.now();
+      const c = await http1.send('POST', `/v1/agreements/${agreementId}/commitments/${commitmentId(i % COMMITMENTS)}/progress`, { percent: i % 101 });
+      const position = c.status === 200 ? (JSON.parse(c.body) as { position?: unknown }).position : undefined;
+      if (typeof position !== 'string') {
+        failures++;
+        continue;
+      }
+      const pushed = arrived.has(position) || await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 5000);
+        waiting.set(position, () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      waiting.delete(position);
+      if (!pushed) failures++;
+      else if (i >= 10) feed.push(performance.now() - started);
+    }
+    return { feed: stats(feed), failures };
+  } finally {
+    controller.abort();
+    http1.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Raw SQLite: the same rows the store writes for a progress report, one transaction each.
 // ---------------------------------------------------------------------------------------------
@@ -407,6 +465,14 @@ async function runHttpSuite(want: Set<HttpGroup>, options: BenchOptions): Promis
       const lag = await measureLag(embedded.client, 'bench-lag', s.lagSamples);
       progress(`  embedded lag: p50 ${lag.lag.p50Ms.toFixed(2)} ms, p99 ${lag.lag.p99Ms.toFixed(2)} ms${lag.failures ? `, ${lag.failures} failures (${lag.failureSample})` : ''}`);
       rows.push(...lagRows('embedded (in-memory read models)', lag, bareGet, true));
+      progress(`append -> SSE event, embedded: ${s.lagSamples} commands, one at a time`);
+      const feed = await measureFeedLatency(embedded.client, 'bench-lag', s.lagSamples);
+      progress(`  feed latency: p50 ${feed.feed.p50Ms.toFixed(2)} ms, p99 ${feed.feed.p99Ms.toFixed(2)} ms${feed.failures ? `, ${feed.failures} failures` : ''}`);
+      const feedDetails = { samples: feed.feed.samples, failures: feed.failures, feed: feed.feed, bareGet };
+      rows.push(
+        latencyRow('lag', 'append -> SSE event (GET /v1/events stream), embedded, p50', feed.feed.p50Ms, { name: 'bare Fastify GET round trip, p50', value: bareGet.p50Ms }, { details: feedDetails }),
+        latencyRow('lag', 'append -> SSE event (GET /v1/events stream), embedded, p99', feed.feed.p99Ms, { name: 'bare Fastify GET round trip, p99', value: bareGet.p99Ms }, { details: feedDetails }),
+      );
     }
     reportProblems(embedded.service);
     if (!keyed) await embedded.stop.now();

@@ -10,14 +10,14 @@ export const ROLES = ['viewer', 'editor', 'auditor', 'admin'] as const;
 export const role = z.enum(ROLES);
 export type Role = z.infer<typeof role>;
 
-/** What a route needs: `public` needs no key at all. */
-export type Access = 'public' | 'read' | 'command' | 'audit';
+/** What a route needs: `public` needs no key at all; `manage` (the service's own settings, such as webhooks) is for admins. */
+export type Access = 'public' | 'read' | 'command' | 'audit' | 'manage';
 
 const GRANTS: Record<Role, ReadonlySet<Access>> = {
   viewer: new Set(['public', 'read']),
   editor: new Set(['public', 'read', 'command']),
   auditor: new Set(['public', 'read', 'audit']),
-  admin: new Set(['public', 'read', 'command', 'audit']),
+  admin: new Set(['public', 'read', 'command', 'audit', 'manage']),
 };
 
 /** Who is calling: the key's name is the actor recorded on every event. */

@@ -54,6 +54,10 @@ const configSchema = z
     PUBLIC_URL: z.url().optional(),
     WITNESS_KEYS: z.string().regex(/^\s*[^\s+,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*(,\s*[^\s+,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*)*$/, 'must be a comma-separated list of cosigner keys <name>+<hex id>+<base64 key>').optional(),
     LOG_ORIGIN: z.string().regex(/^[^\s+]{1,200}$/, 'must be a name without spaces or +, such as ledger.example.org').optional(),
+    WEBHOOK_ALLOW_HOSTS: z
+      .string()
+      .refine((s) => s.split(',').every((h) => /^[A-Za-z0-9.-]+$/.test(h.trim())), 'must be a comma-separated list of host names such as hooks.internal.example.gov')
+      .optional(),
     BODY_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
   })
   .superRefine((c, ctx) => {
@@ -86,6 +90,8 @@ export type Config = {
   /** The witnesses' cosigner keys (WITNESS_KEYS), as given. */
   witnessKeys: string[];
   bodyLimit: number;
+  /** Hosts webhook deliveries may reach though they resolve to private addresses. */
+  webhookAllowHosts: string[];
 };
 
 export class ConfigError extends Error {}
@@ -125,5 +131,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logOrigin: c.LOG_ORIGIN ?? null,
     witnessKeys: c.WITNESS_KEYS ? c.WITNESS_KEYS.split(',').map((k) => k.trim()) : [],
     bodyLimit: c.BODY_LIMIT,
+    webhookAllowHosts: c.WEBHOOK_ALLOW_HOSTS ? c.WEBHOOK_ALLOW_HOSTS.split(',').map((h) => h.trim()) : [],
   };
 }

@@ -1,4 +1,6 @@
 // buildApp(deps): the Fastify application, never listening; main.ts listens.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify from 'fastify';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
@@ -17,10 +19,12 @@ import { installErrorHandling, problem, sendProblem } from './problem.js';
 import { agreementRoutes } from './routes/agreements.js';
 import { correctionRoutes } from './routes/corrections.js';
 import { auditRoutes } from './routes/audit.js';
+import { eventRoutes } from './routes/events.js';
 import { exportRoutes } from './routes/export.js';
 import { logRoutes } from './routes/log.js';
 import { operationRoutes } from './routes/operations.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 // Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
 function configureMessages(): void {
@@ -70,8 +74,22 @@ export async function buildApp(deps: AppDeps) {
   installErrorHandling(app, refuseBodyTooLarge);
 
   let closing = false;
+  // Connections with no request in flight: Node's close() ends the idle keep-alive ones, but not
+  // one a client opened and has sent nothing on yet, which would hold a shutdown until the
+  // client gives up. Those are ended here; a connection with a request in flight finishes it.
+  const inFlight = new Map<Socket, number>();
+  app.server.on('connection', (socket: Socket) => {
+    inFlight.set(socket, 0);
+    socket.once('close', () => inFlight.delete(socket));
+  });
+  app.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    res.once('close', () => inFlight.has(socket) && inFlight.set(socket, Math.max(0, inFlight.get(socket)! - 1)));
+  });
   app.addHook('preClose', async () => {
     closing = true;
+    for (const [socket, n] of inFlight) if (n === 0) socket.destroy();
   });
   app.addHook('onRequest', async (_request, reply) => {
     if (closing) {
@@ -135,6 +153,7 @@ export async function buildApp(deps: AppDeps) {
         { name: 'reviews', description: 'Review meetings of agreements, their outcomes and calendar' },
         { name: 'dashboard', description: 'Counts across the ledger' },
         { name: 'audit', description: 'History, hash chains, explanations, corrections and export bundles, from the log itself' },
+        { name: 'events', description: 'The log as a feed for integrations: pages of events and a live Server-Sent Events stream' },
         { name: 'operations', description: 'Probes and metrics for operators' },
       ],
     },
@@ -150,6 +169,8 @@ export async function buildApp(deps: AppDeps) {
   await app.register(auditRoutes, deps);
   await app.register(exportRoutes, deps);
   await app.register(logRoutes, deps);
+  await app.register(eventRoutes, deps);
+  await app.register(webhookRoutes, deps);
   return app;
 }
 

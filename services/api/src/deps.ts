@@ -5,6 +5,7 @@ import type { EventStore, IdempotencyStore } from '@cm/event-store';
 import type { Projector, Queries, ReadStore } from '@cm/read-models';
 import type { ReminderOffset } from '@cm/reminders';
 import type { Transparency } from './transparency.js';
+import type { WebhookStore, createWebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 
 export type AppDeps = {
   eventStore: EventStore;
@@ -32,4 +33,8 @@ export type AppDeps = {
   publicUrl?: string | null | undefined;
   /** The log's Merkle tree and signed checkpoints (/v1/log/..., leafIndex in histories). */
   transparency: Transparency;
+  /** How often an open event stream (GET /v1/events as Server-Sent Events) sends a heartbeat comment (default 15 s). */
+  feedHeartbeatMs?: number;
+  /** Webhook subscriptions and their deliveries; without, the /v1/webhooks routes are not served. */
+  webhooks?: { store: WebhookStore; dispatcher: ReturnType<typeof createWebhookDispatcher>; allowLoopbackHttp: boolean; allowHosts?: readonly string[] };
 };

@@ -3,7 +3,7 @@
 import './heap-settings.js';
 import { join } from 'node:path';
 import {
-  ApiKeysError, ConfigError, maskUrlPasswords, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, planFirstApiKey, type FirstApiKey, loadConfig,
+  ApiKeysError, ConfigError, isLoopbackHost, maskUrlPasswords, createKeyRing, createLogger, createShutdown, defaultApiKeysPath, planFirstApiKey, type FirstApiKey, loadConfig,
   type Config, type KeyRing,
 } from '@cm/platform';
 import type { Logger } from 'pino';
@@ -18,6 +18,7 @@ import { createBullmqScheduler, createInProcessScheduler, createMailer, createRe
 import { buildApp } from './app.js';
 import { createOutcomeCompleter } from './review-outcomes.js';
 import { CHECKPOINT_INTERVAL_MS, createTransparency, defaultLogOrigin } from './transparency.js';
+import { createWebhookDispatcher, createWebhookStore } from './webhooks/webhook-dispatcher.js';
 
 async function main(): Promise<void> {
   let config;
@@ -174,7 +175,19 @@ async function main(): Promise<void> {
     const outcomes = createOutcomeCompleter({ eventStore, logger });
     await outcomes.start();
     shutdown.add('review outcomes', () => outcomes.stop());
+    // Webhook subscriptions and their delivery cursors, durably in DATA_DIR; deliveries run in
+    // this process, a pass every second (the cursor makes a restart resume where it stopped).
+    const webhookStore = createWebhookStore(openSqliteDatabase(join(config.dataDir, 'webhooks.sqlite')));
+    const webhookOptions = { allowLoopbackHttp: isLoopbackHost(config.host), allowHosts: config.webhookAllowHosts };
+    const dispatcher = createWebhookDispatcher({ eventStore, store: webhookStore, now: () => new Date(), logger: logger.child({ component: 'webhooks' }), ...webhookOptions });
+    const delivering = setInterval(() => {
+      dispatcher.runOnce().catch((err: unknown) => logger.error({ err }, 'webhook deliveries failed; retrying in a second'));
+    }, 1000);
+    // A pass in flight is not awaited (a slow receiver would hold the shutdown): its cursor is
+    // checkpointed per event, so the next start sends at most the event in flight again.
+    shutdown.add('webhooks', () => clearInterval(delivering));
     const app = await buildApp({
+      webhooks: { store: webhookStore, dispatcher, ...webhookOptions },
       eventStore, readStore, queries, idempotency, projector, logger, now: () => new Date(), readWaitMs: 5000, bodyLimit: config.bodyLimit,
       keyRing,
       rateLimit: config.rateLimit && { ...config.rateLimit, redis: redisStore?.redis, namespace: config.redisNamespace },

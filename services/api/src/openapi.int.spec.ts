@@ -54,10 +54,12 @@ describe('operations', () => {
     expect(new Set(ids).size).toBe(ids.length);
     // Generated clients name their methods after these: renaming one breaks every client.
     expect([...ids].sort()).toEqual([
-      'addCommitment', 'addLogCosignature', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'delayCommitment', 'explainCommitment',
-      'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getConsistencyProof', 'getDashboard', 'getHealth', 'getInclusionProof', 'getLogCheckpoint', 'getLogKey', 'getMetrics',
-      'getReadiness', 'getReview', 'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements', 'listCommitments',
-      'listReviews', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview', 'scheduleReview', 'terminateAgreement',
+      'addCommitment', 'addLogCosignature', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent',
+      'createAgreement', 'createWebhook', 'delayCommitment', 'deleteWebhook', 'explainCommitment', 'exportAgreement', 'exportReview', 'getAgreement',
+      'getAgreementHistory', 'getCommitment', 'getConsistencyProof', 'getDashboard', 'getHealth', 'getInclusionProof', 'getLogCheckpoint',
+      'getLogKey', 'getMetrics', 'getReadiness', 'getReview', 'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements',
+      'listCommitments', 'listEvents', 'listReviews', 'listWebhooks', 'pauseWebhook', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview',
+      'resumeWebhook', 'scheduleReview', 'terminateAgreement',
       'verifyAgreementIntegrity', 'verifyReviewIntegrity', 'withdrawDenunciation',
     ]);
   });
@@ -153,6 +155,9 @@ const COMMAND_BODIES: Record<string, string> = {
   '/v1/reviews/{id}/cancellation/confirm': `{}`,
   '/v1/reviews/{id}/outcome/confirm': `{}`,
   '/v1/log/cosignatures': `{ size: 7, cosignature: '\u2014 rus-mfa AAAA' }`,
+  '/v1/webhooks': `{ url: 'https://tool.example.gov/hooks', types: ['CommitmentDelayed'], parties: ['VEN'] }`,
+  '/v1/webhooks/{id}/pause': `{}`,
+  '/v1/webhooks/{id}/resume': `{}`,
   '/v1/reviews/{id}/outcome': `{ summary: 'on track', assessments: [{ agreementId: 'health-cooperation', rating: 'on_track' }] }`,
 };
 

@@ -163,6 +163,17 @@ const CASES: Record<string, Expect> = {
     expect(r.statusCode, r.body).toBe(200);
     expect(r.body).not.toContain(HIDDEN);
   },
+  // The feed: the events of what the key sees, a joint review's cut to its visible agreements.
+  'GET /v1/events': async (key) => {
+    const events = (await read('/v1/events?limit=1000', key)).json<Json>().events;
+    expect(JSON.stringify(events).includes(HIDDEN)).toBe(seesAll(key));
+    expect(events.some((e: Json) => e.reviewId === REVIEWS.hidden)).toBe(seesAll(key));
+    expect(events.find((e: Json) => e.reviewId === REVIEWS.joint && e.type === 'ReviewScheduled').agreementIds).toEqual(seesAll(key) ? [VISIBLE, HIDDEN] : [VISIBLE]);
+  },
+  // The service's own settings: for admins only, whatever the parties.
+  'GET /v1/webhooks': async (key) => {
+    expect(expectProblem(await read('/v1/webhooks', key), 403).code).toBe('role_not_allowed');
+  },
   // Counters by route template and the log's head: no agreement's data.
   'GET /metrics': async (key) => {
     const r = await read('/metrics', key);

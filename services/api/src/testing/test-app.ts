@@ -11,6 +11,7 @@ import { buildApp, type App } from '../app.js';
 import type { AppDeps } from '../deps.js';
 import { createOutcomeCompleter } from '../review-outcomes.js';
 import { createTransparency, defaultLogOrigin, type Transparency } from '../transparency.js';
+import { createWebhookDispatcher, createWebhookStore } from '../webhooks/webhook-dispatcher.js';
 
 export type TestApp = {
   app: App;
@@ -45,6 +46,8 @@ export async function createTestApp(options: {
   logOrigin?: string;
   /** WITNESS_KEYS: cosigner keys whose cosignatures the log takes. */
   witnessKeys?: string[];
+  /** Heartbeat interval of open event streams. */
+  feedHeartbeatMs?: number;
   /** What the app and its outcome completer write through (a fault-injecting wrapper); `eventStore` stays the file itself. */
   wrapEventStore?: (store: EventStore) => EventStore;
   /** The log writer's supervision (tests hold its restart, or watch its log lines). */
@@ -82,13 +85,18 @@ export async function createTestApp(options: {
     tree: createSqliteLogTree(eventStore.db, eventStore), origin, signer: loadOrCreateNoteSigner(join(dir, 'log-signing-key.pem'), origin), now: clock,
     witnesses: (options.witnessKeys ?? []).map((k) => parseVerifierKey(k, COSIGNATURE_V1)),
   });
+  // Webhook subscriptions beside the log; deliveries run when a test calls runOnce (its clock).
+  const webhookStore = createWebhookStore(eventStore.db);
+  const webhooks = { store: webhookStore, allowLoopbackHttp: true, dispatcher: createWebhookDispatcher({ eventStore, store: webhookStore, now: clock, logger, allowLoopbackHttp: true }) };
   const app = await buildApp({
+    webhooks,
     eventStore: writeStore, readStore, queries: createQueries(readStore), idempotency, projector, logger,
     idempotencyTiming: { ...(options.idempotency?.leaseMs ? { leaseMs: options.idempotency.leaseMs } : {}), ...(options.idempotency?.waitMs ? { waitMs: options.idempotency.waitMs } : {}) },
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
     keyRing, rateLimit: options.rateLimit ?? null, corsOrigins: options.corsOrigins ?? [],
     publicUrl: options.publicUrl ?? null,
     transparency,
+    ...(options.feedHeartbeatMs ? { feedHeartbeatMs: options.feedHeartbeatMs } : {}),
   });
   await app.ready();
   return {
