@@ -244,7 +244,7 @@ describe('reviews: history, integrity and time travel', () => {
     const events = await seedReview();
     expect(events.map((e) => [e.revision, e.type])).toEqual([[0, 'ReviewScheduled'], [1, 'ReviewRescheduled']]);
     for (const e of events) {
-      expect(Object.keys(e).sort()).toEqual(['actor', 'correlationId', 'data', 'hash', 'hashScheme', 'occurredAt', 'position', 'prevHash', 'recordedAt', 'revision', 'type']);
+      expect(Object.keys(e).sort()).toEqual(['actor', 'correlationId', 'data', 'hash', 'hashScheme', 'leafIndex', 'occurredAt', 'position', 'prevHash', 'recordedAt', 'revision', 'type']);
       expect(e.actor).toBe('anonymous');
     }
     expect(events[0]).toMatchObject({ prevHash: genesisHash(2, 'review-rev-q2'), hashScheme: 2, data: { reviewId: 'rev-q2', title: 'Q2 review', agreementIds: ['ag-time'] } });
