@@ -7,3 +7,4 @@ export * from './redis-idempotency-store.js';
 export * from './bundle.js';
 export * from './bundle-export.js';
 export * from './command-runner.js';
+export * from './postgres-event-store.js';
