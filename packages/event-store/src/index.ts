@@ -10,3 +10,4 @@ export * from './command-runner.js';
 export * from './merkle.js';
 export * from './log-tree.js';
 export * from './signed-note.js';
+export * from './postgres-event-store.js';

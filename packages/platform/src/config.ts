@@ -19,6 +19,17 @@ export type Role = (typeof ROLE_NAMES)[number];
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 export const isLoopbackHost = (host: string) => LOOPBACK_HOSTS.has(host) || (isIP(host) === 4 && host.startsWith('127.'));
 
+/** postgres://user@host[:port]/db or postgresql://...: a URL with a host and a database name. */
+export function isPostgresUrl(u: string): boolean {
+  if (!/^postgres(ql)?:\/\//.test(u)) return false;
+  try {
+    const url = new URL(u);
+    return url.hostname !== '' && url.pathname.length > 1;
+  } catch {
+    return false;
+  }
+}
+
 const configSchema = z
   .object({
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -26,7 +37,10 @@ const configSchema = z
     DATA_DIR: z.string().min(1).default('./data'),
     EVENT_STORE_URL: z
       .string()
-      .refine((u) => /^(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\//.test(u) || /^(sqlite:|file:)/.test(u), 'must be esdb://... or sqlite:<path>')
+      .refine(
+        (u) => /^(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\//.test(u) || /^(sqlite:|file:)/.test(u) || isPostgresUrl(u),
+        'must be postgres://user@host:5432/db, esdb://... or sqlite:<path>',
+      )
       .optional(),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port').optional(),
     REDIS_NAMESPACE: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/, 'must be 1-40 letters, digits, dots, dashes or underscores').default('cm'),
@@ -70,7 +84,7 @@ export type Config = {
   port: number;
   host: string;
   dataDir: string;
-  eventStore: { kind: 'sqlite'; path: string } | { kind: 'esdb'; url: string };
+  eventStore: { kind: 'sqlite'; path: string } | { kind: 'esdb'; url: string } | { kind: 'postgres'; url: string };
   redisUrl: string | null;
   /** Prefix of every Redis key of this deployment (read models, lease). */
   redisNamespace: string;
@@ -115,7 +129,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       ? { kind: 'sqlite', path: resolve(dataDir, 'events.sqlite') }
       : /^(sqlite|file):/.test(esUrl)
         ? { kind: 'sqlite', path: resolve(esUrl.replace(/^(sqlite|file):(\/\/)?/, '')) }
-        : { kind: 'esdb', url: esUrl },
+        : isPostgresUrl(esUrl)
+          ? { kind: 'postgres', url: esUrl }
+          : { kind: 'esdb', url: esUrl },
     redisUrl: c.REDIS_URL ?? null,
     redisNamespace: c.REDIS_NAMESPACE,
     smtpUrl: c.SMTP_URL ?? null,

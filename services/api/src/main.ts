@@ -8,7 +8,7 @@ import {
 } from '@cm/platform';
 import type { Logger } from 'pino';
 import {
-  IDEMPOTENCY_RETENTION_MS, createEsdbEventStore, createMemoryLogTree, createSqliteLogTree, loadOrCreateNoteSigner, parseVerifierKey, COSIGNATURE_V1, type LogTree, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
+  IDEMPOTENCY_RETENTION_MS, SchemaTooNewError, createEsdbEventStore, openPostgresEventStore, createMemoryLogTree, createSqliteLogTree, loadOrCreateNoteSigner, parseVerifierKey, COSIGNATURE_V1, type LogTree, createRedisIdempotencyStore, createSqliteEventStore, createSqliteIdempotencyStore, openSqliteDatabase,
   type EventStore, type IdempotencyStore,
 } from '@cm/event-store';
 import {
@@ -62,6 +62,31 @@ async function main(): Promise<void> {
     eventStore = sqlite;
     idempotency = createSqliteIdempotencyStore(sqlite.db);
     tree = createSqliteLogTree(sqlite.db, sqlite, { onProgress: (leaves) => storeLog.info({ leaves }, 'Merkle tree: taking in the log') });
+  } else if (config.eventStore.kind === 'postgres') {
+    const storeLog = logger.child({ component: 'event-store' });
+    const url = config.eventStore.url;
+    try {
+      // Applies the schema's missing migrations (pnpm migrate does the same for operators who run them apart).
+      eventStore = await openPostgresEventStore({
+        connectionString: url,
+        logError: (message, err) => storeLog.error({ err }, message),
+        logInfo: (message) => storeLog.warn(message),
+      });
+    } catch (err) {
+      if (err instanceof SchemaTooNewError) {
+        logger.fatal({ found: err.found, known: err.known }, err.message);
+        process.exit(78);
+      }
+      logger.fatal({ err }, `cannot open the PostgreSQL log at EVENT_STORE_URL=${maskUrlPasswords(url)}: check the server is up, the database exists and the user may create tables in it`);
+      process.exit(69);
+    }
+    // As with EventStoreDB: api processes on several machines share idempotency answers through
+    // Redis; without Redis, a SQLite file under DATA_DIR keeps this process's answers.
+    idempotency = redisStore
+      ? createRedisIdempotencyStore(redisStore.redis, { namespace: config.redisNamespace })
+      : createSqliteIdempotencyStore(openSqliteDatabase(`${config.dataDir}/idempotency.sqlite`), { besideLog: false });
+    // The log is remote: its tree is derived from it in memory, from readAll at start.
+    tree = createMemoryLogTree(eventStore, { onProgress: (leaves) => storeLog.info({ leaves }, 'Merkle tree: taking in the log') });
   } else {
     const storeLog = logger.child({ component: 'event-store' });
     eventStore = createEsdbEventStore({ connectionString: config.eventStore.url, logError: (message, err) => storeLog.error({ err }, message) });
@@ -80,7 +105,7 @@ async function main(): Promise<void> {
   }
   shutdown.add('event store', () => eventStore.close());
   logger.info(
-    { roles: [...config.roles], log: config.eventStore.kind === 'sqlite' ? config.eventStore.path : 'eventstoredb', readModels: redisStore ? 'redis' : 'memory' },
+    { roles: [...config.roles], log: config.eventStore.kind === 'sqlite' ? config.eventStore.path : config.eventStore.kind === 'postgres' ? maskUrlPasswords(config.eventStore.url) : 'eventstoredb', readModels: redisStore ? 'redis' : 'memory' },
     'starting',
   );
 

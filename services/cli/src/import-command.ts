@@ -1,10 +1,13 @@
-// `import <file>`: restores an archive into an EMPTY embedded log, keeping every id, position,
+// `import <file>`: restores an archive into an EMPTY log (SQLite or PostgreSQL), keeping every id, position,
 // recordedAt and hash, so the restored log verifies and projects exactly as the original.
 // The bundle is verified in full before anything is written, and the import itself is one
 // transaction: a refusal or a failure leaves the log empty.
 // Exit codes: 0 imported; 1 refused, nothing written (the log is not empty, or the bundle does
 // not verify); 2 the file is unreadable or the import failed (rolled back).
-import { createBundleVerifier, readBundleEvents, verifyBundle, type BundleReport, type SqliteEventStore, type StoredEvent } from '@cm/event-store';
+import { createBundleVerifier, readBundleEvents, verifyBundle, type BundleReport, type EventStore, type ImportSummary, type StoredEvent } from '@cm/event-store';
+
+/** A log that restores archives: the SQLite and the PostgreSQL adapters. */
+export type ImportTarget = EventStore & { importEvents(events: AsyncIterable<StoredEvent>): Promise<ImportSummary> };
 import { bundleLines, cannotRead, isBundle } from './bundle-file.js';
 import type { Progress } from './progress.js';
 import { describeError } from './verify-command.js';
@@ -15,7 +18,7 @@ export type ImportOptions = {
   target: string;
   /** Whether a log already exists there (an absent one is created only once the bundle verifies). */
   logExists: boolean;
-  openStore: () => SqliteEventStore;
+  openStore: () => ImportTarget | Promise<ImportTarget>;
   stdout: (s: string) => void;
   stderr: (s: string) => void;
   progress: (label: string) => Progress;
@@ -47,11 +50,11 @@ async function* checkedAgain(lines: AsyncIterable<string>, first: BundleReport):
 }
 
 export async function runImport(o: ImportOptions): Promise<number> {
-  let store: SqliteEventStore | null = null;
+  let store: ImportTarget | null = null;
   try {
     // Refuse before spending a verification on a bundle that could not be imported anyway.
     if (o.logExists) {
-      store = o.openStore();
+      store = await o.openStore();
       const head = await store.headPosition();
       if (head !== null) {
         o.stderr(`refusing to import: the event log at ${o.target} already holds events (up to position ${head}); import only into an empty log\n`);
@@ -93,8 +96,13 @@ export async function runImport(o: ImportOptions): Promise<number> {
         importing.update(done, total);
       }
     }
-    store ??= o.openStore();
-    const summary = await store.importEvents(counted(readBundleEvents(checkedAgain(await bundleLines(o.file), report))));
+    store ??= await o.openStore();
+    // The file is opened when the import starts reading it: readLines begins at once, and lines it
+    // emits before anything iterates it (while a server transaction is being begun) would be lost.
+    const secondRead = async function* () {
+      yield* await bundleLines(o.file);
+    };
+    const summary = await store.importEvents(counted(readBundleEvents(checkedAgain(secondRead(), report))));
     importing.end(done, total);
     const seconds = (o.now().getTime() - started.getTime()) / 1000;
     o.stdout(`imported ${summary.events.toLocaleString('en')} events of ${summary.streams.toLocaleString('en')} streams into ${o.target} in ${seconds.toFixed(1)} s, with their original ids, positions, times and hashes\n`);

@@ -7,7 +7,9 @@
 //                      69 Redis unreachable, 75 another rebuild is running, 130 interrupted.
 //   export [--out f]   every stream, global order, as an NDJSON bundle. 0 written, 2 failed.
 //   verify <file>      offline, no configuration read. 0 valid, 1 invalid, 2 unreadable.
-//   import <file>      into an empty embedded log. 0 imported, 1 refused, 2 unreadable or failed.
+//   import <file>      into an empty SQLite or PostgreSQL log. 0 imported, 1 refused, 2 unreadable or failed.
+//   migrate            applies the PostgreSQL log's missing schema migrations. 0 done, 69 server
+//                      unreachable, 78 not a PostgreSQL log or its schema is newer than this version.
 //   keys add|list|rotate|revoke   the API keys file (API_KEYS_FILE, else DATA_DIR/api-keys.json).
 //                      0 done, 1 no key matched, 64 refused, 78 keys file missing or invalid,
 //                      2 write failed, 75 locked by another keys command (see keys-command.ts).
@@ -16,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { ConfigError, createLogger, maskUrlPasswords, defaultApiKeysPath, loadConfig, type Config } from '@cm/platform';
-import { cosignerKey, createEsdbEventStore, createSqliteEventStore, loadOrCreateNoteSigner } from '@cm/event-store';
+import { SchemaTooNewError, cosignerKey, createEsdbEventStore, createSqliteEventStore, loadOrCreateNoteSigner, migratePostgres, openPostgresEventStore, type EventStore } from '@cm/event-store';
 import { RebuildAbortedError, RebuildInProgressError, rebuildReadModels } from '@cm/read-models';
 import { runExport } from './export-command.js';
 import { runImport } from './import-command.js';
@@ -31,6 +33,7 @@ const USAGE = [
   '       cli export [--out <file>]   every stream as an NDJSON bundle, to stdout or a file   (pnpm export-log)',
   '       cli verify <file>           verify a bundle offline   (pnpm verify-bundle <file>)',
   '       cli import <file>           restore a bundle into an empty log   (pnpm import-log <file>)',
+  '       cli migrate                 apply the PostgreSQL log schema migrations   (pnpm migrate)',
   '       cli keys add|list|rotate|revoke   manage the API keys   (pnpm keys --help)',
   '       cli witness --log <url> --key <file> --state <file> [--name <name>] [--print-key]   check the log\'s latest checkpoint against the last one co-signed, and co-sign it   (pnpm witness; WITNESS_API_KEY: an auditor key)',
 ].join('\n');
@@ -57,7 +60,16 @@ function configOrNull(): Config | null {
 // (INIT_CWD), and a relative file name means that folder.
 const callerPath = (file: string) => resolve(process.env.INIT_CWD ?? process.cwd(), file);
 
-const logDescription = (config: Config) => (config.eventStore.kind === 'sqlite' ? config.eventStore.path : 'EventStoreDB');
+const logDescription = (config: Config) =>
+  config.eventStore.kind === 'sqlite' ? config.eventStore.path : config.eventStore.kind === 'postgres' ? maskUrlPasswords(config.eventStore.url) : 'EventStoreDB';
+
+/** The log the configuration names. A PostgreSQL log must be at the current schema (pnpm migrate), not migrated here. */
+async function openLog(config: Config): Promise<EventStore> {
+  const es = config.eventStore;
+  if (es.kind === 'sqlite') return createSqliteEventStore({ path: es.path });
+  if (es.kind === 'postgres') return openPostgresEventStore({ connectionString: es.url, migrate: false, logInfo: (l) => process.stderr.write(`${l}\n`) });
+  return createEsdbEventStore({ connectionString: es.url });
+}
 const stderrProgress = (label: string) => createProgress({ label, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
 
 async function main(): Promise<number> {
@@ -75,6 +87,8 @@ async function main(): Promise<number> {
       return importLog(args);
     case 'keys':
       return keys(args);
+    case 'migrate':
+      return migrate(args);
     default:
       return usageError(command ? `unknown command: ${command}` : 'no command given');
   }
@@ -95,9 +109,13 @@ async function exportLog(args: string[]): Promise<number> {
     process.stderr.write(`no event log at ${config.eventStore.path}: set DATA_DIR (or EVENT_STORE_URL=sqlite:<path>) to the one the service writes\n`);
     return 78;
   }
-  const eventStore = config.eventStore.kind === 'sqlite'
-    ? createSqliteEventStore({ path: config.eventStore.path })
-    : createEsdbEventStore({ connectionString: config.eventStore.url });
+  let eventStore: EventStore;
+  try {
+    eventStore = await openLog(config);
+  } catch (err) {
+    process.stderr.write(`cannot open the log at ${logDescription(config)}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof SchemaTooNewError ? 78 : 69;
+  }
   try {
     return await runExport({
       eventStore, source: logDescription(config), out, stdout: process.stdout, stderr: (s) => process.stderr.write(s), progress: stderrProgress, now: () => new Date(),
@@ -152,11 +170,20 @@ async function importLog(args: string[]): Promise<number> {
   if (!file || rest.length > 0 || file.startsWith('--')) return usageError(file ? 'import takes exactly one file' : 'import needs a file');
   const config = configOrNull();
   if (!config) return 78;
-  if (config.eventStore.kind !== 'sqlite') {
-    process.stderr.write('import restores into the embedded SQLite log only: unset EVENT_STORE_URL or set it to sqlite:<path>\n');
+  const es = config.eventStore;
+  if (es.kind === 'postgres') {
+    // The schema is created (migrated) here: an import is how a new server's log begins.
+    return runImport({
+      file: callerPath(file), target: logDescription(config), logExists: true,
+      openStore: () => openPostgresEventStore({ connectionString: es.url, logInfo: (l) => process.stderr.write(`${l}\n`) }),
+      stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), progress: stderrProgress, now: () => new Date(),
+    });
+  }
+  if (es.kind !== 'sqlite') {
+    process.stderr.write('import restores into a SQLite or PostgreSQL log only: set EVENT_STORE_URL to sqlite:<path> or postgres://...\n');
     return 78;
   }
-  const path = config.eventStore.path;
+  const path = es.path;
   return runImport({
     file: callerPath(file), target: path, logExists: existsSync(path), openStore: () => createSqliteEventStore({ path }),
     stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), progress: stderrProgress, now: () => new Date(),
@@ -186,6 +213,27 @@ function keys(args: string[]): number {
     file, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), now: () => new Date(),
     ...(wait !== undefined ? { lockWaitMs: Number(wait) } : {}),
   });
+}
+
+async function migrate(args: string[]): Promise<number> {
+  if (args.length > 0) return usageError(`migrate takes no argument: ${args.join(' ')}`);
+  const config = configOrNull();
+  if (!config) return 78;
+  const es = config.eventStore;
+  if (es.kind !== 'postgres') {
+    process.stderr.write(`migrate applies the PostgreSQL log's schema: set EVENT_STORE_URL=postgres://user@host:5432/db (the ${es.kind === 'sqlite' ? 'SQLite' : 'EventStoreDB'} log needs none)\n`);
+    return 78;
+  }
+  try {
+    const r = await migratePostgres(es.url);
+    process.stdout.write(r.applied.length > 0
+      ? `the PostgreSQL log at ${logDescription(config)} is at schema version ${r.to} (applied ${r.applied.join(', ')}; was ${r.from})\n`
+      : `the PostgreSQL log at ${logDescription(config)} is already at schema version ${r.to}: nothing to apply\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`migrate failed at ${logDescription(config)}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof SchemaTooNewError ? 78 : 69;
+  }
 }
 
 async function rebuild(flags: string[]): Promise<number> {
@@ -224,9 +272,13 @@ async function rebuild(flags: string[]): Promise<number> {
 
   // stdout carries the progress and the summary; the JSON log goes to stderr.
   const logger = createLogger({ level: config.logLevel, fd: 2 });
-  const eventStore = config.eventStore.kind === 'sqlite'
-    ? createSqliteEventStore({ path: config.eventStore.path })
-    : createEsdbEventStore({ connectionString: config.eventStore.url });
+  let eventStore: EventStore;
+  try {
+    eventStore = await openLog(config);
+  } catch (err) {
+    process.stderr.write(`cannot open the log at ${logDescription(config)}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof SchemaTooNewError ? 78 : 69;
+  }
   const interrupt = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     process.stdout.write(`\n${signal}: stopping after the current batch; the live read models are left as they are\n`);
@@ -235,7 +287,7 @@ async function rebuild(flags: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const printer = createProgressPrinter({ tty: process.stdout.isTTY === true, write: (s) => process.stdout.write(s) });
-  process.stdout.write(`${check ? 'checking' : 'rebuilding'} the read models of namespace ${config.redisNamespace} from ${config.eventStore.kind === 'sqlite' ? config.eventStore.path : 'EventStoreDB'}\n`);
+  process.stdout.write(`${check ? 'checking' : 'rebuilding'} the read models of namespace ${config.redisNamespace} from ${logDescription(config)}\n`);
   try {
     const summary = await rebuildReadModels({
       eventStore, redisUrl, namespace: config.redisNamespace, logger, check, signal: interrupt.signal, onProgress: (p) => printer.update(p),
