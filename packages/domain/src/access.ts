@@ -86,6 +86,14 @@ export function checkAgreementCommand(principal: Principal, command: AgreementCo
     }
     case 'TerminateAgreement':
     case 'WithdrawDenunciation':
+    // An editor notifies only its own parties' ratification: the decider checks the party it names.
+    case 'NotifyRatification':
+    // The lifecycle of the agreement as a whole is any of its parties' to record.
+    case 'RecordEntryIntoForce':
+    case 'ApplyProvisionally':
+    case 'SuspendAgreement':
+    case 'ResumeAgreement':
+    case 'ExpireAgreement':
     case 'RecordAgreementReview':
       return;
     default: {

@@ -21,7 +21,7 @@ export const explainStep = z.object({
   changed: z.object({
     status: change(commitmentStatus, 'status').optional(),
     progress: change(z.number().int(), 'progress (0-100)').optional(),
-    dueDate: change(z.string(), 'due date').optional(),
+    dueDate: change(z.string().nullable(), 'due date (null: pending a relative rule\'s event)').optional(),
   }).describe('Only the fields this event changed'),
 });
 
@@ -29,7 +29,7 @@ export const commitmentExplanation = z.object({
   agreementId: z.string(),
   commitmentId: z.string(),
   revision: z.number().int().describe("The agreement stream's revision the explanation was folded up to"),
-  current: z.object({ status: commitmentStatus, progress: z.number().int(), dueDate: z.string() }).describe('Where the commitment stands now (after the last step)'),
+  current: z.object({ status: commitmentStatus, progress: z.number().int(), dueDate: z.string().nullable() }).describe('Where the commitment stands now (after the last step)'),
   steps: z.array(explainStep).describe('In stream order, every event that changed the status, progress or due date; the first is the CommitmentAdded, from null'),
 });
 export type ExplainStep = z.infer<typeof explainStep>;
