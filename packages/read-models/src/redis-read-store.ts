@@ -154,7 +154,7 @@ function agreementFootprint(doc: AgreementDoc, only: readonly CommitmentState[] 
   if (a.session) entries.push({ key: `a:session:${a.session.name}`, member: m, score: 0 });
   // Lifecycle dates are never in the future: only a denunciation's effect (a:ends) is judged by the reads.
   entries.push({ key: `a:life:${deriveLifecycle(a, PAST)}`, member: m, score: 0 });
-  for (const party of awaitingRatification(a, PAST)) entries.push({ key: 'a:awaiting', member: `${party}${SEP}${m}`, score: 0 });
+  for (const party of awaitingRatification(a, PAST)) entries.push({ key: 'a:await:all', member: `${party}${SEP}${m}`, score: 0 });
   // A pending denunciation terminates the agreement at effectiveAt with no event: judged by the reads.
   if (a.denunciation && !a.terminated) entries.push({ key: 'a:ends', member: m, score: Date.parse(a.denunciation.effectiveAt) });
   const open = a.commitments.filter((c) => c.status !== 'implemented' && c.status !== 'cancelled' && c.dueDate !== null);
@@ -586,7 +586,7 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       m.zlexcount(`${p}c:open`, '-', `(${now.slice(0, 10)}`);
       m.zrange(`${p}r:status:scheduled`, `(${Date.parse(now)}`, '+inf', 'BYSCORE', 'LIMIT', 0, upcoming);
       m.zrange(`${p}a:ends`, '-inf', String(Date.parse(now)), 'BYSCORE');
-      m.zrange(`${p}a:awaiting`, '0', '-1');
+      m.zrange(`${p}a:await:all`, '0', '-1');
       const res = await execOrThrow(m);
       let i = 0;
       const num = (v: string | undefined) => Number(v ?? 0);
