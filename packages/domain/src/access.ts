@@ -71,6 +71,8 @@ export function checkAgreementCommand(principal: Principal, command: AgreementCo
       }
       return;
     case 'ReportProgress':
+    case 'AddMilestone':
+    case 'RecordMilestoneStatus':
     case 'ImplementCommitment':
     case 'DelayCommitment':
     case 'CancelCommitment': {

@@ -2,7 +2,7 @@
 // state. Pure: time, ids and the actor arrive inside the command.
 import type { AgreementEvent, Assessment, Timed } from './events.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
-import type { AgreementKind, AgreementLifecycle, CommitmentStatus, DueRule, EntryIntoForceMode, Responsible, Session } from './primitives.js';
+import type { AgreementKind, AgreementLifecycle, CommitmentStatus, DueRule, EntryIntoForceMode, MilestoneStatus, Responsible, Session } from './primitives.js';
 
 /**
  * When a command runs: `now` is the server's clock as the command context carries it, and
@@ -43,6 +43,8 @@ export type CommitmentState = {
   originalDueDate: string | null;
   /** The rule the due date is counted by, when it is relative to an agreement's event. */
   dueRule: DueRule | null;
+  /** Its steps, in the order added (absent on documents written before milestones). */
+  milestones?: Milestone[];
   /** When the commitment was added (its CommitmentAdded's occurredAt): nothing happens to it before. */
   addedAt: string;
   status: CommitmentStatus;
@@ -142,6 +144,24 @@ export type AgreementState =
 export type ExistingAgreement = Extract<AgreementState, { exists: true }>;
 
 export type Ratification = { party: string; date: string };
+export type Milestone = {
+  id: string; title: string; dueDate: string; weight: number;
+  status: MilestoneStatus | 'scheduled'; note: string | null; evidenceUrl: string | null; statusAt: string | null;
+};
+
+/** The weights of a commitment's milestones add up to at most this: 100 when its progress is all milestones. */
+export const MILESTONE_WEIGHT_TOTAL = 100;
+
+/**
+ * Progress its milestones give a commitment: met counts its whole weight, partially_met half,
+ * over the weights of every milestone (so 100 only when each is met); null without milestones.
+ */
+export function milestoneProgress(milestones: readonly Milestone[] | undefined): number | null {
+  if (!milestones || milestones.length === 0) return null;
+  const total = milestones.reduce((n, m) => n + m.weight, 0);
+  const done = milestones.reduce((n, m) => n + (m.status === 'met' ? m.weight : m.status === 'partially_met' ? m.weight / 2 : 0), 0);
+  return Math.round((done / total) * 1000) / 10;
+}
 export type EntryIntoForce = { date: string; derived: boolean };
 
 /** How a new agreement enters into force when its command does not say. */
@@ -224,6 +244,8 @@ export type AgreementCommand =
    */
   | { type: 'TerminateAgreement'; reason: string; actingParties?: readonly string[] | null | undefined }
   | { type: 'WithdrawDenunciation'; reason?: string | undefined; actingParties?: readonly string[] | null | undefined }
+  | { type: 'AddMilestone'; commitmentId: string; milestoneId: string; title: string; dueDate: string; weight: number }
+  | { type: 'RecordMilestoneStatus'; commitmentId: string; milestoneId: string; status: MilestoneStatus; note?: string | undefined; evidenceUrl?: string | undefined }
   | {
       type: 'CorrectEvent';
       revision: number;
@@ -457,6 +479,31 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
         throw new ForbiddenError(`only ${d.byParty}, which denounced agreement ${a.id}, may withdraw the denunciation`, 'not_denouncing_party');
       }
       return [{ type: 'DenunciationWithdrawn', data: strip({ byParty: d.byParty, reason: command.reason }) }];
+    }
+    case 'AddMilestone': {
+      const a = requireOpen(state, now);
+      const c = requireActiveCommitment(a, command.commitmentId);
+      requireAfterAddition(c, time.occurredAt);
+      const milestones = c.milestones ?? [];
+      if (milestones.some((m) => m.id === command.milestoneId)) throw new ConflictError(`milestone ${command.milestoneId} already exists in commitment ${c.id}`, 'milestone_exists');
+      const used = milestones.reduce((n, m) => n + m.weight, 0);
+      if (used + command.weight > MILESTONE_WEIGHT_TOTAL) {
+        throw new ValidationError(`the milestones of commitment ${c.id} would weigh ${used + command.weight}, more than ${MILESTONE_WEIGHT_TOTAL}`, [
+          { path: 'weight', message: `must be at most ${MILESTONE_WEIGHT_TOTAL - used}: the other milestones weigh ${used} of ${MILESTONE_WEIGHT_TOTAL}` },
+        ]);
+      }
+      if (command.dueDate < a.signedAt) throw new ValidationError('a milestone is not due before the signing', [{ path: 'dueDate', message: `must not be before the signing date ${a.signedAt}` }]);
+      const { commitmentId, milestoneId, title, dueDate, weight } = command;
+      return [{ type: 'MilestoneAdded', data: { commitmentId, milestoneId, title, dueDate, weight } }];
+    }
+    case 'RecordMilestoneStatus': {
+      const a = requireOpen(state, now);
+      const c = requireActiveCommitment(a, command.commitmentId);
+      requireAfterAddition(c, time.occurredAt);
+      if (!(c.milestones ?? []).some((m) => m.id === command.milestoneId)) {
+        throw new NotFoundError(`milestone ${command.milestoneId} not found in commitment ${c.id}`, 'milestone_not_found');
+      }
+      return [{ type: 'MilestoneStatusRecorded', data: strip({ commitmentId: c.id, milestoneId: command.milestoneId, status: command.status, note: command.note, evidenceUrl: command.evidenceUrl }) }];
     }
     case 'NotifyRatification': {
       const a = requireOpen(state, now);
@@ -711,6 +758,21 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
     }
     case 'DenunciationWithdrawn':
       return { ...state, denunciation: null };
+    case 'MilestoneAdded': {
+      const { milestoneId, title, dueDate, weight } = event.data;
+      return updateCommitment(state, event.data.commitmentId, (c) => ({
+        ...c,
+        milestones: [...(c.milestones ?? []), { id: milestoneId, title, dueDate, weight, status: 'scheduled', note: null, evidenceUrl: null, statusAt: null }],
+      }));
+    }
+    case 'MilestoneStatusRecorded': {
+      const d = event.data;
+      return updateCommitment(state, d.commitmentId, (c) => ({
+        ...c,
+        lastUpdateAt: at,
+        milestones: (c.milestones ?? []).map((m) => (m.id === d.milestoneId ? { ...m, status: d.status, note: d.note ?? null, evidenceUrl: d.evidenceUrl ?? null, statusAt: at } : m)),
+      }));
+    }
     case 'RatificationNotified':
       return { ...state, ratifications: [...(state.ratifications ?? []), { party: event.data.party, date: event.data.date }] };
     case 'EntryIntoForceRecorded': {

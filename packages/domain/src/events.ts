@@ -2,7 +2,7 @@
 // fields (ids, actor, times, revision) live in the event store's metadata, not here.
 import { z } from 'zod';
 import {
-  agreementKind, attendee, dueRule, entryIntoForceMode, isoDate, instant, party, rating, responsible, sector, session, slug, text, url,
+  agreementKind, attendee, dueRule, entryIntoForceMode, milestoneStatus, isoDate, instant, party, rating, responsible, sector, session, slug, text, url,
 } from './primitives.js';
 
 const commitmentRef = { commitmentId: slug };
@@ -67,6 +67,9 @@ export const agreementTerminated = z.object({ reason: text(2000) });
 /** One party gave notice: the agreement stays in force until effectiveAt, then is terminated. */
 export const agreementDenounced = z.object({ byParty: party, reason: text(2000), noticeAt: instant, effectiveAt: instant });
 export const denunciationWithdrawn = z.object({ byParty: party, reason: text(2000).optional() });
+/** A step of a commitment, with its share (weight, 1-100) of the commitment's progress. */
+export const milestoneAdded = z.object({ commitmentId: slug, milestoneId: slug, title: text(300), dueDate: isoDate, weight: z.number().int().min(1).max(100) });
+export const milestoneStatusRecorded = z.object({ commitmentId: slug, milestoneId: slug, status: milestoneStatus, note: text(4000).optional(), evidenceUrl: url.optional() });
 /** One party notified that it completed its internal procedures (ratification, approval). */
 export const ratificationNotified = z.object({ party, date: isoDate });
 /** A due date a lifecycle event fixed or moved: from null when it was pending its event. */
@@ -161,6 +164,8 @@ export const agreementEvent = z.discriminatedUnion('type', [
   ev('AgreementReviewed', agreementReviewed),
   ev('AgreementDenounced', agreementDenounced),
   ev('DenunciationWithdrawn', denunciationWithdrawn),
+  ev('MilestoneAdded', milestoneAdded),
+  ev('MilestoneStatusRecorded', milestoneStatusRecorded),
   ev('RatificationNotified', ratificationNotified),
   ev('EntryIntoForceRecorded', entryIntoForceRecorded),
   ev('ProvisionalApplicationStarted', provisionalApplicationStarted),

@@ -105,6 +105,10 @@ export type Session = z.infer<typeof session>;
 export type Attendee = z.infer<typeof attendee>;
 export type Locale = z.infer<typeof locale>;
 
+/** A milestone's status, as OCDS names them; `scheduled` until one is recorded. */
+export const milestoneStatus = z.enum(['met', 'partially_met', 'not_met']);
+export type MilestoneStatus = z.infer<typeof milestoneStatus>;
+
 /** Where an agreement stands as a treaty, beside how far its commitments got (its status). */
 export const agreementLifecycle = z.enum(['signed', 'provisionally_applied', 'in_force', 'suspended', 'terminated', 'expired']);
 export type AgreementLifecycle = z.infer<typeof agreementLifecycle>;

@@ -1,7 +1,7 @@
 // What the API shows of a document, as of an instant: status, overdue and next review are
 // derived here, against the instant asked about.
 import {
-  terminationAt, DEFAULT_NOTICE_PERIOD_MONTHS, awaitingRatification, deriveLifecycle,
+  terminationAt, DEFAULT_NOTICE_PERIOD_MONTHS, awaitingRatification, deriveLifecycle, milestoneProgress,
   agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue,
   type CommitmentState, type ExistingAgreement, type ExistingReview,
 } from '@cm/domain';
@@ -27,6 +27,10 @@ export function commitmentView(c: CommitmentState, asOf: string) {
     cancelledAt: c.cancelledAt,
     cancellationReason: c.cancellationReason,
     delays: c.delays,
+    /** Steps with a weight each; status scheduled until met, partially_met or not_met is recorded. */
+    milestones: c.milestones ?? [],
+    /** Progress from the milestones' weights (met: whole, partially_met: half); null without milestones. */
+    milestoneProgress: milestoneProgress(c.milestones),
   };
 }
 export type CommitmentView = ReturnType<typeof commitmentView>;

@@ -194,3 +194,31 @@ describe('provisional application, suspension, expiry and denunciation', () => {
     expect((await read('/v1/agreements?lifecycle=in_force')).items).toEqual([]);
   });
 });
+
+describe('milestones', () => {
+  it("break a commitment into weighted steps its party's editor records; progress derives from the weights", async () => {
+    await send(venEditor, '/v1/agreements', energy({ entryIntoForce: 'on_signature' }), 201);
+    const base = '/v1/agreements/energy-2026/commitments/fixed';
+    await send(venEditor, `${base}/milestones`, { id: 'site-chosen', title: 'Site chosen', dueDate: '2026-04-30', weight: 30 });
+    await send(venEditor, `${base}/milestones`, { id: 'plant-built', title: 'Plant built', dueDate: '2026-11-30', weight: 70 });
+    const over = await expectNothingAppended(t, () => post(t, `${base}/milestones`, { id: 'extra', title: 'Extra', dueDate: '2026-12-01', weight: 1 }, bearer(venEditor)));
+    expect(errorPaths(expectProblem(over, 400))).toEqual(['weight']);
+    const rus = await expectNothingAppended(t, () => post(t, `${base}/milestones/site-chosen/status`, { status: 'met' }, bearer(rusEditor)));
+    expect(expectProblem(rus, 403).code).toBe('outside_parties');
+    expect(expectProblem(await post(t, `${base}/milestones/nowhere/status`, { status: 'met' }, bearer(admin)), 404).code).toBe('milestone_not_found');
+
+    await send(venEditor, `${base}/milestones/site-chosen/status`, { status: 'met', evidenceUrl: 'https://example.org/site' });
+    const partly = await send(venEditor, `${base}/milestones/plant-built/status`, { status: 'partially_met', note: 'Walls up' });
+    expect(partly.milestoneProgress).toBe(65);
+    expect(partly.milestones).toMatchObject([
+      { id: 'site-chosen', weight: 30, status: 'met', evidenceUrl: 'https://example.org/site' },
+      { id: 'plant-built', weight: 70, status: 'partially_met', note: 'Walls up' },
+    ]);
+    // As of before the second status, the time-travel read shows the milestone as it was then.
+    const history = await read('/v1/agreements/energy-2026/history', admin);
+    const before = history.events.find((e: Json) => e.type === 'MilestoneStatusRecorded').revision;
+    const then = await read(`/v1/agreements/energy-2026?revision=${before}`);
+    expect(then.commitments.find((c: Json) => c.id === 'fixed')).toMatchObject({ milestoneProgress: 30 });
+    expect((await read('/v1/commitments?agreementId=energy-2026')).items.find((c: Json) => c.id === 'fixed').milestoneProgress).toBe(65);
+  });
+});

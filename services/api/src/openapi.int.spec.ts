@@ -54,10 +54,10 @@ describe('operations', () => {
     expect(new Set(ids).size).toBe(ids.length);
     // Generated clients name their methods after these: renaming one breaks every client.
     expect([...ids].sort()).toEqual([
-      'addCommitment', 'applyProvisionally', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'delayCommitment', 'expireAgreement', 'explainCommitment',
+      'addCommitment', 'addMilestone', 'applyProvisionally', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'delayCommitment', 'expireAgreement', 'explainCommitment',
       'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getDashboard', 'getHealth', 'getMetrics',
       'getReadiness', 'getReview', 'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements', 'listCommitments',
-      'listReviews', 'notifyRatification', 'recordEntryIntoForce', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview', 'resumeAgreement',
+      'listReviews', 'notifyRatification', 'recordEntryIntoForce', 'recordMilestoneStatus', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview', 'resumeAgreement',
       'scheduleReview', 'suspendAgreement', 'terminateAgreement',
       'verifyAgreementIntegrity', 'verifyReviewIntegrity', 'withdrawDenunciation',
     ]);
@@ -144,6 +144,8 @@ const COMMAND_BODIES: Record<string, string> = {
   '/v1/agreements/{id}/termination': `{ reason: 'superseded' }`,
   '/v1/agreements/{id}/denunciation/withdrawal': `{ reason: 'talks resumed' }`,
   '/v1/agreements/{id}/commitments': `{ title: 'Train staff', dueDate: '2027-01-31', responsible: { party: 'RUS', institution: 'Ministry of Health' } }`,
+  '/v1/agreements/{id}/commitments/{cid}/milestones': `{ id: 'site-chosen', title: 'Site chosen', dueDate: '2027-01-31', weight: 30 }`,
+  '/v1/agreements/{id}/commitments/{cid}/milestones/{mid}/status': `{ status: 'partially_met', note: 'two of three sites', evidenceUrl: 'https://example.org/sites' }`,
   '/v1/agreements/{id}/ratifications': `{ party: 'RUS', date: '2026-02-10' }`,
   '/v1/agreements/{id}/entry-into-force': `{ date: '2026-03-01', reason: 'the note arrived later' }`,
   '/v1/agreements/{id}/provisional-application': `{ date: '2026-01-20' }`,

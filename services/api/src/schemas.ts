@@ -1,6 +1,6 @@
 // HTTP bodies and parameters, built from the domain's zod primitives.
 import { z } from 'zod';
-import { agreementKind, assessment, attendee, dueRule, email, entryIntoForceMode, instant, isoDate, party, responsible, sector, multilineText, plainText, session, slug, url } from '@cm/domain';
+import { agreementKind, assessment, attendee, dueRule, email, entryIntoForceMode, milestoneStatus, instant, isoDate, party, responsible, sector, multilineText, plainText, session, slug, url } from '@cm/domain';
 
 const occurredAt = instant.optional().describe(
   'When it happened in the world (default: now). Never in the future, nor before the agreement was signed (its signing day in the earliest time zone) or, on a commitment, before it was added.',
@@ -61,6 +61,20 @@ export const entryIntoForceBody = z.strictObject({
 });
 export const lifecycleBody = z.strictObject({ date: lifecycleDate, reason: multilineText(2000).optional(), occurredAt });
 export const suspensionBody = z.strictObject({ date: lifecycleDate, reason: multilineText(2000), occurredAt });
+export const milestoneBody = z.strictObject({
+  id: slug,
+  title: plainText(300),
+  dueDate: isoDate,
+  weight: z.number().int('must be a whole number').min(1).max(100).describe("Its share of the commitment's progress; the milestones of one commitment weigh 100 at most"),
+  occurredAt,
+});
+export const milestoneStatusBody = z.strictObject({
+  status: milestoneStatus.describe('OCDS milestone statuses: met, partially_met (counts half its weight), not_met'),
+  note: multilineText(4000).optional(),
+  evidenceUrl: url.optional(),
+  occurredAt,
+});
+export const milestoneParams = z.object({ id: slug, cid: slug, mid: slug });
 export const emptyCommandBody = z.strictObject({ occurredAt });
 
 export const agreementParams = z.object({ id: slug });

@@ -16,7 +16,7 @@ import { idFromTitle } from '../ids.js';
 import { READ, mergeProblems } from '../openapi.js';
 import {
   addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, implementationBody,
-  entryIntoForceBody, lifecycleBody, optionalReasonBody, progressBody, ratificationBody, readQuery, reasonBody, suspensionBody,
+  entryIntoForceBody, lifecycleBody, milestoneBody, milestoneParams, milestoneStatusBody, optionalReasonBody, progressBody, ratificationBody, readQuery, reasonBody, suspensionBody,
 } from '../schemas.js';
 import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel.js';
 
@@ -284,6 +284,29 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
     schema: { tags: ['commitments'], operationId: 'recordProgress', summary: 'Report progress (0-100; may go down)', params: commitmentParams, body: progressBody, problems: COMMITMENT_COMMAND },
   }, async (request, reply) =>
     commitmentCommand(request, reply, { type: 'ReportProgress', commitmentId: request.params.cid, percent: request.body.percent, note: request.body.note, evidenceUrl: request.body.evidenceUrl }));
+
+  app.post('/v1/agreements/:id/commitments/:cid/milestones', {
+    schema: {
+      tags: ['commitments'], operationId: 'addMilestone', summary: 'Add a milestone (title, due date, weight) to a commitment',
+      description: "400 naming weight when the commitment's milestones would weigh more than 100; 409 milestone_exists for an id already used.",
+      params: commitmentParams, body: milestoneBody,
+      problems: mergeProblems(COMMITMENT_COMMAND, { 409: ['milestone_exists'] }),
+    },
+  }, async (request, reply) =>
+    commitmentCommand(request, reply, {
+      type: 'AddMilestone', commitmentId: request.params.cid, milestoneId: request.body.id, title: request.body.title, dueDate: request.body.dueDate, weight: request.body.weight,
+    }));
+
+  app.post('/v1/agreements/:id/commitments/:cid/milestones/:mid/status', {
+    schema: {
+      tags: ['commitments'], operationId: 'recordMilestoneStatus', summary: "Record a milestone's status (met, partially_met, not_met) with a note and evidence",
+      params: milestoneParams, body: milestoneStatusBody,
+      problems: mergeProblems(COMMITMENT_COMMAND, { 404: ['milestone_not_found'] }),
+    },
+  }, async (request, reply) =>
+    commitmentCommand(request, reply, {
+      type: 'RecordMilestoneStatus', commitmentId: request.params.cid, milestoneId: request.params.mid, status: request.body.status, note: request.body.note, evidenceUrl: request.body.evidenceUrl,
+    }));
 
   app.post('/v1/agreements/:id/commitments/:cid/implementation', {
     schema: { tags: ['commitments'], operationId: 'implementCommitment', summary: 'Mark a commitment implemented', params: commitmentParams, body: implementationBody, problems: COMMITMENT_COMMAND },
