@@ -3,10 +3,10 @@
 // into force and the rules that read them.
 import { describe, expect, it } from 'vitest';
 import {
-  decideAgreement, deriveLifecycle, dueDateFrom, evolveAgreement, initialAgreementState, awaitingRatification,
+  decideAgreement, deriveLifecycle, dueDateFrom, evolveAgreement, initialAgreementState, awaitingRatification, milestoneProgress,
   type AgreementState, type ExistingAgreement,
 } from './agreement-decider.js';
-import { ConflictError, ForbiddenError, ValidationError } from './errors.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors.js';
 import type { AgreementEvent, Timed } from './events.js';
 import type { EntryIntoForceMode } from './primitives.js';
 import { isOverdue } from './status-rules.js';
@@ -153,5 +153,23 @@ describe('lifecycle', () => {
     }]);
     expect(deriveLifecycle(a, '2026-07-20T09:59:59.999Z')).toBe('in_force');
     expect(deriveLifecycle(a, '2026-07-20T10:00:00.000Z')).toBe('terminated');
+  });
+});
+
+describe('milestones', () => {
+  const withPlant = [signed(), added('plant', null, '2026-12-31')];
+  it('refuse weights over 100 in all, naming weight and what is left', () => {
+    const g = given([...withPlant, { type: 'MilestoneAdded', occurredAt: AT, data: { commitmentId: 'plant', milestoneId: 'site', title: 'Site', dueDate: '2026-04-30', weight: 60 } }]);
+    const err = g.when({ type: 'AddMilestone', commitmentId: 'plant', milestoneId: 'walls', title: 'Walls', dueDate: '2026-06-30', weight: 41 }).thenThrows(ValidationError, 'invalid_input', ['weight']);
+    expect(err.errors[0]!.message).toMatch(/at most 40/);
+    g.when({ type: 'AddMilestone', commitmentId: 'plant', milestoneId: 'site', title: 'Site', dueDate: '2026-06-30', weight: 10 }).thenThrows(ConflictError, 'milestone_exists');
+    g.when({ type: 'RecordMilestoneStatus', commitmentId: 'plant', milestoneId: 'roof', status: 'met' }).thenThrows(NotFoundError, 'milestone_not_found');
+  });
+
+  it('give progress from their weights: met whole, partially_met half, not_met and scheduled nothing', () => {
+    const m = (id: string, weight: number, status: string) => ({ id, title: id, dueDate: '2026-06-30', weight, status, note: null, evidenceUrl: null, statusAt: null }) as const;
+    expect(milestoneProgress([])).toBeNull();
+    expect(milestoneProgress([m('a', 30, 'met'), m('b', 50, 'partially_met'), m('c', 20, 'not_met')])).toBe(55);
+    expect(milestoneProgress([m('a', 1, 'met'), m('b', 2, 'scheduled')])).toBe(33.3);
   });
 });
