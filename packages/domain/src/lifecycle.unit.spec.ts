@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   decideAgreement, deriveLifecycle, dueDateFrom, evolveAgreement, initialAgreementState, awaitingRatification, milestoneProgress,
-  type AgreementState, type ExistingAgreement,
+  type AgreementState, type ExistingAgreement, type Milestone,
 } from './agreement-decider.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from './errors.js';
 import type { AgreementEvent, Timed } from './events.js';
@@ -167,7 +167,7 @@ describe('milestones', () => {
   });
 
   it('give progress from their weights: met whole, partially_met half, not_met and scheduled nothing', () => {
-    const m = (id: string, weight: number, status: string) => ({ id, title: id, dueDate: '2026-06-30', weight, status, note: null, evidenceUrl: null, statusAt: null }) as const;
+    const m = (id: string, weight: number, status: Milestone['status']): Milestone => ({ id, title: id, dueDate: '2026-06-30', weight, status, note: null, evidenceUrl: null, statusAt: null });
     expect(milestoneProgress([])).toBeNull();
     expect(milestoneProgress([m('a', 30, 'met'), m('b', 50, 'partially_met'), m('c', 20, 'not_met')])).toBe(55);
     expect(milestoneProgress([m('a', 1, 'met'), m('b', 2, 'scheduled')])).toBe(33.3);
