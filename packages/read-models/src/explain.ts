@@ -2,7 +2,7 @@
 // each event that moved the commitment's status, progress or due date, with what it moved.
 // Pure; the API reads the stream and calls explainCommitment.
 import { z } from 'zod';
-import { AGREEMENT_EVENT_TYPES, commitmentStatus, evolveAgreement, initialAgreementState, type AgreementEvent, type AgreementState, type CommitmentState } from '@cm/domain';
+import { AGREEMENT_EVENT_TYPES, commitmentStatus, milestoneProgress, evolveAgreement, initialAgreementState, type AgreementEvent, type AgreementState, type CommitmentState } from '@cm/domain';
 import { eventEnvelope, toTimed, type StoredEvent } from '@cm/event-store';
 
 const change = <T extends z.ZodType>(value: T, what: string) =>
@@ -22,6 +22,7 @@ export const explainStep = z.object({
     status: change(commitmentStatus, 'status').optional(),
     progress: change(z.number().int(), 'progress (0-100)').optional(),
     dueDate: change(z.string().nullable(), 'due date (null: pending a relative rule\'s event)').optional(),
+    milestoneProgress: change(z.number(), 'progress its milestones give (null: no milestones)').optional(),
   }).describe('Only the fields this event changed'),
 });
 
@@ -44,6 +45,10 @@ function diff(before: CommitmentState | undefined, after: CommitmentState): Expl
   if (before?.status !== after.status) changed.status = { from: before?.status ?? null, to: after.status };
   if (before?.progress !== after.progress) changed.progress = { from: before?.progress ?? null, to: after.progress };
   if (before?.dueDate !== after.dueDate) changed.dueDate = { from: before?.dueDate ?? null, to: after.dueDate };
+  // Only once it has milestones: a commitment without any shows no such step.
+  const from = before ? milestoneProgress(before.milestones) : null;
+  const to = milestoneProgress(after.milestones);
+  if (to !== null && from !== to) changed.milestoneProgress = { from, to };
   return changed;
 }
 

@@ -220,5 +220,11 @@ describe('milestones', () => {
     const then = await read(`/v1/agreements/energy-2026?revision=${before}`);
     expect(then.commitments.find((c: Json) => c.id === 'fixed')).toMatchObject({ milestoneProgress: 30 });
     expect((await read('/v1/commitments?agreementId=energy-2026')).items.find((c: Json) => c.id === 'fixed').milestoneProgress).toBe(65);
+    const explained = await read(`${base}/explain`, admin);
+    expect(explained.steps.filter((x: Json) => x.changed.milestoneProgress).map((x: Json) => [x.type, x.changed.milestoneProgress])).toEqual([
+      ['MilestoneAdded', { from: null, to: 0 }],
+      ['MilestoneStatusRecorded', { from: 0, to: 30 }],
+      ['MilestoneStatusRecorded', { from: 30, to: 65 }],
+    ]);
   });
 });
