@@ -8,7 +8,7 @@ import { awaitingRatification, deriveAgreementStatus, type AgreementStatus, type
 import { comparePositions, type Position } from '@cm/event-store';
 import type { AgreementDoc, ReviewDoc } from './documents.js';
 import { createCommitmentIndex } from './memory-commitment-index.js';
-import { awaitingByParty, createScanQueries, descDate, type Dashboard } from './queries.js';
+import { addMilestones, awaitingByParty, createScanQueries, descDate, zeroMilestones, type Dashboard } from './queries.js';
 import { CheckpointMismatchError, type ReadStore } from './read-store.js';
 
 const PAST = '0001-01-01T00:00:00.000Z';
@@ -46,6 +46,9 @@ export function createMemoryReadStore(): ReadStore {
   const sectors = new Map<string, { total: number; byStatus: Record<AgreementStatus, number>; earliest: Map<AgreementStatus, Map<string, number>> }>();
   const commitmentCounts: Record<CommitmentStatus, number> = { pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0 };
   let commitmentTotal = 0;
+  /** Milestone counts, and the agreement each agreement's part of them was counted from. */
+  const milestoneCounts = zeroMilestones();
+  const milestonesOf = new Map<string, ExistingAgreement>();
   /** Sectors in the order the reference dashboard meets them (first agreement of each, in insertion order); null: to recompute. Sectors without agreements are skipped when read. */
   let sectorOrder: string[] | null = [];
   /** Ids in list order, kept until a document that changes the order arrives. */
@@ -106,6 +109,10 @@ export function createMemoryReadStore(): ReadStore {
       // A denunciation terminates the agreement at its effectiveAt, with no event: judged when counted.
       if (a.denunciation && !a.terminated) denounced.set(id, a);
       else denounced.delete(id);
+      const old = milestonesOf.get(id);
+      if (old) addMilestones(milestoneCounts, old, -1);
+      addMilestones(milestoneCounts, a, 1);
+      milestonesOf.set(id, a);
       const { removed, added } = commitments.put(a);
       for (const s of removed) commitmentCounts[s]--;
       for (const s of added) commitmentCounts[s]++;
@@ -199,6 +206,7 @@ export function createMemoryReadStore(): ReadStore {
         },
         upcomingReviews: scheduled.filter((r) => r.scheduledFor > now).slice(0, upcoming),
         awaitingRatification: awaitingByParty(awaiting),
+        milestones: { ...milestoneCounts },
       };
     },
 

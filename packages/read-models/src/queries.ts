@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import {
   ValidationError, agreementLifecycle, agreementStatus, awaitingRatification, deriveLifecycle, commitmentStatus, deriveAgreementStatus, isOverdue, isoDate, instant, normalizeInstant, party,
-  reviewStatus, sector, slug, type AgreementStatus, type CommitmentStatus,
+  reviewStatus, sector, slug, type AgreementStatus, type CommitmentStatus, type ExistingAgreement,
 } from '@cm/domain';
 import type { ReadStore } from './read-store.js';
 import { agreementSummary, commitmentView, reviewDetail, reviewView, type AgreementSummary, type CommitmentView, type ReviewView } from './views.js';
@@ -163,8 +163,10 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
       const agreements = { total: 0, byStatus: byStatus(), bySector: {} as Record<string, { total: number; byStatus: Record<AgreementStatus, number> }> };
       const commitments = { total: 0, byStatus: { pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0 } as Record<CommitmentStatus, number>, overdue: 0 };
       const awaiting: Record<string, string[]> = {};
+      const milestones = zeroMilestones();
       for (const d of await store.allAgreements()) {
         const a = d.agreement;
+        addMilestones(milestones, a, 1);
         for (const p of awaitingRatification(a, now)) (awaiting[p] ??= []).push(a.id);
         const status = deriveAgreementStatus(a, now);
         agreements.total++;
@@ -183,10 +185,22 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
         .sort((x, y) => x.review.scheduledFor.localeCompare(y.review.scheduledFor) || x.review.id.localeCompare(y.review.id))
         .slice(0, upcoming)
         .map(reviewView);
-      return { agreements, commitments, upcomingReviews, awaitingRatification: awaitingByParty(awaiting) };
+      return { agreements, commitments, upcomingReviews, awaitingRatification: awaitingByParty(awaiting), milestones };
     },
   };
 }
+export type MilestoneCounts = { total: number; scheduled: number; met: number; partially_met: number; not_met: number };
+export const zeroMilestones = (): MilestoneCounts => ({ total: 0, scheduled: 0, met: 0, partially_met: 0, not_met: 0 });
+/** Adds (or, with -1, takes away) an agreement's milestones to counts by status. */
+export function addMilestones(counts: MilestoneCounts, a: Pick<ExistingAgreement, 'commitments'>, sign: 1 | -1): void {
+  for (const c of a.commitments) {
+    for (const m of c.milestones ?? []) {
+      counts.total += sign;
+      counts[m.status] += sign;
+    }
+  }
+}
+
 /** Parties in code order, each with the agreements not in force it has still to ratify (ids sorted). */
 export function awaitingByParty(byParty: Record<string, string[]>): Dashboard['awaitingRatification'] {
   return Object.fromEntries(
@@ -203,6 +217,8 @@ export type Dashboard = {
   upcomingReviews: ReviewView[];
   /** Per party, the agreements signed but not yet in force whose ratification it has still to notify. */
   awaitingRatification: Record<string, { count: number; agreementIds: string[] }>;
+  /** Milestones of every commitment, by status (scheduled until one is recorded). */
+  milestones: MilestoneCounts;
 };
 
 /** The queries the API asks: lists from the store's own indexes, details from documents. */

@@ -184,6 +184,10 @@ function agreementFootprint(doc: AgreementDoc, only: readonly CommitmentState[] 
     sets.push({ key: 'c:institutions', member: inst });
     counters.set('c:count|total', (counters.get('c:count|total') ?? 0) + 1);
     counters.set(`c:count|st:${c.status}`, (counters.get(`c:count|st:${c.status}`) ?? 0) + 1);
+    for (const ms of c.milestones ?? []) {
+      counters.set('c:count|ms:total', (counters.get('c:count|ms:total') ?? 0) + 1);
+      counters.set(`c:count|ms:${ms.status}`, (counters.get(`c:count|ms:${ms.status}`) ?? 0) + 1);
+    }
   }
   return { entries, counters, hashes: [{ key: 'a:titles', field: a.id, value: `${m}\n${foldText(a.title)}` }], sets };
 }
@@ -633,6 +637,10 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
         },
         upcomingReviews: upcomingIds.flatMap((id) => (reviews.has(id) ? [reviewView(reviews.get(id)!)] : [])),
         awaitingRatification: awaitingByParty(awaiting),
+        milestones: {
+          total: num(cCount['ms:total']), scheduled: num(cCount['ms:scheduled']), met: num(cCount['ms:met']),
+          partially_met: num(cCount['ms:partially_met']), not_met: num(cCount['ms:not_met']),
+        },
       };
     },
 

@@ -213,6 +213,7 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
           commitments: { total: 0, byStatus: ZERO_COMMITMENTS, overdue: 0 },
           upcomingReviews: [],
           awaitingRatification: {},
+          milestones: { total: 0, scheduled: 0, met: 0, partially_met: 0, not_met: 0 },
         });
       });
     });
@@ -265,6 +266,24 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
             expect(await store.listAgreements(f, now)).toEqual(await reference().listAgreements(f, now));
           }
         }
+      });
+
+      it('counts milestones by status on the dashboard, across commits that change them', async () => {
+        await writeLifecycles();
+        await ledger.milestone('ratified', 'later', 'design', 40);
+        await ledger.milestone('ratified', 'later', 'build', 60);
+        await ledger.milestone('awaiting', 'dated', 'survey', 100);
+        await ledger.commitTo(store);
+        await ledger.milestoneStatus('ratified', 'later', 'design', 'met');
+        await ledger.milestoneStatus('awaiting', 'dated', 'survey', 'partially_met');
+        await ledger.commitTo(store, { batchSize: 1 });
+        await ledger.milestoneStatus('awaiting', 'dated', 'survey', 'not_met');
+        await ledger.commitTo(store);
+        const dash = await store.dashboard(NOW);
+        expect(dash.milestones).toEqual({ total: 3, scheduled: 1, met: 1, partially_met: 0, not_met: 1 });
+        expect(dash).toEqual(await reference().dashboard(NOW));
+        const later = (await commitments({ agreementId: 'ratified' })).items[0]!;
+        expect([later.milestones.map((m) => m.status), later.milestoneProgress]).toEqual([['met', 'scheduled'], 40]);
       });
 
       it('shows per party the agreements awaiting its ratification on the dashboard', async () => {

@@ -160,6 +160,12 @@ export function createDecidedLedger(options: { commandsFrom?: string } = {}) {
     denounce(agreementId: string, party: string) {
       return writer.agreement(agreementId, { type: 'TerminateAgreement', reason: 'notice given', actingParties: [party] }, at());
     },
+    milestone(agreementId: string, commitmentId: string, milestoneId: string, weight: number) {
+      return writer.agreement(agreementId, { type: 'AddMilestone', commitmentId, milestoneId, title: `Step ${milestoneId}`, dueDate: '2026-06-30', weight }, at());
+    },
+    milestoneStatus(agreementId: string, commitmentId: string, milestoneId: string, status: 'met' | 'partially_met' | 'not_met') {
+      return writer.agreement(agreementId, { type: 'RecordMilestoneStatus', commitmentId, milestoneId, status }, at());
+    },
     ratify(agreementId: string, party: string, date: string) {
       return writer.agreement(agreementId, { type: 'NotifyRatification', party, date }, at());
     },
