@@ -71,6 +71,8 @@ export function checkAgreementCommand(principal: Principal, command: AgreementCo
       }
       return;
     case 'ReportProgress':
+    case 'AddMilestone':
+    case 'RecordMilestoneStatus':
     case 'ImplementCommitment':
     case 'DelayCommitment':
     case 'CancelCommitment': {
@@ -86,6 +88,14 @@ export function checkAgreementCommand(principal: Principal, command: AgreementCo
     }
     case 'TerminateAgreement':
     case 'WithdrawDenunciation':
+    // An editor notifies only its own parties' ratification: the decider checks the party it names.
+    case 'NotifyRatification':
+    // The lifecycle of the agreement as a whole is any of its parties' to record.
+    case 'RecordEntryIntoForce':
+    case 'ApplyProvisionally':
+    case 'SuspendAgreement':
+    case 'ResumeAgreement':
+    case 'ExpireAgreement':
     case 'RecordAgreementReview':
       return;
     default: {

@@ -2,7 +2,7 @@
 // state. Pure: time, ids and the actor arrive inside the command.
 import type { AgreementEvent, Assessment, Timed } from './events.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
-import type { AgreementKind, CommitmentStatus, Responsible, Session } from './primitives.js';
+import type { AgreementKind, AgreementLifecycle, CommitmentStatus, DueRule, EntryIntoForceMode, MilestoneStatus, Responsible, Session } from './primitives.js';
 
 /**
  * When a command runs: `now` is the server's clock as the command context carries it, and
@@ -38,8 +38,13 @@ export type CommitmentState = {
   title: string;
   description: string | null;
   responsible: Responsible;
-  dueDate: string;
-  originalDueDate: string;
+  /** null while it follows a rule whose event has not happened (dueRule). */
+  dueDate: string | null;
+  originalDueDate: string | null;
+  /** The rule the due date is counted by, when it is relative to an agreement's event. */
+  dueRule: DueRule | null;
+  /** Its steps, in the order added (absent on documents written before milestones). */
+  milestones?: Milestone[];
   /** When the commitment was added (its CommitmentAdded's occurredAt): nothing happens to it before. */
   addedAt: string;
   status: CommitmentStatus;
@@ -126,16 +131,80 @@ export type AgreementState =
       denunciation: Denunciation | null;
       lastReviewedAt: string | null;
       lastAssessments: Assessment[];
+      /** How entry into force is established (see EntryIntoForceMode). */
+      entryIntoForceMode?: EntryIntoForceMode;
+      ratifications?: Ratification[];
+      entryIntoForce?: EntryIntoForce | null;
+      provisionalApplication?: { date: string } | null;
+      suspension?: { date: string; reason: string } | null;
+      expiry?: { date: string; reason: string | null } | null;
       /** Events applied so far: the revision the next event will have. */
       applied: number;
     };
 export type ExistingAgreement = Extract<AgreementState, { exists: true }>;
 
+export type Ratification = { party: string; date: string };
+export type Milestone = {
+  id: string; title: string; dueDate: string; weight: number;
+  status: MilestoneStatus | 'scheduled'; note: string | null; evidenceUrl: string | null; statusAt: string | null;
+};
+
+/** The weights of a commitment's milestones add up to at most this: 100 when its progress is all milestones. */
+export const MILESTONE_WEIGHT_TOTAL = 100;
+
+/**
+ * Progress its milestones give a commitment: met counts its whole weight, partially_met half,
+ * over the weights of every milestone (so 100 only when each is met); null without milestones.
+ */
+export function milestoneProgress(milestones: readonly Milestone[] | undefined): number | null {
+  if (!milestones || milestones.length === 0) return null;
+  const total = milestones.reduce((n, m) => n + m.weight, 0);
+  const done = milestones.reduce((n, m) => n + (m.status === 'met' ? m.weight : m.status === 'partially_met' ? m.weight / 2 : 0), 0);
+  return Math.round((done / total) * 1000) / 10;
+}
+export type EntryIntoForce = { date: string; derived: boolean };
+
+/** How a new agreement enters into force when its command does not say. */
+export const DEFAULT_ENTRY_INTO_FORCE: EntryIntoForceMode = 'on_last_ratification';
+
+/** A relative due date, counted from the day its event happened. */
+export function dueDateFrom(rule: DueRule, eventDate: string): string {
+  if (rule.months !== undefined) return addMonths(`${eventDate}T00:00:00.000Z`, rule.months).slice(0, 10);
+  return new Date(Date.parse(`${eventDate}T00:00:00Z`) + (rule.days ?? 0) * 86_400_000).toISOString().slice(0, 10);
+}
+
+type LifecycleInput = Pick<ExistingAgreement, 'terminated' | 'entryIntoForce' | 'provisionalApplication' | 'suspension' | 'expiry'> & {
+  denunciation?: Denunciation | null | undefined;
+};
+
+/**
+ * Where the agreement stands as a treaty at `asOf`, first match wins: terminated (at once, or a
+ * denunciation whose notice ran out); expired; suspended; in_force; provisionally_applied; signed.
+ * Lifecycle dates are never in the future, so only a denunciation makes it depend on `asOf`.
+ */
+export function deriveLifecycle(a: LifecycleInput, asOf: string | undefined): AgreementLifecycle {
+  if (terminationAt(a, asOf)) return 'terminated';
+  if (a.expiry) return 'expired';
+  if (a.suspension) return 'suspended';
+  if (a.entryIntoForce) return 'in_force';
+  if (a.provisionalApplication) return 'provisionally_applied';
+  return 'signed';
+}
+
+/** Parties of an agreement not yet in force (nor ended) that have still to notify their ratification. */
+export function awaitingRatification(a: ExistingAgreement, asOf: string): string[] {
+  const lc = deriveLifecycle(a, asOf);
+  if (lc !== 'signed' && lc !== 'provisionally_applied') return [];
+  const done = new Set((a.ratifications ?? []).map((r) => r.party));
+  return a.parties.filter((p) => !done.has(p));
+}
+
 export type CommitmentInput = {
   commitmentId: string;
   title: string;
   description?: string | undefined;
-  dueDate: string;
+  /** A date, or a rule counting from an agreement's event. */
+  dueDate: string | DueRule;
   responsible: Responsible;
 };
 
@@ -151,8 +220,18 @@ export type AgreementCommand =
       session?: Session | undefined;
       summary?: string | undefined;
       noticePeriodMonths?: number | undefined;
+      /** Default DEFAULT_ENTRY_INTO_FORCE. */
+      entryIntoForce?: EntryIntoForceMode | undefined;
       commitments: CommitmentInput[];
     }
+  /** By the parties the caller acts for (null: any party, as an admin). */
+  | { type: 'NotifyRatification'; party: string; date: string; actingParties?: readonly string[] | null | undefined }
+  /** A second record with another date corrects the first; `reason` is then required. */
+  | { type: 'RecordEntryIntoForce'; date: string; reason?: string | undefined }
+  | { type: 'ApplyProvisionally'; date: string; reason?: string | undefined }
+  | { type: 'SuspendAgreement'; date: string; reason: string }
+  | { type: 'ResumeAgreement'; date: string; reason?: string | undefined }
+  | { type: 'ExpireAgreement'; date: string; reason?: string | undefined }
   | { type: 'AddCommitment'; commitment: CommitmentInput }
   | { type: 'ReportProgress'; commitmentId: string; percent: number; note?: string | undefined; evidenceUrl?: string | undefined }
   | { type: 'ImplementCommitment'; commitmentId: string; note?: string | undefined; evidenceUrl?: string | undefined }
@@ -165,6 +244,8 @@ export type AgreementCommand =
    */
   | { type: 'TerminateAgreement'; reason: string; actingParties?: readonly string[] | null | undefined }
   | { type: 'WithdrawDenunciation'; reason?: string | undefined; actingParties?: readonly string[] | null | undefined }
+  | { type: 'AddMilestone'; commitmentId: string; milestoneId: string; title: string; dueDate: string; weight: number }
+  | { type: 'RecordMilestoneStatus'; commitmentId: string; milestoneId: string; status: MilestoneStatus; note?: string | undefined; evidenceUrl?: string | undefined }
   | {
       type: 'CorrectEvent';
       revision: number;
@@ -191,7 +272,7 @@ function checkCommitment(
   if (!state.parties.includes(c.responsible.party)) {
     errors.push({ path: `${path}responsible.party`, message: `must be one of the agreement's parties (${state.parties.join(', ')})` });
   }
-  if (c.dueDate < state.signedAt) errors.push({ path: `${path}dueDate`, message: `must not be before the signing date ${state.signedAt}` });
+  if (typeof c.dueDate === 'string' && c.dueDate < state.signedAt) errors.push({ path: `${path}dueDate`, message: `must not be before the signing date ${state.signedAt}` });
   return errors;
 }
 
@@ -223,7 +304,29 @@ function requireOpen(state: AgreementState, now: string | undefined): ExistingAg
   const a = requireAgreement(state);
   const t = terminationAt(a, now);
   if (t) throw new ConflictError(a.terminated ? `agreement ${a.id} is terminated` : `agreement ${a.id} is terminated since ${t.at} (${t.reason})`, 'agreement_terminated');
+  if (a.expiry) throw new ConflictError(`agreement ${a.id} expired on ${a.expiry.date}; its record is closed`, 'agreement_expired');
   return a;
+}
+
+/** A lifecycle date: a day no earlier than the signing and not later than today anywhere on Earth (400 naming `path`). */
+function requireLifecycleDate(a: { signedAt: string }, date: string, now: string, path = 'date'): void {
+  if (date < a.signedAt) throw new ValidationError(`${path} ${date} is before the signing date ${a.signedAt}`, [{ path, message: `must not be before the signing date ${a.signedAt}` }]);
+  if (date > latestSigningDate(now)) throw new ValidationError(`${path} ${date} is in the future`, [{ path, message: `must not be in the future (today is ${now.slice(0, 10)} UTC)` }]);
+}
+
+/**
+ * The relative due dates an entry into force on `date` fixes or moves: commitments still open,
+ * never delayed, whose date is pending or still the one the rule gave from `previous`.
+ */
+function dueDatesMovedBy(a: ExistingAgreement, date: string, previous: string | null) {
+  const moved: { commitmentId: string; from: string | null; to: string }[] = [];
+  for (const c of a.commitments) {
+    if (!c.dueRule || c.status === 'implemented' || c.status === 'cancelled' || c.delays.length > 0) continue;
+    const ruled = c.dueDate === null || (previous !== null && c.dueDate === dueDateFrom(c.dueRule, previous));
+    const to = dueDateFrom(c.dueRule, date);
+    if (ruled && c.dueDate !== to) moved.push({ commitmentId: c.id, from: c.dueDate, to });
+  }
+  return moved;
 }
 
 function requireActiveCommitment(a: ExistingAgreement, commitmentId: string): CommitmentState {
@@ -259,6 +362,7 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
         errors.push(...checkCommitment({ parties, signedAt: command.signedAt }, c, `commitments.${i}.`));
       });
       if (errors.length) throw new ValidationError('the agreement is not valid', errors);
+      const mode = command.entryIntoForce ?? DEFAULT_ENTRY_INTO_FORCE;
       return [
         {
           type: 'AgreementSigned',
@@ -272,9 +376,11 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
             session: command.session,
             summary: command.summary,
             noticePeriodMonths: command.noticePeriodMonths,
+            entryIntoForce: mode,
           }),
         },
-        ...command.commitments.map((c) => commitmentAdded(command.agreementId, c)),
+        ...(mode === 'on_signature' ? [{ type: 'EntryIntoForceRecorded' as const, data: { date: command.signedAt, derived: true, movedDueDates: [] } }] : []),
+        ...command.commitments.map((c) => commitmentAdded(command.agreementId, c, mode === 'on_signature' ? command.signedAt : null)),
       ];
     }
     case 'AddCommitment': {
@@ -285,7 +391,7 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       requireAfterSigning(a, time.occurredAt);
       const errors = checkCommitment(a, command.commitment, '');
       if (errors.length) throw new ValidationError('the commitment is not valid', errors);
-      return [commitmentAdded(a.id, command.commitment)];
+      return [commitmentAdded(a.id, command.commitment, a.entryIntoForce?.date ?? null)];
     }
     case 'ReportProgress': {
       const a = requireOpen(state, now);
@@ -301,6 +407,13 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       const a = requireOpen(state, now);
       const c = requireActiveCommitment(a, command.commitmentId);
       requireAfterAddition(c, time.occurredAt);
+      if (c.dueDate === null) {
+        throw new ConflictError(
+          `commitment ${c.id} falls due relative to the agreement's ${c.dueRule?.relativeTo ?? 'event'}, which has not happened: there is no date to delay`,
+          'due_date_pending',
+          [{ path: 'newDueDate', message: 'the current due date is not known yet' }],
+        );
+      }
       if (command.newDueDate <= c.dueDate) {
         throw new ConflictError(
           `newDueDate must be later than the current due date ${c.dueDate}`,
@@ -367,6 +480,99 @@ export function decideAgreement(command: AgreementCommand, state: AgreementState
       }
       return [{ type: 'DenunciationWithdrawn', data: strip({ byParty: d.byParty, reason: command.reason }) }];
     }
+    case 'AddMilestone': {
+      const a = requireOpen(state, now);
+      const c = requireActiveCommitment(a, command.commitmentId);
+      requireAfterAddition(c, time.occurredAt);
+      const milestones = c.milestones ?? [];
+      if (milestones.some((m) => m.id === command.milestoneId)) throw new ConflictError(`milestone ${command.milestoneId} already exists in commitment ${c.id}`, 'milestone_exists');
+      const used = milestones.reduce((n, m) => n + m.weight, 0);
+      if (used + command.weight > MILESTONE_WEIGHT_TOTAL) {
+        throw new ValidationError(`the milestones of commitment ${c.id} would weigh ${used + command.weight}, more than ${MILESTONE_WEIGHT_TOTAL}`, [
+          { path: 'weight', message: `must be at most ${MILESTONE_WEIGHT_TOTAL - used}: the other milestones weigh ${used} of ${MILESTONE_WEIGHT_TOTAL}` },
+        ]);
+      }
+      if (command.dueDate < a.signedAt) throw new ValidationError('a milestone is not due before the signing', [{ path: 'dueDate', message: `must not be before the signing date ${a.signedAt}` }]);
+      const { commitmentId, milestoneId, title, dueDate, weight } = command;
+      return [{ type: 'MilestoneAdded', data: { commitmentId, milestoneId, title, dueDate, weight } }];
+    }
+    case 'RecordMilestoneStatus': {
+      const a = requireOpen(state, now);
+      const c = requireActiveCommitment(a, command.commitmentId);
+      requireAfterAddition(c, time.occurredAt);
+      if (!(c.milestones ?? []).some((m) => m.id === command.milestoneId)) {
+        throw new NotFoundError(`milestone ${command.milestoneId} not found in commitment ${c.id}`, 'milestone_not_found');
+      }
+      return [{ type: 'MilestoneStatusRecorded', data: strip({ commitmentId: c.id, milestoneId: command.milestoneId, status: command.status, note: command.note, evidenceUrl: command.evidenceUrl }) }];
+    }
+    case 'NotifyRatification': {
+      const a = requireOpen(state, now);
+      if (!a.parties.includes(command.party)) {
+        throw new ValidationError(`${command.party} is not a party to agreement ${a.id}`, [{ path: 'party', message: `must be one of the agreement's parties (${a.parties.join(', ')})` }]);
+      }
+      if (command.actingParties != null && !command.actingParties.includes(command.party)) {
+        throw new ForbiddenError(`the caller acts for ${command.actingParties.join(', ') || 'no party'} and may not notify the ratification of ${command.party}`, 'outside_parties', [
+          { path: 'party', message: `must be one of ${command.actingParties.join(', ') || '(none)'}` },
+        ]);
+      }
+      const ratifications = a.ratifications ?? [];
+      const earlier = ratifications.find((r) => r.party === command.party);
+      if (earlier) throw new ConflictError(`${command.party} already notified its ratification of agreement ${a.id} (${earlier.date})`, 'already_ratified');
+      requireLifecycleDate(a, command.date, now);
+      const events: AgreementEvent[] = [{ type: 'RatificationNotified', data: { party: command.party, date: command.date } }];
+      const all = [...ratifications, { party: command.party, date: command.date }];
+      if ((a.entryIntoForceMode ?? 'on_signature') === 'on_last_ratification' && !a.entryIntoForce && a.parties.every((p) => all.some((r) => r.party === p))) {
+        const date = all.map((r) => r.date).sort().at(-1)!;
+        events.push({ type: 'EntryIntoForceRecorded', data: { date, derived: true, movedDueDates: dueDatesMovedBy(a, date, null) } });
+      }
+      return events;
+    }
+    case 'RecordEntryIntoForce': {
+      const a = requireOpen(state, now);
+      requireLifecycleDate(a, command.date, now);
+      const previous = a.entryIntoForce ?? null;
+      if (previous && previous.date === command.date) throw new ConflictError(`agreement ${a.id} is in force since ${previous.date}`, 'already_in_force');
+      if (previous && command.reason === undefined) {
+        throw new ValidationError(`agreement ${a.id} is in force since ${previous.date}: say why the date is corrected`, [{ path: 'reason', message: `is required to correct the entry into force of ${previous.date}` }]);
+      }
+      return [{
+        type: 'EntryIntoForceRecorded',
+        data: strip({
+          date: command.date,
+          previousDate: previous?.date,
+          reason: command.reason,
+          movedDueDates: dueDatesMovedBy(a, command.date, previous?.date ?? null),
+        }),
+      }];
+    }
+    case 'ApplyProvisionally': {
+      const a = requireOpen(state, now);
+      requireLifecycleDate(a, command.date, now);
+      if (a.entryIntoForce) throw new ConflictError(`agreement ${a.id} is in force since ${a.entryIntoForce.date}`, 'already_in_force');
+      if (a.provisionalApplication) throw new ConflictError(`agreement ${a.id} is applied provisionally since ${a.provisionalApplication.date}`, 'already_provisionally_applied');
+      return [{ type: 'ProvisionalApplicationStarted', data: strip({ date: command.date, reason: command.reason }) }];
+    }
+    case 'SuspendAgreement': {
+      const a = requireOpen(state, now);
+      requireLifecycleDate(a, command.date, now);
+      if (a.suspension) throw new ConflictError(`agreement ${a.id} is suspended since ${a.suspension.date}`, 'already_suspended');
+      if (!a.entryIntoForce && !a.provisionalApplication) throw new ConflictError(`agreement ${a.id} is neither in force nor applied provisionally: there is nothing to suspend`, 'not_in_force');
+      return [{ type: 'AgreementSuspended', data: { date: command.date, reason: command.reason } }];
+    }
+    case 'ResumeAgreement': {
+      const a = requireOpen(state, now);
+      if (!a.suspension) throw new ConflictError(`agreement ${a.id} is not suspended`, 'not_suspended');
+      requireLifecycleDate(a, command.date, now);
+      if (command.date < a.suspension.date) {
+        throw new ValidationError(`date ${command.date} is before the suspension (${a.suspension.date})`, [{ path: 'date', message: `must not be before the suspension on ${a.suspension.date}` }]);
+      }
+      return [{ type: 'AgreementResumed', data: strip({ date: command.date, reason: command.reason }) }];
+    }
+    case 'ExpireAgreement': {
+      const a = requireOpen(state, now);
+      requireLifecycleDate(a, command.date, now);
+      return [{ type: 'AgreementExpired', data: strip({ date: command.date, reason: command.reason }) }];
+    }
     case 'RecordAgreementReview': {
       // Appended after the review's ReviewHeld, which is already in the log: the outcome route
       // checks heldAt against each agreement (heldAtErrors) before it records anything.
@@ -396,7 +602,9 @@ export function heldAtErrors(a: ExistingAgreement, heldAt: string, assessments: 
   return errors.slice(0, 1);
 }
 
-function commitmentAdded(agreementId: string, c: CommitmentInput): AgreementEvent {
+/** `eventDates`: the day entry into force happened, when known, to fix a relative due date at once. */
+function commitmentAdded(agreementId: string, c: CommitmentInput, entryIntoForce: string | null): AgreementEvent {
+  const rule = typeof c.dueDate === 'string' ? null : c.dueDate;
   return {
     type: 'CommitmentAdded',
     data: strip({
@@ -404,7 +612,8 @@ function commitmentAdded(agreementId: string, c: CommitmentInput): AgreementEven
       commitmentId: c.commitmentId,
       title: c.title,
       description: c.description,
-      dueDate: c.dueDate,
+      dueDate: rule ? (entryIntoForce ? dueDateFrom(rule, entryIntoForce) : undefined) : (c.dueDate as string),
+      dueRule: rule ?? undefined,
       responsible: c.responsible,
     }),
   };
@@ -444,6 +653,13 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
       denunciation: null,
       lastReviewedAt: null,
       lastAssessments: [],
+      entryIntoForceMode: d.entryIntoForce ?? 'on_signature',
+      ratifications: [],
+      // Agreements recorded before lifecycles were: in force from their signing.
+      entryIntoForce: d.entryIntoForce === undefined ? { date: d.signedAt, derived: true } : null,
+      provisionalApplication: null,
+      suspension: null,
+      expiry: null,
       applied: 0,
     };
   }
@@ -463,8 +679,9 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
             title: d.title,
             description: d.description ?? null,
             responsible: d.responsible,
-            dueDate: d.dueDate,
-            originalDueDate: d.dueDate,
+            dueDate: d.dueDate ?? null,
+            originalDueDate: d.dueDate ?? null,
+            dueRule: d.dueRule ?? null,
             addedAt: at,
             status: 'pending',
             progress: 0,
@@ -541,6 +758,42 @@ function applyEvent(state: AgreementState, event: Timed<AgreementEvent>): Agreem
     }
     case 'DenunciationWithdrawn':
       return { ...state, denunciation: null };
+    case 'MilestoneAdded': {
+      const { milestoneId, title, dueDate, weight } = event.data;
+      return updateCommitment(state, event.data.commitmentId, (c) => ({
+        ...c,
+        milestones: [...(c.milestones ?? []), { id: milestoneId, title, dueDate, weight, status: 'scheduled', note: null, evidenceUrl: null, statusAt: null }],
+      }));
+    }
+    case 'MilestoneStatusRecorded': {
+      const d = event.data;
+      return updateCommitment(state, d.commitmentId, (c) => ({
+        ...c,
+        lastUpdateAt: at,
+        milestones: (c.milestones ?? []).map((m) => (m.id === d.milestoneId ? { ...m, status: d.status, note: d.note ?? null, evidenceUrl: d.evidenceUrl ?? null, statusAt: at } : m)),
+      }));
+    }
+    case 'RatificationNotified':
+      return { ...state, ratifications: [...(state.ratifications ?? []), { party: event.data.party, date: event.data.date }] };
+    case 'EntryIntoForceRecorded': {
+      const moved = new Map(event.data.movedDueDates.map((m) => [m.commitmentId, m.to]));
+      return {
+        ...state,
+        entryIntoForce: { date: event.data.date, derived: event.data.derived ?? false },
+        commitments: state.commitments.map((c) => {
+          const to = moved.get(c.id);
+          return to === undefined ? c : { ...c, dueDate: to, originalDueDate: to };
+        }),
+      };
+    }
+    case 'ProvisionalApplicationStarted':
+      return { ...state, provisionalApplication: { date: event.data.date } };
+    case 'AgreementSuspended':
+      return { ...state, suspension: { date: event.data.date, reason: event.data.reason } };
+    case 'AgreementResumed':
+      return { ...state, suspension: null };
+    case 'AgreementExpired':
+      return { ...state, expiry: { date: event.data.date, reason: event.data.reason ?? null } };
     case 'AgreementReviewed':
       return state.lastReviewedAt && state.lastReviewedAt > event.data.heldAt
         ? state

@@ -119,6 +119,8 @@ describe('SignAgreement', () => {
             parties: ['VEN', 'RUS'],
             signedAt: '2025-11-28',
             session: { name: 'CIAN XIX', date: '2025-11-28' },
+            // The default, written out: a reader of the log never has to know it.
+            entryIntoForce: 'on_last_ratification',
           },
         },
         {
@@ -145,6 +147,7 @@ describe('SignAgreement', () => {
         responsible: ministryOfHealth,
         dueDate: '2026-06-30',
         originalDueDate: '2026-06-30',
+        dueRule: null,
         addedAt: DEFAULT_OCCURRED_AT,
         status: 'pending',
         progress: 0,

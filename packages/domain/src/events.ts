@@ -2,7 +2,7 @@
 // fields (ids, actor, times, revision) live in the event store's metadata, not here.
 import { z } from 'zod';
 import {
-  agreementKind, attendee, isoDate, instant, party, rating, responsible, sector, session, slug, text, url,
+  agreementKind, attendee, dueRule, entryIntoForceMode, milestoneStatus, isoDate, instant, party, rating, responsible, sector, session, slug, text, url,
 } from './primitives.js';
 
 const commitmentRef = { commitmentId: slug };
@@ -18,13 +18,17 @@ export const agreementSigned = z.object({
   summary: text(4000).optional(),
   /** Months between one party's denunciation and its effect; absent: DEFAULT_NOTICE_PERIOD_MONTHS. */
   noticePeriodMonths: z.number().int().min(0).max(120).optional(),
+  /** How entry into force is established; absent (agreements recorded before it existed): on_signature. */
+  entryIntoForce: entryIntoForceMode.optional(),
 });
 export const commitmentAdded = z.object({
   agreementId: slug,
   commitmentId: slug,
   title: text(300),
   description: text(4000).optional(),
-  dueDate: isoDate,
+  /** Absent when the date follows a rule (dueRule) whose event has not happened yet. */
+  dueDate: isoDate.optional(),
+  dueRule: dueRule.optional(),
   responsible,
 });
 export const progressReported = z.object({
@@ -63,6 +67,29 @@ export const agreementTerminated = z.object({ reason: text(2000) });
 /** One party gave notice: the agreement stays in force until effectiveAt, then is terminated. */
 export const agreementDenounced = z.object({ byParty: party, reason: text(2000), noticeAt: instant, effectiveAt: instant });
 export const denunciationWithdrawn = z.object({ byParty: party, reason: text(2000).optional() });
+/** A step of a commitment, with its share (weight, 1-100) of the commitment's progress. */
+export const milestoneAdded = z.object({ commitmentId: slug, milestoneId: slug, title: text(300), dueDate: isoDate, weight: z.number().int().min(1).max(100) });
+export const milestoneStatusRecorded = z.object({ commitmentId: slug, milestoneId: slug, status: milestoneStatus, note: text(4000).optional(), evidenceUrl: url.optional() });
+/** One party notified that it completed its internal procedures (ratification, approval). */
+export const ratificationNotified = z.object({ party, date: isoDate });
+/** A due date a lifecycle event fixed or moved: from null when it was pending its event. */
+const movedDueDate = z.object({ commitmentId: slug, from: isoDate.nullable(), to: isoDate });
+/**
+ * The agreement entered into force on `date`: recorded, or derived from the last ratification.
+ * With `previousDate`, a correction of an earlier record (and `reason` says why). `movedDueDates`
+ * lists the relative due dates it fixed or moved.
+ */
+export const entryIntoForceRecorded = z.object({
+  date: isoDate,
+  derived: z.boolean().optional(),
+  previousDate: isoDate.optional(),
+  reason: text(2000).optional(),
+  movedDueDates: z.array(movedDueDate),
+});
+export const provisionalApplicationStarted = z.object({ date: isoDate, reason: text(2000).optional() });
+export const agreementSuspended = z.object({ date: isoDate, reason: text(2000) });
+export const agreementResumed = z.object({ date: isoDate, reason: text(2000).optional() });
+export const agreementExpired = z.object({ date: isoDate, reason: text(2000).optional() });
 export const assessment = z.object({
   agreementId: slug,
   commitmentId: slug.optional(),
@@ -137,6 +164,14 @@ export const agreementEvent = z.discriminatedUnion('type', [
   ev('AgreementReviewed', agreementReviewed),
   ev('AgreementDenounced', agreementDenounced),
   ev('DenunciationWithdrawn', denunciationWithdrawn),
+  ev('MilestoneAdded', milestoneAdded),
+  ev('MilestoneStatusRecorded', milestoneStatusRecorded),
+  ev('RatificationNotified', ratificationNotified),
+  ev('EntryIntoForceRecorded', entryIntoForceRecorded),
+  ev('ProvisionalApplicationStarted', provisionalApplicationStarted),
+  ev('AgreementSuspended', agreementSuspended),
+  ev('AgreementResumed', agreementResumed),
+  ev('AgreementExpired', agreementExpired),
 ]);
 export const reviewEvent = z.discriminatedUnion('type', [
   ev('ReviewScheduled', reviewScheduled),

@@ -104,3 +104,27 @@ export type Responsible = z.infer<typeof responsible>;
 export type Session = z.infer<typeof session>;
 export type Attendee = z.infer<typeof attendee>;
 export type Locale = z.infer<typeof locale>;
+
+/** A milestone's status, as OCDS names them; `scheduled` until one is recorded. */
+export const milestoneStatus = z.enum(['met', 'partially_met', 'not_met']);
+export type MilestoneStatus = z.infer<typeof milestoneStatus>;
+
+/** Where an agreement stands as a treaty, beside how far its commitments got (its status). */
+export const agreementLifecycle = z.enum(['signed', 'provisionally_applied', 'in_force', 'suspended', 'terminated', 'expired']);
+export type AgreementLifecycle = z.infer<typeof agreementLifecycle>;
+/** How entry into force is established: when the last party ratifies, at signature, or only when recorded. */
+export const entryIntoForceMode = z.enum(['on_last_ratification', 'on_signature', 'explicit']);
+export type EntryIntoForceMode = z.infer<typeof entryIntoForceMode>;
+/** The events a relative due date may count from. */
+export const dueRuleEvent = z.enum(['entry_into_force']);
+/** A due date counted from an agreement's event: `days` or `months` after it (exactly one). */
+export const dueRule = z
+  .strictObject({
+    relativeTo: dueRuleEvent,
+    days: z.number().int('must be a whole number').min(0).max(36500).optional(),
+    months: z.number().int('must be a whole number').min(0).max(1200).optional(),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.days === undefined) === (r.months === undefined)) ctx.addIssue({ code: 'custom', path: ['days'], message: 'give exactly one of days or months' });
+  });
+export type DueRule = z.infer<typeof dueRule>;

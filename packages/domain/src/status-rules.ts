@@ -3,9 +3,10 @@
 import { terminationAt, type CommitmentState, type Denunciation, type ExistingAgreement } from './agreement-decider.js';
 import type { AgreementStatus, CommitmentStatus } from './primitives.js';
 
-/** Due date passed (strictly before the day of `asOf`, UTC) and neither implemented nor cancelled. */
+/** Due date passed (strictly before the day of `asOf`, UTC) and neither implemented nor cancelled; a pending relative date (null) never is. */
 export function isOverdue(c: Pick<CommitmentState, 'status' | 'dueDate'>, asOf: string): boolean {
   if (c.status === 'implemented' || c.status === 'cancelled') return false;
+  if (c.dueDate === null) return false;
   return c.dueDate < asOf.slice(0, 10);
 }
 

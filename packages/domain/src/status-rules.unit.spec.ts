@@ -14,6 +14,7 @@ function commitment(overrides: Partial<CommitmentState> = {}): CommitmentState {
     responsible: { party: 'VEN', institution: 'Ministry of Health' },
     dueDate,
     originalDueDate: dueDate,
+    dueRule: null,
     addedAt: '2025-01-01T00:00:00.000Z',
     status: 'pending',
     progress: 0,

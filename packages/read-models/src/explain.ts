@@ -2,7 +2,7 @@
 // each event that moved the commitment's status, progress or due date, with what it moved.
 // Pure; the API reads the stream and calls explainCommitment.
 import { z } from 'zod';
-import { AGREEMENT_EVENT_TYPES, commitmentStatus, evolveAgreement, initialAgreementState, type AgreementEvent, type AgreementState, type CommitmentState } from '@cm/domain';
+import { AGREEMENT_EVENT_TYPES, commitmentStatus, milestoneProgress, evolveAgreement, initialAgreementState, type AgreementEvent, type AgreementState, type CommitmentState } from '@cm/domain';
 import { eventEnvelope, toTimed, type StoredEvent } from '@cm/event-store';
 
 const change = <T extends z.ZodType>(value: T, what: string) =>
@@ -21,7 +21,8 @@ export const explainStep = z.object({
   changed: z.object({
     status: change(commitmentStatus, 'status').optional(),
     progress: change(z.number().int(), 'progress (0-100)').optional(),
-    dueDate: change(z.string(), 'due date').optional(),
+    dueDate: change(z.string().nullable(), 'due date (null: pending a relative rule\'s event)').optional(),
+    milestoneProgress: change(z.number(), 'progress its milestones give (null: no milestones)').optional(),
   }).describe('Only the fields this event changed'),
 });
 
@@ -29,7 +30,7 @@ export const commitmentExplanation = z.object({
   agreementId: z.string(),
   commitmentId: z.string(),
   revision: z.number().int().describe("The agreement stream's revision the explanation was folded up to"),
-  current: z.object({ status: commitmentStatus, progress: z.number().int(), dueDate: z.string() }).describe('Where the commitment stands now (after the last step)'),
+  current: z.object({ status: commitmentStatus, progress: z.number().int(), dueDate: z.string().nullable() }).describe('Where the commitment stands now (after the last step)'),
   steps: z.array(explainStep).describe('In stream order, every event that changed the status, progress or due date; the first is the CommitmentAdded, from null'),
 });
 export type ExplainStep = z.infer<typeof explainStep>;
@@ -44,6 +45,10 @@ function diff(before: CommitmentState | undefined, after: CommitmentState): Expl
   if (before?.status !== after.status) changed.status = { from: before?.status ?? null, to: after.status };
   if (before?.progress !== after.progress) changed.progress = { from: before?.progress ?? null, to: after.progress };
   if (before?.dueDate !== after.dueDate) changed.dueDate = { from: before?.dueDate ?? null, to: after.dueDate };
+  // Only once it has milestones: a commitment without any shows no such step.
+  const from = before ? milestoneProgress(before.milestones) : null;
+  const to = milestoneProgress(after.milestones);
+  if (to !== null && from !== to) changed.milestoneProgress = { from, to };
   return changed;
 }
 

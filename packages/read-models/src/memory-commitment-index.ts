@@ -7,7 +7,7 @@
 // "Overdue" depends on the instant asked: open commitments due before that day are a prefix of
 // the open list, the rest a suffix of all, so it is served by the same binary searches.
 import { type CommitmentState, type ExistingAgreement } from '@cm/domain';
-import { decodeCursor, encodeCursor, foldText, type CommitmentFilter, type CommitmentListItem, type Page } from './queries.js';
+import { UNDATED, decodeCursor, encodeCursor, foldText, type CommitmentFilter, type CommitmentListItem, type Page } from './queries.js';
 import { commitmentView } from './views.js';
 
 export type CommitmentRow = {
@@ -193,7 +193,7 @@ export function createCommitmentIndex() {
         }
         added.push(c.status);
         const row: CommitmentRow = {
-          due: c.dueDate, cid: c.id, aid: a.id, status: c.status, party: r.party, sector: a.sector, institution: r.institution,
+          due: c.dueDate ?? UNDATED, cid: c.id, aid: a.id, status: c.status, party: r.party, sector: a.sector, institution: r.institution,
           inst: old && old.institution === r.institution ? old.inst : institutionId(r.institution), ord, pos, c, a, dead: false,
         };
         add(row);
@@ -247,6 +247,8 @@ export function createCommitmentIndex() {
           if (f.dueAfter) {
             const d = f.dueAfter;
             s.lo = firstWhere(s.rows, s.lo, s.hi, (r) => r.due > d);
+            // A pending date is not after any day.
+            s.hi = Math.max(s.lo, firstWhere(s.rows, s.lo, s.hi, (r) => r.due >= UNDATED));
           }
           if (f.dueBefore) {
             const d = f.dueBefore;

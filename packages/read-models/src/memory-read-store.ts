@@ -4,11 +4,11 @@
 // "now" is served from a static part plus due dates: an agreement that is `signed` or
 // `in_implementation` ignoring time turns `delayed` once its earliest open due date passes.
 // Answers are those of the reference scan queries (queries.ts), to the order and the cursor.
-import { deriveAgreementStatus, type AgreementStatus, type CommitmentStatus, type ExistingAgreement } from '@cm/domain';
+import { awaitingRatification, deriveAgreementStatus, type AgreementStatus, type CommitmentStatus, type ExistingAgreement } from '@cm/domain';
 import { comparePositions, type Position } from '@cm/event-store';
 import type { AgreementDoc, ReviewDoc } from './documents.js';
 import { createCommitmentIndex } from './memory-commitment-index.js';
-import { createScanQueries, descDate, type Dashboard } from './queries.js';
+import { addMilestones, awaitingByParty, createScanQueries, descDate, zeroMilestones, type Dashboard } from './queries.js';
 import { CheckpointMismatchError, type ReadStore } from './read-store.js';
 
 const PAST = '0001-01-01T00:00:00.000Z';
@@ -25,7 +25,7 @@ function markOf(a: ExistingAgreement): AgreementMark {
   let earliest: string | null = null;
   if (CAN_FALL_OVERDUE.includes(status)) {
     for (const c of a.commitments) {
-      if (c.status !== 'implemented' && c.status !== 'cancelled' && (earliest === null || c.dueDate < earliest)) earliest = c.dueDate;
+      if (c.status !== 'implemented' && c.status !== 'cancelled' && c.dueDate !== null && (earliest === null || c.dueDate < earliest)) earliest = c.dueDate;
     }
   }
   return { sector: a.sector, status, earliest };
@@ -46,6 +46,9 @@ export function createMemoryReadStore(): ReadStore {
   const sectors = new Map<string, { total: number; byStatus: Record<AgreementStatus, number>; earliest: Map<AgreementStatus, Map<string, number>> }>();
   const commitmentCounts: Record<CommitmentStatus, number> = { pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0 };
   let commitmentTotal = 0;
+  /** Milestone counts, and the agreement each agreement's part of them was counted from. */
+  const milestoneCounts = zeroMilestones();
+  const milestonesOf = new Map<string, ExistingAgreement>();
   /** Sectors in the order the reference dashboard meets them (first agreement of each, in insertion order); null: to recompute. Sectors without agreements are skipped when read. */
   let sectorOrder: string[] | null = [];
   /** Ids in list order, kept until a document that changes the order arrives. */
@@ -106,6 +109,10 @@ export function createMemoryReadStore(): ReadStore {
       // A denunciation terminates the agreement at its effectiveAt, with no event: judged when counted.
       if (a.denunciation && !a.terminated) denounced.set(id, a);
       else denounced.delete(id);
+      const old = milestonesOf.get(id);
+      if (old) addMilestones(milestoneCounts, old, -1);
+      addMilestones(milestoneCounts, a, 1);
+      milestonesOf.set(id, a);
       const { removed, added } = commitments.put(a);
       for (const s of removed) commitmentCounts[s]--;
       for (const s of added) commitmentCounts[s]++;
@@ -187,6 +194,9 @@ export function createMemoryReadStore(): ReadStore {
         for (const st of AGREEMENT_STATUSES) totals[st] += byStatus[st];
       }
       const scheduled = (await scan.listReviews({ status: 'scheduled' })).items;
+      // Agreements awaiting ratification are few (signed, not yet in force): read from the documents.
+      const awaiting: Record<string, string[]> = {};
+      for (const d of agreements.values()) for (const p of awaitingRatification(d.agreement, now)) (awaiting[p] ??= []).push(d.agreement.id);
       return {
         agreements: { total, byStatus: totals, bySector },
         commitments: {
@@ -195,6 +205,8 @@ export function createMemoryReadStore(): ReadStore {
           overdue: commitments.overdue(now),
         },
         upcomingReviews: scheduled.filter((r) => r.scheduledFor > now).slice(0, upcoming),
+        awaitingRatification: awaitingByParty(awaiting),
+        milestones: { ...milestoneCounts },
       };
     },
 

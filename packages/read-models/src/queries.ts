@@ -2,11 +2,14 @@
 // strings with the very shapes the queries take.
 import { z } from 'zod';
 import {
-  ValidationError, agreementStatus, commitmentStatus, deriveAgreementStatus, isOverdue, isoDate, instant, normalizeInstant, party,
-  reviewStatus, sector, slug, type AgreementStatus, type CommitmentStatus,
+  ValidationError, agreementLifecycle, agreementStatus, awaitingRatification, deriveLifecycle, commitmentStatus, deriveAgreementStatus, isOverdue, isoDate, instant, normalizeInstant, party,
+  reviewStatus, sector, slug, type AgreementStatus, type CommitmentStatus, type ExistingAgreement,
 } from '@cm/domain';
 import type { ReadStore } from './read-store.js';
 import { agreementSummary, commitmentView, reviewDetail, reviewView, type AgreementSummary, type CommitmentView, type ReviewView } from './views.js';
+
+/** Where a pending relative due date (null) sorts in commitment lists: after every date, in every store. */
+export const UNDATED = '~';
 
 const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
 const cursor = z.string().max(500).optional();
@@ -14,6 +17,7 @@ const cursor = z.string().max(500).optional();
 export const agreementFilter = z.object({
   sector: sector.optional(),
   status: agreementStatus.optional(),
+  lifecycle: agreementLifecycle.optional(),
   party: party.optional(),
   session: z.string().min(1).max(120).optional(),
   q: z.string().min(1).max(200).optional(),
@@ -102,6 +106,7 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
           if (f.session && a.session?.name !== f.session) return false;
           if (q && !foldText(a.title).includes(q)) return false;
           if (f.status && deriveAgreementStatus(a, now) !== f.status) return false;
+          if (f.lifecycle && deriveLifecycle(a, now) !== f.lifecycle) return false;
           return true;
         })
         .map((d) => ({ key: [descDate(d.agreement.signedAt), d.agreement.id], d }))
@@ -122,10 +127,10 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
           if (f.status && c.status !== f.status) continue;
           if (f.party && c.responsible.party !== f.party) continue;
           if (institution && !foldText(c.responsible.institution).includes(institution)) continue;
-          if (f.dueBefore && !(c.dueDate < f.dueBefore)) continue;
-          if (f.dueAfter && !(c.dueDate > f.dueAfter)) continue;
+          if (f.dueBefore && !(c.dueDate !== null && c.dueDate < f.dueBefore)) continue;
+          if (f.dueAfter && !(c.dueDate !== null && c.dueDate > f.dueAfter)) continue;
           if (f.overdue && isOverdue(c, now) !== (f.overdue === 'true')) continue;
-          rows.push({ key: [c.dueDate, c.id, a.id], v: { ...commitmentView(c, now), agreementTitle: a.title, sector: a.sector } });
+          rows.push({ key: [c.dueDate ?? UNDATED, c.id, a.id], v: { ...commitmentView(c, now), agreementTitle: a.title, sector: a.sector } });
         }
       }
       rows.sort((x, y) => {
@@ -157,8 +162,12 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
       const byStatus = (): Record<AgreementStatus, number> => ({ signed: 0, in_implementation: 0, delayed: 0, implemented: 0, terminated: 0 });
       const agreements = { total: 0, byStatus: byStatus(), bySector: {} as Record<string, { total: number; byStatus: Record<AgreementStatus, number> }> };
       const commitments = { total: 0, byStatus: { pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0 } as Record<CommitmentStatus, number>, overdue: 0 };
+      const awaiting: Record<string, string[]> = {};
+      const milestones = zeroMilestones();
       for (const d of await store.allAgreements()) {
         const a = d.agreement;
+        addMilestones(milestones, a, 1);
+        for (const p of awaitingRatification(a, now)) (awaiting[p] ??= []).push(a.id);
         const status = deriveAgreementStatus(a, now);
         agreements.total++;
         agreements.byStatus[status]++;
@@ -176,14 +185,40 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
         .sort((x, y) => x.review.scheduledFor.localeCompare(y.review.scheduledFor) || x.review.id.localeCompare(y.review.id))
         .slice(0, upcoming)
         .map(reviewView);
-      return { agreements, commitments, upcomingReviews };
+      return { agreements, commitments, upcomingReviews, awaitingRatification: awaitingByParty(awaiting), milestones };
     },
   };
 }
+export type MilestoneCounts = { total: number; scheduled: number; met: number; partially_met: number; not_met: number };
+export const zeroMilestones = (): MilestoneCounts => ({ total: 0, scheduled: 0, met: 0, partially_met: 0, not_met: 0 });
+/** Adds (or, with -1, takes away) an agreement's milestones to counts by status. */
+export function addMilestones(counts: MilestoneCounts, a: Pick<ExistingAgreement, 'commitments'>, sign: 1 | -1): void {
+  for (const c of a.commitments) {
+    for (const m of c.milestones ?? []) {
+      counts.total += sign;
+      counts[m.status] += sign;
+    }
+  }
+}
+
+/** Parties in code order, each with the agreements not in force it has still to ratify (ids sorted). */
+export function awaitingByParty(byParty: Record<string, string[]>): Dashboard['awaitingRatification'] {
+  return Object.fromEntries(
+    Object.keys(byParty).sort().map((p) => {
+      const ids = [...byParty[p]!].sort();
+      return [p, { count: ids.length, agreementIds: ids }];
+    }),
+  );
+}
+
 export type Dashboard = {
   agreements: { total: number; byStatus: Record<AgreementStatus, number>; bySector: Record<string, { total: number; byStatus: Record<AgreementStatus, number> }> };
   commitments: { total: number; byStatus: Record<CommitmentStatus, number>; overdue: number };
   upcomingReviews: ReviewView[];
+  /** Per party, the agreements signed but not yet in force whose ratification it has still to notify. */
+  awaitingRatification: Record<string, { count: number; agreementIds: string[] }>;
+  /** Milestones of every commitment, by status (scheduled until one is recorded). */
+  milestones: MilestoneCounts;
 };
 
 /** The queries the API asks: lists from the store's own indexes, details from documents. */

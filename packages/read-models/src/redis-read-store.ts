@@ -6,12 +6,12 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
-  deriveAgreementStatus, type AgreementStatus, type CommitmentState, type CommitmentStatus, type ExistingAgreement,
+  awaitingRatification, deriveAgreementStatus, deriveLifecycle, type AgreementStatus, type CommitmentState, type CommitmentStatus, type ExistingAgreement,
 } from '@cm/domain';
 import { comparePositions, type Position } from '@cm/event-store';
 import type { AgreementDoc, ProjectionChanges, ReviewDoc } from './documents.js';
 import {
-  decodeCursor, descDate, encodeCursor, foldText,
+  UNDATED, awaitingByParty, decodeCursor, descDate, encodeCursor, foldText,
   type AgreementFilter, type CommitmentFilter, type CommitmentListItem, type Dashboard, type Page, type ReviewFilter,
 } from './queries.js';
 import {
@@ -152,11 +152,14 @@ function agreementFootprint(doc: AgreementDoc, only: readonly CommitmentState[] 
     ...a.parties.map((p) => ({ key: `a:party:${p}`, member: m, score: 0 })),
   ];
   if (a.session) entries.push({ key: `a:session:${a.session.name}`, member: m, score: 0 });
+  // Lifecycle dates are never in the future: only a denunciation's effect (a:ends) is judged by the reads.
+  entries.push({ key: `a:life:${deriveLifecycle(a, PAST)}`, member: m, score: 0 });
+  for (const party of awaitingRatification(a, PAST)) entries.push({ key: 'a:await:all', member: `${party}${SEP}${m}`, score: 0 });
   // A pending denunciation terminates the agreement at effectiveAt with no event: judged by the reads.
   if (a.denunciation && !a.terminated) entries.push({ key: 'a:ends', member: m, score: Date.parse(a.denunciation.effectiveAt) });
-  const open = a.commitments.filter((c) => c.status !== 'implemented' && c.status !== 'cancelled');
+  const open = a.commitments.filter((c) => c.status !== 'implemented' && c.status !== 'cancelled' && c.dueDate !== null);
   if ((CAN_FALL_OVERDUE as readonly string[]).includes(staticStatus) && open.length > 0) {
-    const earliest = Math.min(...open.map((c) => dayNumber(c.dueDate)));
+    const earliest = Math.min(...open.map((c) => dayNumber(c.dueDate!)));
     entries.push({ key: `a:due:${staticStatus}`, member: m, score: earliest }, { key: `a:due:${a.sector}:${staticStatus}`, member: m, score: earliest });
   }
   const counters = new Map<string, number>([
@@ -167,7 +170,7 @@ function agreementFootprint(doc: AgreementDoc, only: readonly CommitmentState[] 
   ]);
   const sets: Footprint['sets'] = [];
   for (const c of only) {
-    const cm = commitmentMember(c.dueDate, c.id, a.id);
+    const cm = commitmentMember(c.dueDate ?? UNDATED, c.id, a.id);
     const inst = foldText(c.responsible.institution);
     entries.push(
       { key: 'c:all', member: cm, score: 0 },
@@ -181,6 +184,10 @@ function agreementFootprint(doc: AgreementDoc, only: readonly CommitmentState[] 
     sets.push({ key: 'c:institutions', member: inst });
     counters.set('c:count|total', (counters.get('c:count|total') ?? 0) + 1);
     counters.set(`c:count|st:${c.status}`, (counters.get(`c:count|st:${c.status}`) ?? 0) + 1);
+    for (const ms of c.milestones ?? []) {
+      counters.set('c:count|ms:total', (counters.get('c:count|ms:total') ?? 0) + 1);
+      counters.set(`c:count|ms:${ms.status}`, (counters.get(`c:count|ms:${ms.status}`) ?? 0) + 1);
+    }
   }
   return { entries, counters, hashes: [{ key: 'a:titles', field: a.id, value: `${m}\n${foldText(a.title)}` }], sets };
 }
@@ -285,6 +292,15 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       if (f.status === 'terminated') m.zunionstore(status, 2, status, ended, 'WEIGHTS', 0, 0);
       else m.zdiffstore(status, 2, status, ended);
       sets.push(status);
+    }
+    if (f.lifecycle) {
+      const life = tmpKey(p);
+      const ended = tmpKey(p);
+      temps.push(life, ended);
+      m.zrangestore(ended, `${p}a:ends`, '-inf', Date.parse(now), 'BYSCORE');
+      if (f.lifecycle === 'terminated') m.zunionstore(life, 2, `${p}a:life:terminated`, ended, 'WEIGHTS', 0, 0);
+      else m.zdiffstore(life, 2, `${p}a:life:${f.lifecycle}`, ended);
+      sets.push(life);
     }
     m.zinterstore(dest, sets.length, ...sets, 'WEIGHTS', ...sets.map(() => 0));
   }
@@ -523,7 +539,8 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       m.zinterstore(dest, sets.length, ...sets, 'WEIGHTS', ...sets.map(() => 0));
       // Due-date bounds are exclusive: members start with the date, then the separator.
       const min = f.dueAfter ? `(${f.dueAfter}${SEP}\x7f` : '-';
-      const max = f.dueBefore ? `(${f.dueBefore}` : '+';
+      // A pending date (UNDATED, after every digit) is neither before nor after a day.
+      const max = f.dueBefore ? `(${f.dueBefore}` : f.dueAfter ? `(${UNDATED}` : '+';
       m.zlexcount(dest, min, max);
       const from = after ? `(${after.join(SEP)}` : min;
       const start = after && min !== '-' && `(${after.join(SEP)}` < min ? min : from;
@@ -573,6 +590,7 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       m.zlexcount(`${p}c:open`, '-', `(${now.slice(0, 10)}`);
       m.zrange(`${p}r:status:scheduled`, `(${Date.parse(now)}`, '+inf', 'BYSCORE', 'LIMIT', 0, upcoming);
       m.zrange(`${p}a:ends`, '-inf', String(Date.parse(now)), 'BYSCORE');
+      m.zrange(`${p}a:await:all`, '0', '-1');
       const res = await execOrThrow(m);
       let i = 0;
       const num = (v: string | undefined) => Number(v ?? 0);
@@ -593,6 +611,12 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
       const overdue = res[i++] as number;
       const upcomingIds = res[i++] as string[];
       const endedIds = (res[i++] as string[]).map((member) => member.split(SEP).at(-1)!);
+      const ended = new Set(endedIds);
+      const awaiting: Record<string, string[]> = {};
+      for (const member of res[i++] as string[]) {
+        const [party, , id] = member.split(SEP) as [string, string, string];
+        if (!ended.has(id)) (awaiting[party] ??= []).push(id);
+      }
       const reviews = await getDocs<ReviewDoc>(p, 'r', upcomingIds);
       const byStatus = statusCounts((s) => num(aCount[`st:${s}`]), totalFallen);
       for (const doc of (await getDocs<AgreementDoc>(p, 'a', endedIds)).values()) {
@@ -612,6 +636,11 @@ export function createRedisReadStore(options: RedisReadStoreOptions): ReadStore 
           overdue,
         },
         upcomingReviews: upcomingIds.flatMap((id) => (reviews.has(id) ? [reviewView(reviews.get(id)!)] : [])),
+        awaitingRatification: awaitingByParty(awaiting),
+        milestones: {
+          total: num(cCount['ms:total']), scheduled: num(cCount['ms:scheduled']), met: num(cCount['ms:met']),
+          partially_met: num(cCount['ms:partially_met']), not_met: num(cCount['ms:not_met']),
+        },
       };
     },
 

@@ -1,7 +1,7 @@
 // What the API shows of a document, as of an instant: status, overdue and next review are
 // derived here, against the instant asked about.
 import {
-  terminationAt, DEFAULT_NOTICE_PERIOD_MONTHS,
+  terminationAt, DEFAULT_NOTICE_PERIOD_MONTHS, awaitingRatification, deriveLifecycle, milestoneProgress,
   agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue,
   type CommitmentState, type ExistingAgreement, type ExistingReview,
 } from '@cm/domain';
@@ -14,8 +14,11 @@ export function commitmentView(c: CommitmentState, asOf: string) {
     title: c.title,
     description: c.description,
     responsible: c.responsible,
+    /** null while it follows a rule whose event has not happened (see dueRule). */
     dueDate: c.dueDate,
     originalDueDate: c.originalDueDate,
+    /** `{relativeTo, days | months}` when the due date counts from an agreement's event; null for a fixed date. */
+    dueRule: c.dueRule ?? null,
     status: c.status,
     overdue: isOverdue(c, asOf),
     progress: c.progress,
@@ -24,6 +27,10 @@ export function commitmentView(c: CommitmentState, asOf: string) {
     cancelledAt: c.cancelledAt,
     cancellationReason: c.cancellationReason,
     delays: c.delays,
+    /** Steps with a weight each; status scheduled until met, partially_met or not_met is recorded. */
+    milestones: c.milestones ?? [],
+    /** Progress from the milestones' weights (met: whole, partially_met: half); null without milestones. */
+    milestoneProgress: milestoneProgress(c.milestones),
   };
 }
 export type CommitmentView = ReturnType<typeof commitmentView>;
@@ -47,6 +54,8 @@ export function agreementSummary(doc: AgreementLike, asOf: string) {
     signedAt: a.signedAt,
     session: a.session,
     status: deriveAgreementStatus(a, asOf),
+    /** Where it stands as a treaty: signed, provisionally_applied, in_force, suspended, terminated, expired. */
+    lifecycle: deriveLifecycle(a, asOf),
     /** Why the status is what it is ("delayed: 1 overdue: ... (joint-lab)"). */
     statusReason: agreementStatusReason(a, asOf),
     progress: agreementProgress(a.commitments),
@@ -68,6 +77,17 @@ export function agreementDetail(doc: AgreementLike, asOf: string) {
     /** One party's notice of denunciation: in force until effectiveAt, terminated from then on. */
     denunciation: a.denunciation ?? null,
     noticePeriodMonths: a.noticePeriodMonths ?? DEFAULT_NOTICE_PERIOD_MONTHS,
+    /** How entry into force is established: on_last_ratification, on_signature or explicit. */
+    entryIntoForceMode: a.entryIntoForceMode ?? 'on_signature',
+    /** Each party's notified ratification, in the order notified. */
+    ratifications: a.ratifications ?? [],
+    /** Parties that have still to ratify while the agreement is not in force. */
+    awaitingRatification: awaitingRatification(a, asOf),
+    /** `{date, derived}` once in force (derived: from the last ratification or the signature); null before. */
+    entryIntoForce: a.entryIntoForce ?? null,
+    provisionalApplication: a.provisionalApplication ?? null,
+    suspension: a.suspension ?? null,
+    expiry: a.expiry ?? null,
     lastAssessments: a.lastAssessments,
     commitments: a.commitments.map((c) => commitmentView(c, asOf)),
     reviews: doc.reviews.map((r) => ({ id: r.id, title: r.title, scheduledFor: r.scheduledFor, status: r.status })),
@@ -108,7 +128,7 @@ export function reviewAgenda(review: ExistingReview, agreements: ReadonlyMap<str
     const a = doc.agreement;
     const commitments = a.commitments
       .filter((c) => c.status !== 'implemented' && c.status !== 'cancelled')
-      .filter((c) => c.status === 'delayed' || isOverdue(c, asOf) || c.dueDate <= review.scheduledFor.slice(0, 10))
+      .filter((c) => c.status === 'delayed' || isOverdue(c, asOf) || (c.dueDate !== null && c.dueDate <= review.scheduledFor.slice(0, 10)))
       .map((c) => commitmentView(c, asOf));
     return [{ agreementId: a.id, title: a.title, status: deriveAgreementStatus(a, asOf), progress: agreementProgress(a.commitments), commitments }];
   });

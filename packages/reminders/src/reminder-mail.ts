@@ -21,7 +21,8 @@ export type ReminderAgendaItem = {
   commitments: ReadonlyArray<{
     title: string;
     responsible: Responsible;
-    dueDate: string;
+    /** null: relative to an event that has not happened (never on an agenda, which lists what falls due). */
+    dueDate: string | null;
     status: CommitmentStatus;
     overdue: boolean;
     progress: number;
@@ -218,7 +219,7 @@ export function renderReminder(input: RenderReminderInput): RenderedReminder {
       lines.push(
         `- ${c.title}`,
         `  ${m.responsible}: ${c.responsible.institution} (${c.responsible.party})`,
-        `  ${m.dueDate}: ${f.day(c.dueDate)}`,
+        `  ${m.dueDate}: ${(c.dueDate === null ? '-' : f.day(c.dueDate))}`,
         `  ${m.status}: ${status} · ${m.progress}: ${f.percent(c.progress)}`,
         '',
       );
@@ -260,7 +261,7 @@ export function renderReminder(input: RenderReminderInput): RenderedReminder {
         '<tr>' +
           `<td ${cell}>${e(c.title)}</td>` +
           `<td ${cell}>${e(c.responsible.institution)} (${e(c.responsible.party)})</td>` +
-          `<td ${cell}>${e(f.day(c.dueDate))}</td>` +
+          `<td ${cell}>${e((c.dueDate === null ? '-' : f.day(c.dueDate)))}</td>` +
           `<td ${cell}>${e(m.commitmentStatus[c.status])}${overdue}</td>` +
           `<td ${cell}>${e(f.percent(c.progress))}</td>` +
           '</tr>',

@@ -54,12 +54,13 @@ describe('operations', () => {
     expect(new Set(ids).size).toBe(ids.length);
     // Generated clients name their methods after these: renaming one breaks every client.
     expect([...ids].sort()).toEqual([
-      'addCommitment', 'addLogCosignature', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent',
-      'createAgreement', 'createWebhook', 'delayCommitment', 'deleteWebhook', 'explainCommitment', 'exportAgreement', 'exportReview', 'getAgreement',
-      'getAgreementHistory', 'getCommitment', 'getConsistencyProof', 'getDashboard', 'getHealth', 'getInclusionProof', 'getLogCheckpoint',
-      'getLogKey', 'getMetrics', 'getReadiness', 'getReview', 'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements',
-      'listCommitments', 'listEvents', 'listReviews', 'listWebhooks', 'pauseWebhook', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview',
-      'resumeWebhook', 'scheduleReview', 'terminateAgreement',
+      'addCommitment', 'addLogCosignature', 'addMilestone', 'applyProvisionally', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation',
+      'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'createWebhook', 'delayCommitment', 'deleteWebhook', 'expireAgreement',
+      'explainCommitment', 'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getConsistencyProof',
+      'getDashboard', 'getHealth', 'getInclusionProof', 'getLogCheckpoint', 'getLogKey', 'getMetrics', 'getReadiness', 'getReview',
+      'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements', 'listCommitments', 'listEvents', 'listReviews',
+      'listWebhooks', 'notifyRatification', 'pauseWebhook', 'recordEntryIntoForce', 'recordMilestoneStatus', 'recordProgress', 'recordReviewOutcome',
+      'rescheduleReview', 'resumeAgreement', 'resumeWebhook', 'scheduleReview', 'suspendAgreement', 'terminateAgreement',
       'verifyAgreementIntegrity', 'verifyReviewIntegrity', 'withdrawDenunciation',
     ]);
   });
@@ -139,11 +140,20 @@ describe('servers', () => {
 // A body for every command, as a client generated from the document would write it. Typed
 // through the generated `paths`, so a body the document does not describe fails to compile.
 const COMMAND_BODIES: Record<string, string> = {
-  '/v1/agreements': `{ title: 'Health cooperation', kind: 'agreement', sector: 'health', parties: ['VEN', 'RUS'], signedAt: '2025-11-28',
-    commitments: [{ title: 'Open a plant', dueDate: '2027-06-30', responsible: { party: 'VEN', institution: 'Ministry of Health' } }] }`,
+  '/v1/agreements': `{ title: 'Health cooperation', kind: 'agreement', sector: 'health', parties: ['VEN', 'RUS'], signedAt: '2025-11-28', entryIntoForce: 'on_last_ratification',
+    commitments: [{ title: 'Open a plant', dueDate: '2027-06-30', responsible: { party: 'VEN', institution: 'Ministry of Health' } },
+      { title: 'Train staff', dueDate: { relativeTo: 'entry_into_force', days: 90 }, responsible: { party: 'VEN', institution: 'Ministry of Health' } }] }`,
   '/v1/agreements/{id}/termination': `{ reason: 'superseded' }`,
   '/v1/agreements/{id}/denunciation/withdrawal': `{ reason: 'talks resumed' }`,
   '/v1/agreements/{id}/commitments': `{ title: 'Train staff', dueDate: '2027-01-31', responsible: { party: 'RUS', institution: 'Ministry of Health' } }`,
+  '/v1/agreements/{id}/commitments/{cid}/milestones': `{ id: 'site-chosen', title: 'Site chosen', dueDate: '2027-01-31', weight: 30 }`,
+  '/v1/agreements/{id}/commitments/{cid}/milestones/{mid}/status': `{ status: 'partially_met', note: 'two of three sites', evidenceUrl: 'https://example.org/sites' }`,
+  '/v1/agreements/{id}/ratifications': `{ party: 'RUS', date: '2026-02-10' }`,
+  '/v1/agreements/{id}/entry-into-force': `{ date: '2026-03-01', reason: 'the note arrived later' }`,
+  '/v1/agreements/{id}/provisional-application': `{ date: '2026-01-20' }`,
+  '/v1/agreements/{id}/suspension': `{ date: '2026-02-01', reason: 'force majeure' }`,
+  '/v1/agreements/{id}/resumption': `{ date: '2026-02-20' }`,
+  '/v1/agreements/{id}/expiry': `{ date: '2031-01-15', reason: 'its term ran out' }`,
   '/v1/agreements/{id}/commitments/{cid}/progress': `{ percent: 40, note: 'site chosen', evidenceUrl: 'https://example.org/report' }`,
   '/v1/agreements/{id}/commitments/{cid}/implementation': `{ note: 'opened' }`,
   '/v1/agreements/{id}/commitments/{cid}/delay': `{ reason: 'permits', newDueDate: '2027-12-31' }`,

@@ -108,6 +108,12 @@ export function installErrorHandling(
       const errors = error.validation.map((v) => {
         const base = dotted(v.instancePath);
         const keys = (v.params as { keys?: string[] }).keys;
+        // A union whose input matched one option's type (an object for a rule): that option's own errors, by field.
+        const branches = (v.params as { errors?: { path: PropertyKey[]; message: string }[][] }).errors;
+        const matched = v.keyword === 'invalid_union' && branches ? branches.filter((b) => b.length > 0 && b.every((i) => i.path.length > 0)) : [];
+        if (matched.length === 1) {
+          return matched[0]!.map((i) => ({ path: [base, ...i.path.map(String)].filter(Boolean).join('.'), message: i.message }));
+        }
         if (v.keyword === 'unrecognized_keys' && keys?.length) {
           // An empty key ("": 1) is quoted, so the path still names something.
           return keys.map((k) => (k === '' ? '""' : k)).map((k) => ({ path: base ? `${base}.${k}` : k, message: 'is not a known field' }));

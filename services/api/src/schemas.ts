@@ -1,16 +1,21 @@
 // HTTP bodies and parameters, built from the domain's zod primitives.
 import { z } from 'zod';
-import { agreementKind, assessment, attendee, email, instant, isoDate, party, responsible, sector, multilineText, plainText, session, slug, url } from '@cm/domain';
+import { agreementKind, assessment, attendee, dueRule, email, entryIntoForceMode, milestoneStatus, instant, isoDate, party, responsible, sector, multilineText, plainText, session, slug, url } from '@cm/domain';
 
 const occurredAt = instant.optional().describe(
   'When it happened in the world (default: now). Never in the future, nor before the agreement was signed (its signing day in the earliest time zone) or, on a commitment, before it was added.',
 );
 
+/** A fixed date, or a rule counting from an agreement's event (only entry_into_force today). */
+export const dueDateInput = z
+  .union([isoDate, dueRule], { error: 'must be a date YYYY-MM-DD or a rule {"relativeTo": "entry_into_force", "days" or "months": n}' })
+  .describe('A date YYYY-MM-DD, or `{ "relativeTo": "entry_into_force", "days": 90 }` (or `"months"`): the view then shows `dueRule` and `dueDate: null` until the agreement enters into force');
+
 export const commitmentInput = z.strictObject({
   id: slug.optional().describe('Generated from the title when omitted'),
   title: plainText(300),
   description: multilineText(4000).optional(),
-  dueDate: isoDate,
+  dueDate: dueDateInput,
   responsible,
 });
 
@@ -25,6 +30,9 @@ export const createAgreementBody = z.strictObject({
   summary: multilineText(4000).optional(),
   noticePeriodMonths: z.number().int('must be a whole number').min(0).max(120).optional()
     .describe('Months between one party\'s denunciation and its effect (default 6)'),
+  entryIntoForce: entryIntoForceMode.optional().describe(
+    'How it enters into force (default on_last_ratification): when the last party notifies its ratification (on the latest ratification date), on its signature, or only when recorded (explicit)',
+  ),
   commitments: z.array(commitmentInput).max(500).optional(),
   occurredAt,
 });
@@ -40,6 +48,33 @@ export const implementationBody = z.strictObject({ note: multilineText(4000).opt
 export const delayBody = z.strictObject({ reason: multilineText(2000), newDueDate: isoDate, occurredAt });
 export const reasonBody = z.strictObject({ reason: multilineText(2000), occurredAt });
 export const optionalReasonBody = z.strictObject({ reason: multilineText(2000).optional(), occurredAt });
+export const ratificationBody = z.strictObject({
+  party: party.describe("The party that notified completing its internal procedures (an editor: one of its key's parties)"),
+  date: isoDate.describe('The day of the notification: not before the signing, not in the future'),
+  occurredAt,
+});
+const lifecycleDate = isoDate.describe('The day it took effect: not before the signing, not in the future');
+export const entryIntoForceBody = z.strictObject({
+  date: lifecycleDate,
+  reason: multilineText(2000).optional().describe('Required to correct an entry into force already recorded; the history keeps it with the due dates it moved'),
+  occurredAt,
+});
+export const lifecycleBody = z.strictObject({ date: lifecycleDate, reason: multilineText(2000).optional(), occurredAt });
+export const suspensionBody = z.strictObject({ date: lifecycleDate, reason: multilineText(2000), occurredAt });
+export const milestoneBody = z.strictObject({
+  id: slug,
+  title: plainText(300),
+  dueDate: isoDate,
+  weight: z.number().int('must be a whole number').min(1).max(100).describe("Its share of the commitment's progress; the milestones of one commitment weigh 100 at most"),
+  occurredAt,
+});
+export const milestoneStatusBody = z.strictObject({
+  status: milestoneStatus.describe('OCDS milestone statuses: met, partially_met (counts half its weight), not_met'),
+  note: multilineText(4000).optional(),
+  evidenceUrl: url.optional(),
+  occurredAt,
+});
+export const milestoneParams = z.object({ id: slug, cid: slug, mid: slug });
 export const emptyCommandBody = z.strictObject({ occurredAt });
 
 export const agreementParams = z.object({ id: slug });

@@ -212,7 +212,110 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
           agreements: { total: 0, byStatus: ZERO_AGREEMENTS, bySector: {} },
           commitments: { total: 0, byStatus: ZERO_COMMITMENTS, overdue: 0 },
           upcomingReviews: [],
+          awaitingRatification: {},
+          milestones: { total: 0, scheduled: 0, met: 0, partially_met: 0, not_met: 0 },
         });
+      });
+    });
+
+    describe('lifecycle and relative due dates', () => {
+      const VEN_RUS = { sector: 'energy', parties: ['VEN', 'RUS'], signedAt: '2025-11-28' };
+      const ninety = { relativeTo: 'entry_into_force' as const, days: 90 };
+      /**
+       * awaiting   signed, VEN ratified (RUS awaited), one commitment due 90 days after entry into force
+       * ratified   in force on the last ratification (2025-12-10): its commitment due 2026-03-10
+       * provisional applied provisionally, nobody ratified
+       * paused     in force on signature, suspended
+       * ended      in force on signature, expired
+       * noticed    in force on signature, denounced by RUS (the ledger's notices take effect in the year 9000)
+       * over       in force on signature, terminated by both parties
+       */
+      async function writeLifecycles(): Promise<void> {
+        await ledger.sign('awaiting', { ...VEN_RUS, title: 'Awaiting', commitments: [{ id: 'later', dueDate: ninety }, { id: 'dated', dueDate: '2026-02-01' }] });
+        await ledger.ratify('awaiting', 'VEN', '2025-12-01');
+        await ledger.sign('ratified', { ...VEN_RUS, title: 'Ratified', commitments: [{ id: 'later', dueDate: ninety }] });
+        await ledger.ratify('ratified', 'RUS', '2025-12-02');
+        await ledger.ratify('ratified', 'VEN', '2025-12-10');
+        await ledger.sign('provisional', { ...VEN_RUS, title: 'Provisional' });
+        await ledger.applyProvisionally('provisional', '2025-12-01');
+        await ledger.sign('paused', { ...VEN_RUS, title: 'Paused', entryIntoForce: 'on_signature' });
+        await ledger.suspend('paused', '2025-12-15');
+        await ledger.sign('ended', { ...VEN_RUS, title: 'Ended', entryIntoForce: 'on_signature' });
+        await ledger.expire('ended', '2025-12-20');
+        await ledger.sign('noticed', { ...VEN_RUS, title: 'Noticed', entryIntoForce: 'on_signature' });
+        await ledger.denounce('noticed', 'RUS');
+        await ledger.sign('over', { ...VEN_RUS, title: 'Over', entryIntoForce: 'on_signature' });
+        await ledger.terminate('over');
+        await ledger.commitTo(store, { batchSize: 4 });
+      }
+
+      it('filters by lifecycle, a denunciation ending an agreement in force by the clock alone', async () => {
+        await writeLifecycles();
+        const byLifecycle = async (now: string) => Object.fromEntries(await Promise.all(
+          ['signed', 'provisionally_applied', 'in_force', 'suspended', 'terminated', 'expired'].map(async (lc) => [lc, (await agreementIds({ lifecycle: lc }, now)).sort()]),
+        ));
+        expect(await byLifecycle(NOW)).toEqual({
+          signed: ['awaiting'], provisionally_applied: ['provisional'], in_force: ['noticed', 'ratified'], suspended: ['paused'], terminated: ['over'], expired: ['ended'],
+        });
+        const effect = '9000-07-01T00:00:00.000Z';
+        expect(await byLifecycle(effect)).toMatchObject({ in_force: ['ratified'], terminated: ['noticed', 'over'] });
+        expect(await agreementIds({ lifecycle: 'in_force', sector: 'energy' }, effect)).toEqual(['ratified']);
+        for (const now of [NOW, effect]) {
+          for (const lifecycle of ['in_force', 'terminated', 'signed']) {
+            const f = agreementFilter.parse({ lifecycle });
+            expect(await store.listAgreements(f, now)).toEqual(await reference().listAgreements(f, now));
+          }
+        }
+      });
+
+      it('counts milestones by status on the dashboard, across commits that change them', async () => {
+        await writeLifecycles();
+        await ledger.milestone('ratified', 'later', 'design', 40);
+        await ledger.milestone('ratified', 'later', 'build', 60);
+        await ledger.milestone('awaiting', 'dated', 'survey', 100);
+        await ledger.commitTo(store);
+        await ledger.milestoneStatus('ratified', 'later', 'design', 'met');
+        await ledger.milestoneStatus('awaiting', 'dated', 'survey', 'partially_met');
+        await ledger.commitTo(store, { batchSize: 1 });
+        await ledger.milestoneStatus('awaiting', 'dated', 'survey', 'not_met');
+        await ledger.commitTo(store);
+        const dash = await store.dashboard(NOW);
+        expect(dash.milestones).toEqual({ total: 3, scheduled: 1, met: 1, partially_met: 0, not_met: 1 });
+        expect(dash).toEqual(await reference().dashboard(NOW));
+        const later = (await commitments({ agreementId: 'ratified' })).items[0]!;
+        expect([later.milestones.map((m) => m.status), later.milestoneProgress]).toEqual([['met', 'scheduled'], 40]);
+      });
+
+      it('shows per party the agreements awaiting its ratification on the dashboard', async () => {
+        await writeLifecycles();
+        const dash = await store.dashboard(NOW);
+        expect(dash.awaitingRatification).toEqual({
+          RUS: { count: 2, agreementIds: ['awaiting', 'provisional'] },
+          VEN: { count: 1, agreementIds: ['provisional'] },
+        });
+        expect(dash).toEqual(await reference().dashboard(NOW));
+      });
+
+      it('lists a pending due date after every date, never overdue, outside dueBefore and dueAfter', async () => {
+        await writeLifecycles();
+        const all = await commitments({}, JULY);
+        expect(all.items.map((c) => [`${c.agreementId}/${c.id}`, c.dueDate, c.dueRule])).toEqual([
+          ['awaiting/dated', '2026-02-01', null],
+          ['ratified/later', '2026-03-10', ninety],
+          ['awaiting/later', null, ninety],
+        ]);
+        expect(await commitmentKeys({ overdue: 'true' }, JULY)).toEqual(['awaiting/dated', 'ratified/later']);
+        expect(await commitmentKeys({ overdue: 'false' }, JULY)).toEqual(['awaiting/later']);
+        expect(await commitmentKeys({ dueAfter: '2026-01-01' }, JULY)).toEqual(['awaiting/dated', 'ratified/later']);
+        expect(await commitmentKeys({ dueBefore: '2027-01-01' }, JULY)).toEqual(['awaiting/dated', 'ratified/later']);
+        const page = await commitments({ limit: 2 }, JULY);
+        expect((await commitments({ limit: 2, cursor: page.nextCursor }, JULY)).items.map((c) => c.id)).toEqual(['later']);
+        for (const f of [{}, { overdue: 'true' }, { overdue: 'false' }, { dueAfter: '2026-01-01' }, { dueBefore: '2027-01-01' }]) {
+          const parsed = commitmentFilter.parse(f);
+          expect(await store.listCommitments(parsed, JULY)).toEqual(await reference().listCommitments(parsed, JULY));
+        }
+        // The awaiting agreement is delayed only by its dated commitment, never by the pending one.
+        expect((await store.dashboard(JULY)).commitments.overdue).toBe(2);
       });
     });
 

@@ -3,7 +3,7 @@
 // committed, so a contract can hold an adapter's answers against the reference queries over the
 // very same documents without trusting the adapter under test to hand them back.
 // Test helper only (not exported from index.ts).
-import type { AgreementKind, Assessment, Session } from '@cm/domain';
+import type { AgreementKind, Assessment, DueRule, EntryIntoForceMode, Session } from '@cm/domain';
 import type { EventStore, Position, StoredEvent } from '@cm/event-store';
 import type { AgreementDoc, ReviewDoc } from '../documents.js';
 import { projectBatch } from '../ledger-projection.js';
@@ -56,7 +56,7 @@ export function createMemoryLog(start = '2026-01-05T08:00:00.000Z') {
   return { ...log, events };
 }
 
-export type CommitmentSpec = { id: string; dueDate: string; party?: string; institution?: string; title?: string };
+export type CommitmentSpec = { id: string; dueDate: string | DueRule; party?: string; institution?: string; title?: string };
 export type AgreementSpec = {
   title: string;
   sector: string;
@@ -65,6 +65,7 @@ export type AgreementSpec = {
   session?: Session;
   kind?: AgreementKind;
   commitments?: CommitmentSpec[];
+  entryIntoForce?: EntryIntoForceMode;
 };
 
 /**
@@ -136,6 +137,7 @@ export function createDecidedLedger(options: { commandsFrom?: string } = {}) {
         parties: a.parties,
         signedAt: a.signedAt,
         session: a.session,
+        entryIntoForce: a.entryIntoForce,
         commitments: (a.commitments ?? []).map((c) => commitment(c, a.parties)),
       }, at());
     },
@@ -157,6 +159,27 @@ export function createDecidedLedger(options: { commandsFrom?: string } = {}) {
     /** One party's notice: terminates the agreement 6 months later, with no further event. */
     denounce(agreementId: string, party: string) {
       return writer.agreement(agreementId, { type: 'TerminateAgreement', reason: 'notice given', actingParties: [party] }, at());
+    },
+    milestone(agreementId: string, commitmentId: string, milestoneId: string, weight: number) {
+      return writer.agreement(agreementId, { type: 'AddMilestone', commitmentId, milestoneId, title: `Step ${milestoneId}`, dueDate: '2026-06-30', weight }, at());
+    },
+    milestoneStatus(agreementId: string, commitmentId: string, milestoneId: string, status: 'met' | 'partially_met' | 'not_met') {
+      return writer.agreement(agreementId, { type: 'RecordMilestoneStatus', commitmentId, milestoneId, status }, at());
+    },
+    ratify(agreementId: string, party: string, date: string) {
+      return writer.agreement(agreementId, { type: 'NotifyRatification', party, date }, at());
+    },
+    enterIntoForce(agreementId: string, date: string, reason?: string) {
+      return writer.agreement(agreementId, { type: 'RecordEntryIntoForce', date, reason }, at());
+    },
+    applyProvisionally(agreementId: string, date: string) {
+      return writer.agreement(agreementId, { type: 'ApplyProvisionally', date }, at());
+    },
+    suspend(agreementId: string, date: string) {
+      return writer.agreement(agreementId, { type: 'SuspendAgreement', date, reason: 'force majeure' }, at());
+    },
+    expire(agreementId: string, date: string) {
+      return writer.agreement(agreementId, { type: 'ExpireAgreement', date }, at());
     },
     terminate(agreementId: string) {
       return writer.agreement(agreementId, { type: 'TerminateAgreement', reason: 'denounced by a party' }, at());

@@ -16,15 +16,17 @@ import { idFromTitle } from '../ids.js';
 import { READ, mergeProblems } from '../openapi.js';
 import {
   addCommitmentBody, agreementParams, agreementQuery, commitmentParams, createAgreementBody, delayBody, implementationBody,
-  optionalReasonBody, progressBody, readQuery, reasonBody,
+  entryIntoForceBody, lifecycleBody, milestoneBody, milestoneParams, milestoneStatusBody, optionalReasonBody, progressBody, ratificationBody, readQuery, reasonBody, suspensionBody,
 } from '../schemas.js';
 import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel.js';
 
 /** What every command on one commitment can meet besides what every command can. */
 const COMMITMENT_COMMAND = {
   404: ['agreement_not_found', 'commitment_not_found'],
-  409: ['agreement_terminated', 'commitment_implemented', 'commitment_cancelled'],
+  409: ['agreement_terminated', 'agreement_expired', 'commitment_implemented', 'commitment_cancelled'],
 };
+/** What every lifecycle command on an agreement can meet besides what every command can. */
+const LIFECYCLE_COMMAND = { 404: ['agreement_not_found'], 409: ['agreement_terminated', 'agreement_expired'] };
 
 function commitmentIn(state: ExistingAgreement, id: string) {
   const c = state.commitments.find((x) => x.id === id);
@@ -74,6 +76,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
         session: b.session,
         summary: b.summary,
         noticePeriodMonths: b.noticePeriodMonths,
+        entryIntoForce: b.entryIntoForce,
         commitments: (b.commitments ?? []).map((c, i) => ({
           commitmentId: c.id ?? idFromTitle(c.title, 40, ctx.idempotencyScope && `${ctx.idempotencyScope}|${i}`),
           title: c.title,
@@ -132,7 +135,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
         '`{byParty, reason, noticeAt, effectiveAt}` with effectiveAt = now + `noticePeriodMonths`; commands are accepted until ' +
         'then and refused with 409 agreement_terminated from then on. 409 denunciation_pending when the same party denounces again.',
       params: agreementParams, body: reasonBody,
-      problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated', 'denunciation_pending'] },
+      problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated', 'agreement_expired', 'denunciation_pending'] },
     },
   }, async (request, reply) =>
     answerCommand(request, reply, deps, async () => {
@@ -148,7 +151,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       tags: ['agreements'], operationId: 'withdrawDenunciation',
       summary: 'Withdraw a denunciation before it takes effect (the denouncing party or an admin)',
       params: agreementParams, body: optionalReasonBody,
-      problems: { 403: ['not_denouncing_party'], 404: ['agreement_not_found'], 409: ['agreement_terminated', 'no_denunciation'] },
+      problems: { 403: ['not_denouncing_party'], 404: ['agreement_not_found'], 409: ['agreement_terminated', 'agreement_expired', 'no_denunciation'] },
     },
   }, async (request, reply) =>
     answerCommand(request, reply, deps, async () => {
@@ -159,10 +162,89 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
       return { status: 200, headers: { etag: etagOf(result.revision) }, body: await agreementAnswer(readStore, result, request.params.id, nowIso()) };
     }));
 
+  /** A command on the agreement as a whole, answered with the agreement as the read models will show it. */
+  async function agreementCommand(
+    request: FastifyRequest & { params: { id: string }; body: { occurredAt?: string | undefined } },
+    reply: FastifyReply,
+    command: AgreementCommand,
+  ) {
+    return answerCommand(request, reply, deps, async () => {
+      const ctx = commandContext(request, deps.now(), request.body.occurredAt);
+      const result = await runCommand(eventStore, agreementStream(request.params.id), agreementDeciderFor(principalOf(request)), command, ctx);
+      return { status: 200, headers: { etag: etagOf(result.revision) }, body: await agreementAnswer(readStore, result, request.params.id, nowIso()) };
+    });
+  }
+
+  app.post('/v1/agreements/:id/ratifications', {
+    schema: {
+      tags: ['agreements'], operationId: 'notifyRatification',
+      summary: "Notify one party's ratification (an editor: only its own parties'; an admin: any)",
+      description:
+        'Records RatificationNotified. When the agreement enters into force on_last_ratification and this is the last party, ' +
+        'EntryIntoForceRecorded follows at once, dated the latest ratification date (`entryIntoForce.derived: true`), and fixes ' +
+        'the due dates relative to entry into force. 400 when `party` is not a party or `date` is before the signing or in the ' +
+        'future; 403 outside_parties for another party than the key\'s; 409 already_ratified.',
+      params: agreementParams, body: ratificationBody,
+      problems: mergeProblems(LIFECYCLE_COMMAND, { 409: ['already_ratified'] }),
+    },
+  }, async (request, reply) =>
+    agreementCommand(request, reply, { type: 'NotifyRatification', party: request.body.party, date: request.body.date, actingParties: actingPartiesOf(principalOf(request)) }));
+
+  app.post('/v1/agreements/:id/entry-into-force', {
+    schema: {
+      tags: ['agreements'], operationId: 'recordEntryIntoForce',
+      summary: 'Record (or correct) the day the agreement entered into force',
+      description:
+        'Fixes every due date relative to entry into force. Again with another date and a `reason`, a correction: the relative ' +
+        'due dates still as their rule gave them move with it, and the event (EntryIntoForceRecorded with previousDate, reason ' +
+        'and movedDueDates) stays in the history. 400 naming reason when correcting without one; 409 already_in_force for the same date.',
+      params: agreementParams, body: entryIntoForceBody,
+      problems: mergeProblems(LIFECYCLE_COMMAND, { 409: ['already_in_force'] }),
+    },
+  }, async (request, reply) =>
+    agreementCommand(request, reply, { type: 'RecordEntryIntoForce', date: request.body.date, reason: request.body.reason }));
+
+  app.post('/v1/agreements/:id/provisional-application', {
+    schema: {
+      tags: ['agreements'], operationId: 'applyProvisionally', summary: 'Record that the agreement is applied provisionally pending entry into force',
+      params: agreementParams, body: lifecycleBody,
+      problems: mergeProblems(LIFECYCLE_COMMAND, { 409: ['already_in_force', 'already_provisionally_applied'] }),
+    },
+  }, async (request, reply) =>
+    agreementCommand(request, reply, { type: 'ApplyProvisionally', date: request.body.date, reason: request.body.reason }));
+
+  app.post('/v1/agreements/:id/suspension', {
+    schema: {
+      tags: ['agreements'], operationId: 'suspendAgreement', summary: 'Suspend an agreement in force or applied provisionally',
+      params: agreementParams, body: suspensionBody,
+      problems: mergeProblems(LIFECYCLE_COMMAND, { 409: ['already_suspended', 'not_in_force'] }),
+    },
+  }, async (request, reply) =>
+    agreementCommand(request, reply, { type: 'SuspendAgreement', date: request.body.date, reason: request.body.reason }));
+
+  app.post('/v1/agreements/:id/resumption', {
+    schema: {
+      tags: ['agreements'], operationId: 'resumeAgreement', summary: 'End a suspension: the agreement is back to in force (or applied provisionally)',
+      params: agreementParams, body: lifecycleBody,
+      problems: mergeProblems(LIFECYCLE_COMMAND, { 409: ['not_suspended'] }),
+    },
+  }, async (request, reply) =>
+    agreementCommand(request, reply, { type: 'ResumeAgreement', date: request.body.date, reason: request.body.reason }));
+
+  app.post('/v1/agreements/:id/expiry', {
+    schema: {
+      tags: ['agreements'], operationId: 'expireAgreement', summary: 'Record that the agreement expired (its term ran out); its record closes',
+      description: 'From then on every command on it answers 409 agreement_expired.',
+      params: agreementParams, body: lifecycleBody,
+      problems: LIFECYCLE_COMMAND,
+    },
+  }, async (request, reply) =>
+    agreementCommand(request, reply, { type: 'ExpireAgreement', date: request.body.date, reason: request.body.reason }));
+
   app.post('/v1/agreements/:id/commitments', {
     schema: {
       tags: ['commitments'], operationId: 'addCommitment', summary: 'Add a commitment to an agreement', params: agreementParams, body: addCommitmentBody,
-      problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated', 'commitment_exists'] },
+      problems: { 404: ['agreement_not_found'], 409: ['agreement_terminated', 'agreement_expired', 'commitment_exists'] },
     },
   }, async (request, reply) =>
     answerCommand(request, reply, deps, async () => {
@@ -203,6 +285,29 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   }, async (request, reply) =>
     commitmentCommand(request, reply, { type: 'ReportProgress', commitmentId: request.params.cid, percent: request.body.percent, note: request.body.note, evidenceUrl: request.body.evidenceUrl }));
 
+  app.post('/v1/agreements/:id/commitments/:cid/milestones', {
+    schema: {
+      tags: ['commitments'], operationId: 'addMilestone', summary: 'Add a milestone (title, due date, weight) to a commitment',
+      description: "400 naming weight when the commitment's milestones would weigh more than 100; 409 milestone_exists for an id already used.",
+      params: commitmentParams, body: milestoneBody,
+      problems: mergeProblems(COMMITMENT_COMMAND, { 409: ['milestone_exists'] }),
+    },
+  }, async (request, reply) =>
+    commitmentCommand(request, reply, {
+      type: 'AddMilestone', commitmentId: request.params.cid, milestoneId: request.body.id, title: request.body.title, dueDate: request.body.dueDate, weight: request.body.weight,
+    }));
+
+  app.post('/v1/agreements/:id/commitments/:cid/milestones/:mid/status', {
+    schema: {
+      tags: ['commitments'], operationId: 'recordMilestoneStatus', summary: "Record a milestone's status (met, partially_met, not_met) with a note and evidence",
+      params: milestoneParams, body: milestoneStatusBody,
+      problems: mergeProblems(COMMITMENT_COMMAND, { 404: ['milestone_not_found'] }),
+    },
+  }, async (request, reply) =>
+    commitmentCommand(request, reply, {
+      type: 'RecordMilestoneStatus', commitmentId: request.params.cid, milestoneId: request.params.mid, status: request.body.status, note: request.body.note, evidenceUrl: request.body.evidenceUrl,
+    }));
+
   app.post('/v1/agreements/:id/commitments/:cid/implementation', {
     schema: { tags: ['commitments'], operationId: 'implementCommitment', summary: 'Mark a commitment implemented', params: commitmentParams, body: implementationBody, problems: COMMITMENT_COMMAND },
   }, async (request, reply) =>
@@ -211,7 +316,7 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   app.post('/v1/agreements/:id/commitments/:cid/delay', {
     schema: {
       tags: ['commitments'], operationId: 'delayCommitment', summary: 'Delay a commitment to a later due date', params: commitmentParams, body: delayBody,
-      problems: mergeProblems(COMMITMENT_COMMAND, { 409: ['due_date_not_later'] }),
+      problems: mergeProblems(COMMITMENT_COMMAND, { 409: ['due_date_not_later', 'due_date_pending'] }),
     },
   }, async (request, reply) =>
     commitmentCommand(request, reply, { type: 'DelayCommitment', commitmentId: request.params.cid, reason: request.body.reason, newDueDate: request.body.newDueDate }));
