@@ -145,7 +145,7 @@ describe('rebuildReadModels', () => {
     const live = followingCurrent(ns);
     const instants = ['2026-01-01T00:00:00.000Z', ledger.end, '2030-01-01T00:00:00.000Z'];
     const before = { docs: await documents(live), answers: await answers(live, instants), checkpoint: await live.checkpoint() };
-    expect(before.docs.agreements).toHaveLength(120);
+    expect(before.docs.agreements).toHaveLength(122);
 
     const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, batchSize: 1000, dropDelayMs: 0 });
 
@@ -199,7 +199,7 @@ describe('rebuildReadModels', () => {
     await readerLoop;
 
     expect(summary.switched).toBe(true);
-    for (const [kind, oldValue, newValue] of [['total', 60, 120], ['checkpoint', oldCheckpoint, newCheckpoint]] as const) {
+    for (const [kind, oldValue, newValue] of [['total', 60, 122], ['checkpoint', oldCheckpoint, newCheckpoint]] as const) {
       const values = seen[kind].map((s) => s.value);
       expect(new Set(values), kind).toEqual(new Set([oldValue, newValue]));
       // Until the switch began, only the old generation; once the new one shows, never the old again.
@@ -387,7 +387,7 @@ describe('rebuildReadModels', () => {
       const ns = await liveNamespace();
       const live = followingCurrent(ns);
       const summary = await rebuildReadModels({ eventStore: shared, redisUrl: REDIS_URL, namespace: ns, logger, check: true });
-      expect(summary).toMatchObject({ switched: false, differences: [], compared: { agreements: 120, reviews: 12, exact: true, liveCheckpoint: log.at(-1)!.position } });
+      expect(summary).toMatchObject({ switched: false, differences: [], compared: { agreements: 122, reviews: 12, exact: true, liveCheckpoint: log.at(-1)!.position } });
       expect(await live.generation()).toBe(1);
       expect(await admin.get(`${ns}:current`)).toBeNull();
       expect(await keysOf(ns, 2)).toBe(0);

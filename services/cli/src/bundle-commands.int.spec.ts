@@ -95,7 +95,7 @@ describe('export and import: the archive round trip', () => {
 
   it('projects identical read models: every agreement, every review and the dashboard', async () => {
     const [a, b] = [await readModelsOf(source), await readModelsOf(target)];
-    expect(a.agreements.length).toBe(40);
+    expect(a.agreements.length).toBe(42);
     expect(a.reviews.length).toBe(8);
     expect(b).toEqual(a);
   });
@@ -113,8 +113,8 @@ describe('verify <file>', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/bundle of 48 streams, \d+ events, global order/);
-    expect(lines.filter((l) => /^ {2}(agreement|review)-.*: valid, \d+ events \(hash scheme 2\), last hash [0-9a-f]{64}$/.test(l))).toHaveLength(48);
+    expect(lines[0]).toMatch(/bundle of 50 streams, \d+ events, global order/);
+    expect(lines.filter((l) => /^ {2}(agreement|review)-.*: valid, \d+ events \(hash scheme 2\), last hash [0-9a-f]{64}$/.test(l))).toHaveLength(50);
     expect(lines.at(-1)).toBe('valid: every hash recomputed and every chain intact');
   });
 

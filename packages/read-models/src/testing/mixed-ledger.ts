@@ -200,9 +200,32 @@ export async function writeMixedLedger(
     count(await w.agreement(noticed.id, { type: 'WithdrawDenunciation', reason: 'talks resumed', actingParties: [noticed.parties[0]!] }, tick()));
   }
 
+  // A treaty's life: ratified by both parties (in force on the last), suspended and resumed, a
+  // commitment broken into milestones; another applied provisionally, then expired.
+  const ratified = 'lifecycle-ratified';
+  count(await w.agreement(ratified, {
+    type: 'SignAgreement', agreementId: ratified, title: 'Agreement on air connectivity', kind: 'agreement', sector: 'transport',
+    parties: ['RUS', 'VEN'], signedAt: '2025-11-28', entryIntoForce: 'on_last_ratification',
+    commitments: [{ commitmentId: 'route', title: 'Open the Caracas-Moscow route', dueDate: '2026-12-31', responsible: { party: 'VEN', institution: 'Ministerio de Transporte' } }],
+  }, tick()));
+  count(await w.agreement(ratified, { type: 'NotifyRatification', party: 'VEN', date: '2026-01-15' }, tick()));
+  count(await w.agreement(ratified, { type: 'NotifyRatification', party: 'RUS', date: '2026-02-10' }, tick()));
+  count(await w.agreement(ratified, { type: 'SuspendAgreement', date: '2026-03-01', reason: 'sanctions review' }, tick()));
+  count(await w.agreement(ratified, { type: 'ResumeAgreement', date: '2026-04-01' }, tick()));
+  count(await w.agreement(ratified, { type: 'AddMilestone', commitmentId: 'route', milestoneId: 'permits', title: 'Traffic permits', dueDate: '2026-06-30', weight: 40 }, tick()));
+  count(await w.agreement(ratified, { type: 'RecordMilestoneStatus', commitmentId: 'route', milestoneId: 'permits', status: 'met' }, tick()));
+  const provisional = 'lifecycle-provisional';
+  count(await w.agreement(provisional, {
+    type: 'SignAgreement', agreementId: provisional, title: 'Memorandum on scientific exchange', kind: 'memorandum', sector: 'science',
+    parties: ['RUS', 'VEN'], signedAt: '2025-11-28', entryIntoForce: 'explicit', commitments: [],
+  }, tick()));
+  count(await w.agreement(provisional, { type: 'ApplyProvisionally', date: '2025-12-01' }, tick()));
+  count(await w.agreement(provisional, { type: 'RecordEntryIntoForce', date: '2026-01-20' }, tick()));
+  count(await w.agreement(provisional, { type: 'ExpireAgreement', date: '2026-05-01' }, tick()));
+
   return {
     events,
-    agreementIds: agreements.map((a) => a.id),
+    agreementIds: [...agreements.map((a) => a.id), ratified, provisional],
     reviewIds: reviews.map((r) => r.id),
     last: last!,
     end: tick(),
