@@ -20,6 +20,8 @@ import { auditRoutes } from './routes/audit.js';
 import { exportRoutes } from './routes/export.js';
 import { operationRoutes } from './routes/operations.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { meRoutes } from './routes/me.js';
+import { webRoutes } from './routes/web.js';
 
 // Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
 function configureMessages(): void {
@@ -148,6 +150,8 @@ export async function buildApp(deps: AppDeps) {
   await app.register(reviewRoutes, deps);
   await app.register(auditRoutes, deps);
   await app.register(exportRoutes, deps);
+  await app.register(meRoutes, deps);
+  await app.register(webRoutes, { webRoot: deps.webRoot });
   return app;
 }
 

@@ -29,4 +29,6 @@ export type AppDeps = {
   reminderOffsets?: readonly ReminderOffset[];
   /** Where clients reach the service (PUBLIC_URL), named as the server of the OpenAPI document; none: "/". */
   publicUrl?: string | null | undefined;
+  /** The built dashboard (web/dist by default); GET / answers 503 while it is missing. */
+  webRoot?: string | undefined;
 };
