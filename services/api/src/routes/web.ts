@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync } from 'fastify';
 
-/** Where `pnpm build` puts the page, from services/api/src or services/api/dist alike. */
-export const DEFAULT_WEB_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web/dist');
+/** Where `pnpm build` puts the page, from services/api/src/routes or services/api/dist/routes alike. */
+export const DEFAULT_WEB_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../web/dist');
 
 export const DASHBOARD_CSP = [
   "default-src 'self'",
