@@ -139,6 +139,7 @@ describe('the dashboard at /', () => {
 
   it('shows an agreement with its history and integrity, and replays it as of an earlier day', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(10_000);
     await page.goto(`${svc.url}/`);
     await page.getByLabel('API key').fill(secret);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -154,14 +155,20 @@ describe('the dashboard at /', () => {
     expect(await axeViolations(page)).toEqual([]);
     await screenshots(page, 'agreement');
 
-    // The day of signature: the page replays the agreement as it stood then (through ?asOf=).
-    const day = a.signedAt.slice(0, 10);
-    await page.getByLabel('As of').fill(day);
+    // The ledger's asOf is when events were recorded: the day before today it held nothing of this
+    // agreement (the examples were loaded today), and the page says so; "Today" brings it back.
+    const earlier = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    await page.getByLabel('As of').fill(earlier);
     await page.getByRole('button', { name: 'Show' }).click();
-    await page.waitForURL((u) => u.searchParams.get('asOf') === day);
-    await expect.poll(() => page.getByTestId('commitments-table').locator('caption').innerText()).toMatch(/^Commitments as of/);
-    const then = await apiGet<{ commitments: { status: string }[] }>(`/v1/agreements/${a.id}?asOf=${day}T23:59:59.999Z`);
-    expect(await page.getByTestId('commitments-table').locator('tbody tr').count()).toBe(then.commitments.length);
+    await page.waitForURL((u) => u.searchParams.get('asOf') === earlier);
+    expect(await page.getByTestId('as-of-empty').innerText()).toMatch(/held no record of this agreement/);
+    const gone = await fetch(`${svc.url}/v1/agreements/${a.id}?asOf=${earlier}T23:59:59.999Z`, { headers: { authorization: `Bearer ${secret}` } });
+    expect(gone.status).toBe(404);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.getByRole('link', { name: 'Today' }).click();
+    await page.waitForURL((u) => !u.searchParams.has('asOf'));
+    await page.getByTestId('commitments-table').waitFor();
+    expect(await page.getByTestId('commitments-table').locator('tbody tr').count()).toBe(now);
     await page.close();
   }, 60_000);
 });

@@ -56,7 +56,7 @@ export type Commitment = {
 };
 export type Page<T> = { items: T[]; total: number; nextCursor: string | null };
 export type AgreementSummary = {
-  id: string; title: string; sector: string; parties: string[]; signedAt: string; session?: string | null;
+  id: string; title: string; sector: string; parties: string[]; signedAt: string; session?: { name: string; date: string } | null;
   status: string; statusReason: string; progress: number; nextReviewAt: string | null; revision: number;
 };
 export type AgreementDetail = AgreementSummary & {

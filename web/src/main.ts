@@ -222,7 +222,7 @@ async function overview(p: URLSearchParams) {
         h('caption', { class: 'visually-hidden' }, 'Agreements matching the filters, newest signature first'),
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Agreement'), h('th', { scope: 'col' }, 'Parties'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'num' }, 'Progress'))),
         h('tbody', {}, agreements.items.map((a) => h('tr', {},
-          h('td', {}, h('a', { href: `/${query({ view: 'agreement', id: a.id })}` }, a.title), h('div', { class: 'sub' }, `${sectorLabel(a.sector)} · signed ${fmtDate(a.signedAt)}${a.session ? ` · session ${a.session}` : ''}`)),
+          h('td', {}, h('a', { href: `/${query({ view: 'agreement', id: a.id })}` }, a.title), h('div', { class: 'sub' }, `${sectorLabel(a.sector)} · signed ${fmtDate(a.signedAt)}${a.session ? ` · ${a.session.name}` : ''}`)),
           h('td', {}, a.parties.join(', ')),
           h('td', {}, badge(a.status)),
           h('td', { class: 'num' }, `${a.progress}%`),
@@ -281,19 +281,7 @@ function describe(e: HistoryEvent): string {
   return bits.join(' · ');
 }
 
-async function agreementPage(p: URLSearchParams) {
-  const id = p.get('id') ?? '';
-  const asOf = p.get('asOf') ?? '';
-  const asOfInstant = asOf ? `${asOf}T23:59:59.999Z` : undefined;
-  const a = await api<AgreementDetail>(`/v1/agreements/${encodeURIComponent(id)}${query({ asOf: asOfInstant })}`);
-  const audit = me?.may.audit ?? false;
-  const [history, integrity] = audit
-    ? await Promise.all([
-      api<{ events: (HistoryEvent & { actor: string })[] }>(`/v1/agreements/${encodeURIComponent(id)}/history`),
-      api<Integrity>(`/v1/agreements/${encodeURIComponent(id)}/integrity`),
-    ])
-    : [null, null];
-
+function asOfControl(id: string, asOf: string): HTMLElement {
   const asOfInput = h('input', { id: 'as-of', name: 'asOf', type: 'date', value: asOf, 'aria-describedby': 'as-of-help' });
   const asOfForm = h('form', { class: 'as-of' },
     h('label', { for: 'as-of' }, 'As of'), asOfInput,
@@ -305,6 +293,35 @@ async function agreementPage(p: URLSearchParams) {
     e.preventDefault();
     go(`/${query({ view: 'agreement', id, asOf: asOfInput.value })}`);
   });
+
+  return asOfForm;
+}
+
+async function agreementPage(p: URLSearchParams) {
+  const id = p.get('id') ?? '';
+  const asOf = p.get('asOf') ?? '';
+  const asOfInstant = asOf ? `${asOf}T23:59:59.999Z` : undefined;
+  const asOfForm = asOfControl(id, asOf);
+  let a: AgreementDetail;
+  try {
+    a = await api<AgreementDetail>(`/v1/agreements/${encodeURIComponent(id)}${query({ asOf: asOfInstant })}`);
+  } catch (err) {
+    if (!(asOf && err instanceof ApiError && err.status === 404)) throw err;
+    setPage(id,
+      h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '/' }, 'Overview'), ' / ', id),
+      h('div', { class: 'page-head' }, h('h1', {}, id)),
+      asOfForm,
+      h('p', { class: 'notice', role: 'status', 'data-testid': 'as-of-empty' }, `On ${fmtDate(asOf)} the ledger held no record of this agreement: it was recorded later.`),
+    );
+    return;
+  }
+  const audit = me?.may.audit ?? false;
+  const [history, integrity] = audit
+    ? await Promise.all([
+      api<{ events: (HistoryEvent & { actor: string })[] }>(`/v1/agreements/${encodeURIComponent(id)}/history`),
+      api<Integrity>(`/v1/agreements/${encodeURIComponent(id)}/integrity`),
+    ])
+    : [null, null];
 
   const commitments = h('table', { class: 'data', 'data-testid': 'commitments-table' },
     h('caption', {}, asOf ? `Commitments as of ${fmtDate(asOf)}` : 'Commitments'),
@@ -341,7 +358,7 @@ async function agreementPage(p: URLSearchParams) {
     h('div', { class: 'page-head' },
       h('h1', {}, a.title),
       h('p', { class: 'lede' }, badge(a.status), ` ${a.statusReason}`),
-      h('p', { class: 'sub' }, `${sectorLabel(a.sector)} · ${a.parties.join(', ')} · signed ${fmtDate(a.signedAt)}${a.session ? ` · session ${a.session}` : ''} · overall progress ${a.progress}%`),
+      h('p', { class: 'sub' }, `${sectorLabel(a.sector)} · ${a.parties.join(', ')} · signed ${fmtDate(a.signedAt)}${a.session ? ` · ${a.session.name}` : ''} · overall progress ${a.progress}%`),
     ),
     asOfForm,
     h('section', { class: 'panel' }, commitments),
