@@ -55,7 +55,7 @@ describe('operations', () => {
     // Generated clients name their methods after these: renaming one breaks every client.
     expect([...ids].sort()).toEqual([
       'addCommitment', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation', 'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'delayCommitment', 'explainCommitment',
-      'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getDashboard', 'getHealth', 'getMetrics',
+      'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getDashboard', 'getHealth', 'getMe', 'getMetrics',
       'getReadiness', 'getReview', 'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements', 'listCommitments',
       'listReviews', 'recordProgress', 'recordReviewOutcome', 'rescheduleReview', 'scheduleReview', 'terminateAgreement',
       'verifyAgreementIntegrity', 'verifyReviewIntegrity', 'withdrawDenunciation',

@@ -147,6 +147,12 @@ const CASES: Record<string, Expect> = {
   'GET /v1/reviews/:id/history?format=ndjson': reviewWhole((id) => `/v1/reviews/${id}/history?format=ndjson`),
   'GET /v1/reviews/:id/integrity': reviewWhole((id) => `/v1/reviews/${id}/integrity`),
   'GET /v1/reviews/:id/export': reviewWhole((id) => `/v1/reviews/${id}/export`),
+  // The caller itself: its own name, role and parties, nothing of any agreement.
+  'GET /v1/me': async (key) => {
+    const me = (await read('/v1/me', key)).json<Json>();
+    expect(me).toMatchObject({ name: key.name, role: key.role, parties: key.parties ?? [], auth: 'on' });
+    expect(JSON.stringify(me)).not.toContain(HIDDEN);
+  },
   // Counters by route template and the log's head: no agreement's data.
   'GET /metrics': async (key) => {
     const r = await read('/metrics', key);

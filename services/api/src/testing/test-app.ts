@@ -36,6 +36,8 @@ export async function createTestApp(options: {
   corsOrigins?: string[];
   /** PUBLIC_URL as the service is configured with it (the OpenAPI document's server). */
   publicUrl?: string;
+  /** Where the built dashboard is looked for (default web/dist). */
+  webRoot?: string;
   /** No projector: whatever is appended stays "behind" (readiness, lag metrics, `?after=` timeouts). */
   stalled?: boolean;
   /** What the app and its outcome completer write through (a fault-injecting wrapper); `eventStore` stays the file itself. */
@@ -76,6 +78,7 @@ export async function createTestApp(options: {
     now: clock, readWaitMs: options.readWaitMs ?? 5000, bodyLimit: 1024 * 1024,
     keyRing, rateLimit: options.rateLimit ?? null, corsOrigins: options.corsOrigins ?? [],
     publicUrl: options.publicUrl ?? null,
+    webRoot: options.webRoot,
   });
   await app.ready();
   return {
