@@ -32,7 +32,7 @@ async function axeViolations(page: Page): Promise<string[]> {
   // Evaluated through the DevTools protocol: the page's CSP (rightly) refuses an injected <script>.
   await page.evaluate(readFileSync(AXE, 'utf8'));
   const result = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
+    const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
     return axe.run();
   });
   return result.violations
@@ -107,8 +107,8 @@ describe('the dashboard at /', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     expect(await page.getByTestId('who-role').innerText()).toBe('Role: admin');
-    expect(await page.evaluate(() => sessionStorage.getItem('cm.apiKey'))).toBe(secret);
-    expect(await page.evaluate(() => localStorage.length + document.cookie.length)).toBe(0);
+    expect(await page.evaluate('sessionStorage.getItem("cm.apiKey")')).toBe(secret);
+    expect(await page.evaluate('localStorage.length + document.cookie.length')).toBe(0);
 
     const dash = await apiGet<{ commitments: { total: number; overdue: number; byStatus: Record<string, number> } }>('/v1/dashboard');
     expect(dash.commitments.total).toBeGreaterThan(0);
@@ -152,6 +152,10 @@ describe('the dashboard at /', () => {
     expect(await page.getByTestId('integrity').innerText()).toMatch(/Hash chain verified/);
     const now = await page.getByTestId('commitments-table').locator('tbody tr').count();
     expect(now).toBeGreaterThan(0);
+    // "Why?" lists the events that set the first commitment's status, fetched with the key.
+    await page.getByRole('button', { name: 'Why?' }).first().click();
+    await page.locator('.explain li').first().waitFor();
+    expect(await page.locator('.explain li').first().innerText()).toMatch(/^Commitment added/);
     expect(await axeViolations(page)).toEqual([]);
     await screenshots(page, 'agreement');
 

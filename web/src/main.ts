@@ -220,12 +220,12 @@ async function overview(p: URLSearchParams) {
     agreements.items.length
       ? h('table', { class: 'data' },
         h('caption', { class: 'visually-hidden' }, 'Agreements matching the filters, newest signature first'),
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Agreement'), h('th', { scope: 'col' }, 'Parties'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'num' }, 'Progress'))),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Agreement'), h('th', { scope: 'col', class: 'hide-narrow' }, 'Parties'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'num hide-narrow' }, 'Progress'))),
         h('tbody', {}, agreements.items.map((a) => h('tr', {},
-          h('td', {}, h('a', { href: `/${query({ view: 'agreement', id: a.id })}` }, a.title), h('div', { class: 'sub' }, `${sectorLabel(a.sector)} · signed ${fmtDate(a.signedAt)}${a.session ? ` · ${a.session.name}` : ''}`)),
-          h('td', {}, a.parties.join(', ')),
+          h('td', {}, h('a', { href: `/${query({ view: 'agreement', id: a.id })}` }, a.title), h('div', { class: 'sub' }, `${a.parties.join('–')} · ${sectorLabel(a.sector)} · signed ${fmtDate(a.signedAt)}${a.session ? ` · ${a.session.name}` : ''}`)),
+          h('td', { class: 'hide-narrow' }, a.parties.join(', ')),
           h('td', {}, badge(a.status)),
-          h('td', { class: 'num' }, `${a.progress}%`),
+          h('td', { class: 'num hide-narrow' }, `${a.progress}%`),
         ))))
       : h('p', { class: 'empty' }, 'No agreement matches these filters.'),
   );
@@ -281,6 +281,30 @@ function describe(e: HistoryEvent): string {
   return bits.join(' · ');
 }
 
+type Explanation = { steps: { type: string; occurredAt: string; actor: string; changed: Record<string, { from: unknown; to: unknown }> }[] };
+
+/** "Why?": the events that set a commitment's status, progress and due date, fetched with the key. */
+function explainToggle(agreementId: string, commitmentId: string): HTMLElement {
+  const out = h('div', { class: 'explain', hidden: true, 'aria-live': 'polite' });
+  const button = h('button', { type: 'button', class: 'link-inline', 'aria-expanded': 'false' }, 'Why?');
+  button.addEventListener('click', async () => {
+    const open = button.getAttribute('aria-expanded') === 'true';
+    button.setAttribute('aria-expanded', String(!open));
+    out.hidden = open;
+    if (open || out.childElementCount) return;
+    try {
+      const x = await api<Explanation>(`/v1/agreements/${encodeURIComponent(agreementId)}/commitments/${encodeURIComponent(commitmentId)}/explain`);
+      out.replaceChildren(h('ol', {}, x.steps.map((st) => h('li', {},
+        h('strong', {}, EVENT_LABEL[st.type] ?? st.type), ` ${fmtDate(st.occurredAt)} by ${st.actor}: `,
+        Object.entries(st.changed).map(([k, v]) => `${k} ${v.from === null ? '' : `${String(v.from)} → `}${String(v.to)}`).join('; '),
+      ))));
+    } catch (err) {
+      out.replaceChildren(problemBox(err));
+    }
+  });
+  return h('div', { class: 'sub' }, button, out);
+}
+
 function asOfControl(id: string, asOf: string): HTMLElement {
   const asOfInput = h('input', { id: 'as-of', name: 'asOf', type: 'date', value: asOf, 'aria-describedby': 'as-of-help' });
   const asOfForm = h('form', { class: 'as-of' },
@@ -329,7 +353,7 @@ async function agreementPage(p: URLSearchParams) {
     h('tbody', {}, a.commitments.map((c) => h('tr', {},
       h('td', {}, h('strong', {}, c.title), h('div', { class: 'sub' }, c.id)),
       h('td', {}, c.responsible.institution, h('div', { class: 'sub' }, c.responsible.party)),
-      h('td', {}, badge(c.status, c.overdue), audit ? h('div', { class: 'sub' }, h('a', { href: `/v1/agreements/${encodeURIComponent(id)}/commitments/${encodeURIComponent(c.id)}/explain`, 'data-needs': 'audit' }, 'Why?')) : null),
+      h('td', {}, badge(c.status, c.overdue), audit ? explainToggle(id, c.id) : null),
       h('td', {}, h('progress', { max: 100, value: c.progress, 'aria-label': `${c.title}: ${c.progress}%` }), h('span', { class: 'pct' }, `${c.progress}%`)),
       h('td', {}, h('time', { datetime: c.dueDate }, fmtDate(c.dueDate)),
         c.dueDate !== c.originalDueDate ? h('div', { class: 'sub' }, 'originally ', h('s', {}, fmtDate(c.originalDueDate))) : null),
