@@ -137,7 +137,7 @@ describe('the dashboard at /', () => {
     await page.close();
   }, 60_000);
 
-  it('shows an agreement with its history and integrity, and replays it as of an earlier day', async () => {
+  it('shows an agreement with its history and integrity, replays it as of an earlier day, and opens its institution\'s view', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.setDefaultTimeout(10_000);
     await page.goto(`${svc.url}/`);
@@ -173,6 +173,16 @@ describe('the dashboard at /', () => {
     await page.waitForURL((u) => !u.searchParams.has('asOf'));
     await page.getByTestId('commitments-table').waitFor();
     expect(await page.getByTestId('commitments-table').locator('tbody tr').count()).toBe(now);
+
+    // The responsible institution's link opens its "my commitments" view: overdue first, then due soon.
+    const institutionLink = page.getByTestId('commitments-table').locator('tbody tr td:nth-child(2) a').first();
+    const institution = await institutionLink.innerText();
+    await institutionLink.click();
+    await page.getByRole('heading', { name: `Commitments of ${institution}`, level: 1 }).waitFor();
+    const overdue = await apiGet<{ items: { status: string }[] }>(`/v1/commitments?institution=${encodeURIComponent(institution)}&overdue=true&limit=100`);
+    expect(await page.getByTestId('overdue').locator('tbody tr').count()).toBe(overdue.items.length);
+    expect(await axeViolations(page)).toEqual([]);
+    await screenshots(page, 'institution');
     await page.close();
   }, 60_000);
 });

@@ -1,6 +1,7 @@
 // The dashboard: one page, its view and filters in the URL query (so a link can be sent on):
 //   /                      overview (filters: session, party, sector, institution, status)
 //   /?view=agreement&id=…  one agreement (asOf=YYYY-MM-DD replays it as it stood then)
+//   /?view=institution&institution=…  what one responsible institution has overdue and due next
 // The API key is asked once and kept in sessionStorage for this browser session only.
 import './style.css';
 import {
@@ -233,6 +234,7 @@ async function overview(p: URLSearchParams) {
   setPage('Overview',
     h('div', { class: 'page-head' },
       h('h1', {}, 'Overview'),
+      h('p', { class: 'sub' }, h('a', { href: `/${query({ view: 'institution', institution: f.institution, party: f.party })}` }, 'My commitments: what an institution has due next')),
       h('p', { class: 'lede' }, active.length ? `Filtered by ${active.map(([k, v]) => `${k} ${k === 'status' ? statusLabel(v) : k === 'sector' ? sectorLabel(v) : v}`).join(', ')}.` : 'All agreements and commitments you may see.'),
     ),
     filterForm(dash, f),
@@ -352,7 +354,7 @@ async function agreementPage(p: URLSearchParams) {
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Commitment'), h('th', { scope: 'col' }, 'Responsible'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col' }, 'Due'))),
     h('tbody', {}, a.commitments.map((c) => h('tr', {},
       h('td', {}, h('strong', {}, c.title), h('div', { class: 'sub' }, c.id)),
-      h('td', {}, c.responsible.institution, h('div', { class: 'sub' }, c.responsible.party)),
+      h('td', {}, h('a', { href: `/${query({ view: 'institution', institution: c.responsible.institution })}` }, c.responsible.institution), h('div', { class: 'sub' }, c.responsible.party)),
       h('td', {}, badge(c.status, c.overdue), audit ? explainToggle(id, c.id) : null),
       h('td', {}, h('progress', { max: 100, value: c.progress, 'aria-label': `${c.title}: ${c.progress}%` }), h('span', { class: 'pct' }, `${c.progress}%`)),
       h('td', {}, h('time', { datetime: c.dueDate }, fmtDate(c.dueDate)),
@@ -390,6 +392,62 @@ async function agreementPage(p: URLSearchParams) {
   );
 }
 
+// ---------------------------------------------------------------- institution
+
+const dayOffset = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
+
+function commitmentTable(caption: string, page: Page<Commitment>, testid: string): HTMLElement {
+  const live = page.items.filter((c) => c.status !== 'implemented' && c.status !== 'cancelled');
+  return h('section', { class: 'panel', 'data-testid': testid },
+    h('h2', {}, caption, h('span', { class: 'count' }, ` ${fmtNum(live.length)}`)),
+    live.length
+      ? h('table', { class: 'data' },
+        h('caption', { class: 'visually-hidden' }, `${caption}, most urgent first`),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Due'), h('th', { scope: 'col' }, 'Commitment'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'num hide-narrow' }, 'Progress'))),
+        h('tbody', {}, live.map((c) => h('tr', {},
+          h('td', {}, h('time', { datetime: c.dueDate }, fmtDate(c.dueDate))),
+          h('td', {}, h('a', { href: `/${query({ view: 'agreement', id: c.agreementId })}` }, c.title), h('div', { class: 'sub' }, `${c.responsible.institution} (${c.responsible.party})`)),
+          h('td', {}, badge(c.status, c.overdue)),
+          h('td', { class: 'num hide-narrow' }, `${c.progress}%`),
+        ))))
+      : h('p', { class: 'empty' }, 'Nothing here.'),
+    page.nextCursor ? h('p', { class: 'sub' }, `Showing the first ${page.items.length} of ${fmtNum(page.total)}; narrow the institution to see the rest.`) : null,
+  );
+}
+
+async function institutionPage(p: URLSearchParams) {
+  const institution = p.get('institution')?.trim() ?? '';
+  const party = p.get('party')?.trim() ?? '';
+  const input = h('input', { id: 'i-institution', name: 'institution', type: 'text', value: institution, required: true });
+  const partyInput = h('input', { id: 'i-party', name: 'party', type: 'text', value: party, maxlength: '3', placeholder: 'optional, e.g. VEN' });
+  const form = h('form', { class: 'filters filters-narrow', role: 'search', 'aria-label': 'Choose the institution' },
+    h('div', { class: 'field' }, h('label', { for: 'i-institution' }, 'Responsible institution'), input),
+    h('div', { class: 'field' }, h('label', { for: 'i-party' }, 'Party'), partyInput),
+    h('div', { class: 'filter-actions' }, h('button', { type: 'submit', class: 'primary' }, 'Show')),
+  );
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    go(`/${query({ view: 'institution', institution: input.value.trim(), party: partyInput.value.trim().toUpperCase() })}`);
+  });
+  const head = h('div', { class: 'page-head' }, h('h1', {}, institution ? `Commitments of ${institution}` : 'My commitments'),
+    h('p', { class: 'lede' }, 'What is overdue and what falls due in the next 30 and 90 days, most urgent first.'));
+  if (!institution) {
+    setPage('My commitments', head, form);
+    return;
+  }
+  const base = { institution, party: party || undefined, limit: '100' };
+  const [overdue, soon, later] = await Promise.all([
+    api<Page<Commitment>>(`/v1/commitments${query({ ...base, overdue: 'true' })}`),
+    api<Page<Commitment>>(`/v1/commitments${query({ ...base, overdue: 'false', dueAfter: dayOffset(-1), dueBefore: dayOffset(31) })}`),
+    api<Page<Commitment>>(`/v1/commitments${query({ ...base, overdue: 'false', dueAfter: dayOffset(30), dueBefore: dayOffset(91) })}`),
+  ]);
+  setPage(`Commitments of ${institution}`, head, form,
+    commitmentTable('Overdue', overdue, 'overdue'),
+    commitmentTable('Due in the next 30 days', soon, 'due-30'),
+    commitmentTable('Due in 31 to 90 days', later, 'due-90'),
+  );
+}
+
 // ---------------------------------------------------------------- router
 
 async function route() {
@@ -399,6 +457,7 @@ async function route() {
   main.setAttribute('aria-busy', 'true');
   try {
     if (p.get('view') === 'agreement') await agreementPage(p);
+    else if (p.get('view') === 'institution') await institutionPage(p);
     else await overview(p);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
