@@ -179,8 +179,15 @@ describe('the dashboard at /', () => {
     const institution = await institutionLink.innerText();
     await institutionLink.click();
     await page.getByRole('heading', { name: `Commitments of ${institution}`, level: 1 }).waitFor();
-    const overdue = await apiGet<{ items: { status: string }[] }>(`/v1/commitments?institution=${encodeURIComponent(institution)}&overdue=true&limit=100`);
+    // An institution with overdue commitments, chosen in the view's own form: they are listed, oldest due first.
+    const late = (await apiGet<{ items: { responsible: { institution: string } }[] }>('/v1/commitments?overdue=true&limit=1')).items[0]!.responsible.institution;
+    await page.getByLabel('Responsible institution').fill(late);
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.getByRole('heading', { name: `Commitments of ${late}`, level: 1 }).waitFor();
+    const overdue = await apiGet<{ items: { dueDate: string }[] }>(`/v1/commitments?institution=${encodeURIComponent(late)}&overdue=true&limit=100`);
+    expect(overdue.items.length).toBeGreaterThan(0);
     expect(await page.getByTestId('overdue').locator('tbody tr').count()).toBe(overdue.items.length);
+    expect(await page.getByTestId('overdue').locator('tbody time').evaluateAll((ts) => ts.map((t) => t.getAttribute('datetime')))).toEqual(overdue.items.map((c) => c.dueDate));
     expect(await axeViolations(page)).toEqual([]);
     await screenshots(page, 'institution');
     await page.close();
