@@ -33,11 +33,15 @@ declare module 'fastify' {
 const AUDIT_SUFFIXES = ['/history', '/integrity', '/explain', '/export'];
 
 /**
- * The access a route needs, from one table: probes and documentation are public, the audit
+ * The access a route needs, from one table: probes, documentation and the dashboard's page are public, the audit
  * trail is for auditors, other reads for every key, and every POST is a command.
  */
 export function accessOf(method: string, url: string): Access | null {
   if (method === 'OPTIONS') return 'public';
+  // The dashboard page and its assets: the page asks for a key and sends it with each API call.
+  if (method === 'GET' || method === 'HEAD') {
+    if (url === '/' || url.startsWith('/assets/')) return 'public';
+  }
   if (url === '/health' || url === '/ready' || url === '/openapi.json' || url === '/docs' || url.startsWith('/docs/')) return 'public';
   // The checkpoints' verifier key is a public key: whoever holds a checkpoint may check it.
   if (url === '/v1/log/key') return 'public';

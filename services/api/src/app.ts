@@ -25,6 +25,8 @@ import { logRoutes } from './routes/log.js';
 import { operationRoutes } from './routes/operations.js';
 import { reviewRoutes } from './routes/reviews.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { meRoutes } from './routes/me.js';
+import { webRoutes } from './routes/web.js';
 
 // Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
 function configureMessages(): void {
@@ -171,6 +173,8 @@ export async function buildApp(deps: AppDeps) {
   await app.register(logRoutes, deps);
   await app.register(eventRoutes, deps);
   await app.register(webhookRoutes, deps);
+  await app.register(meRoutes, deps);
+  await app.register(webRoutes, { webRoot: deps.webRoot });
   return app;
 }
 

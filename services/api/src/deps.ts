@@ -37,4 +37,6 @@ export type AppDeps = {
   feedHeartbeatMs?: number;
   /** Webhook subscriptions and their deliveries; without, the /v1/webhooks routes are not served. */
   webhooks?: { store: WebhookStore; dispatcher: ReturnType<typeof createWebhookDispatcher>; allowLoopbackHttp: boolean; allowHosts?: readonly string[] };
+  /** The built dashboard (web/dist by default); GET / answers 503 while it is missing. */
+  webRoot?: string | undefined;
 };

@@ -57,7 +57,7 @@ describe('operations', () => {
       'addCommitment', 'addLogCosignature', 'addMilestone', 'applyProvisionally', 'cancelCommitment', 'cancelReview', 'confirmReviewCancellation',
       'confirmReviewOutcome', 'correctEvent', 'createAgreement', 'createWebhook', 'delayCommitment', 'deleteWebhook', 'expireAgreement',
       'explainCommitment', 'exportAgreement', 'exportReview', 'getAgreement', 'getAgreementHistory', 'getCommitment', 'getConsistencyProof',
-      'getDashboard', 'getHealth', 'getInclusionProof', 'getLogCheckpoint', 'getLogKey', 'getMetrics', 'getReadiness', 'getReview',
+      'getDashboard', 'getHealth', 'getInclusionProof', 'getLogCheckpoint', 'getLogKey', 'getMe', 'getMetrics', 'getReadiness', 'getReview',
       'getReviewCalendar', 'getReviewHistory', 'implementCommitment', 'listAgreements', 'listCommitments', 'listEvents', 'listReviews',
       'listWebhooks', 'notifyRatification', 'pauseWebhook', 'recordEntryIntoForce', 'recordMilestoneStatus', 'recordProgress', 'recordReviewOutcome',
       'rescheduleReview', 'resumeAgreement', 'resumeWebhook', 'scheduleReview', 'suspendAgreement', 'terminateAgreement',

@@ -174,6 +174,12 @@ const CASES: Record<string, Expect> = {
   'GET /v1/webhooks': async (key) => {
     expect(expectProblem(await read('/v1/webhooks', key), 403).code).toBe('role_not_allowed');
   },
+  // The caller itself: its own name, role and parties, nothing of any agreement.
+  'GET /v1/me': async (key) => {
+    const me = (await read('/v1/me', key)).json<Json>();
+    expect(me).toMatchObject({ name: key.name, role: key.role, parties: key.parties ?? [], auth: 'on' });
+    expect(JSON.stringify(me)).not.toContain(HIDDEN);
+  },
   // Counters by route template and the log's head: no agreement's data.
   'GET /metrics': async (key) => {
     const r = await read('/metrics', key);

@@ -40,6 +40,8 @@ export async function createTestApp(options: {
   corsOrigins?: string[];
   /** PUBLIC_URL as the service is configured with it (the OpenAPI document's server). */
   publicUrl?: string;
+  /** Where the built dashboard is looked for (default web/dist). */
+  webRoot?: string;
   /** No projector: whatever is appended stays "behind" (readiness, lag metrics, `?after=` timeouts). */
   stalled?: boolean;
   /** LOG_ORIGIN; default derived from publicUrl. */
@@ -97,6 +99,7 @@ export async function createTestApp(options: {
     publicUrl: options.publicUrl ?? null,
     transparency,
     ...(options.feedHeartbeatMs ? { feedHeartbeatMs: options.feedHeartbeatMs } : {}),
+    webRoot: options.webRoot,
   });
   await app.ready();
   return {
