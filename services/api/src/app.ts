@@ -20,6 +20,7 @@ import { auditRoutes } from './routes/audit.js';
 import { exportRoutes } from './routes/export.js';
 import { operationRoutes } from './routes/operations.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { sheetRoutes } from './routes/sheets.js';
 
 // Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
 function configureMessages(): void {
@@ -148,6 +149,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(reviewRoutes, deps);
   await app.register(auditRoutes, deps);
   await app.register(exportRoutes, deps);
+  await app.register(sheetRoutes, deps);
   return app;
 }
 
