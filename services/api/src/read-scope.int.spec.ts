@@ -103,6 +103,10 @@ const CASES: Record<string, Expect> = {
     expect(body.total).toBe(seesAll(key) ? 3 : 2);
     const overdue = (await read('/v1/commitments?overdue=true', key)).json<Json>().items.map((c: Json) => c.id).sort();
     expect(overdue).toEqual(seesAll(key) ? ['rus-gas', 'ven-oil'] : ['ven-oil']);
+    // The spreadsheet export holds the same rows: only the key's agreements.
+    const csv = await read('/v1/commitments?format=csv', key);
+    expect(csv.body.includes(HIDDEN)).toBe(seesAll(key));
+    expect(csv.body).toContain(VISIBLE);
   },
   'GET /v1/dashboard': async (key) => {
     const d = (await read('/v1/dashboard', key)).json<Json>();
@@ -147,6 +151,12 @@ const CASES: Record<string, Expect> = {
   'GET /v1/reviews/:id/history?format=ndjson': reviewWhole((id) => `/v1/reviews/${id}/history?format=ndjson`),
   'GET /v1/reviews/:id/integrity': reviewWhole((id) => `/v1/reviews/${id}/integrity`),
   'GET /v1/reviews/:id/export': reviewWhole((id) => `/v1/reviews/${id}/export`),
+  // An empty template: no agreement's data.
+  'GET /v1/imports/template': async (key) => {
+    const r = await read('/v1/imports/template?format=csv', key);
+    expect(r.statusCode).toBe(200);
+    expect(r.body).not.toContain(HIDDEN);
+  },
   // Counters by route template and the log's head: no agreement's data.
   'GET /metrics': async (key) => {
     const r = await read('/metrics', key);

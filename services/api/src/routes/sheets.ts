@@ -106,7 +106,7 @@ export const sheetRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
       querystring: importQuery,
       consumes: [CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE],
       response: { 200: importAnswer, 201: importAnswer },
-      problems: { 400: ['invalid_input'], 409: ['agreement_exists'], 412: ['revision_mismatch'], 413: ['body_too_large'], 415: ['unsupported_media_type'], 422: ['invalid_sheet', 'unreadable_file', 'invalid_header', 'too_many_rows', 'file_too_large_unzipped'] },
+      problems: { 400: ['invalid_input'], 409: ['agreement_exists'], 412: ['stale_revision'], 413: ['body_too_large'], 415: ['unsupported_media_type'], 422: ['invalid_sheet', 'unreadable_file', 'invalid_header', 'too_many_rows', 'file_too_large_unzipped'] },
     },
   }, async (request, reply) => {
     const body = request.body as unknown;
