@@ -1,7 +1,7 @@
 // Spreadsheets through HTTP: export, import (dry run and applied), hostile files, template.
 import { afterEach, describe, expect, it } from 'vitest';
 import ExcelJS from 'exceljs';
-import { createTestApp, type TestApp } from './testing/test-app.js';
+import { bearer, createTestApp, type TestApp } from './testing/test-app.js';
 import { createAgreement, command, commitmentInput, expectNothingAppended, settle, type Json } from './testing/api-fixtures.js';
 
 const CSV = 'text/csv';
@@ -103,5 +103,27 @@ describe('spreadsheets', () => {
     expect(String(wb.getWorksheet('commitments')!.getRow(2).getCell(1).value)).toMatch(/^# Id del acuerdo/);
     expect(wb.getWorksheet('instructions')).toBeDefined();
     expect(wb.getWorksheet('commitments')!.getCell('C3').dataValidation.type).toBe('list');
+  });
+
+  it('names the row of another party\'s commitment as forbidden for an editor, and records nothing', async () => {
+    const admin = { name: 'admin', role: 'admin' as const, secret: 'admin-secret-123' };
+    const ven = { name: 'ven-editor', role: 'editor' as const, parties: ['VEN'], secret: 'ven-secret-1234' };
+    const t = await createTestApp({ now: '2026-03-01T10:00:00Z', keys: [admin, ven] });
+    apps.push(t);
+    const created = await t.app.inject({ method: 'POST', url: '/v1/agreements', headers: { ...bearer(admin), 'content-type': 'application/json' }, payload: {
+      id: 'energy-grid', title: 'Energy', kind: 'agreement', sector: 'energy', parties: ['VEN', 'RUS'], signedAt: '2025-11-28',
+      commitments: [commitmentInput({ id: 'ven-part' }), commitmentInput({ id: 'rus-part', responsible: { party: 'RUS', institution: 'Minenergo' } })],
+    } });
+    expect(created.statusCode, created.body).toBe(201);
+    await t.app.inject({ method: 'GET', url: `/v1/dashboard?after=${created.json().position}`, headers: bearer(admin) });
+    const csv = (await t.app.inject({ method: 'GET', url: '/v1/commitments?format=csv', headers: bearer(admin) })).body;
+    const changed = csv.replace(/(rus-part,[^\r]*?,)0,/, '$150,').replace(/(ven-part,[^\r]*?,)0,/, '$120,');
+    expect(changed).not.toBe(csv);
+    const res = await expectNothingAppended(t, () => t.app.inject({ method: 'POST', url: '/v1/imports', headers: { ...bearer(ven), 'content-type': CSV }, payload: changed }));
+    expect(res.statusCode, res.body).toBe(422);
+    const problems = res.json().problems as Json[];
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ field: 'progress' });
+    expect(problems[0]!.message).toMatch(/^forbidden/);
   });
 });
