@@ -3,7 +3,7 @@
 // on the newer state; with If-Match the caller asked for exactly that revision, so it is 412.
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError, ConcurrencyError, type Decider } from '@cm/domain';
-import type { AppendResult, EventMetadata, EventStore, NewEvent, Position, StoredEvent } from './event-store.js';
+import type { AppendResult, EventMetadata, EventSource, EventStore, NewEvent, Position, StoredEvent } from './event-store.js';
 import { WriterUnavailableError } from './sqlite-writer.js';
 
 export type Timed = { type: string; data: unknown; occurredAt: string };
@@ -18,6 +18,8 @@ export type CommandContext = {
   /** When set, event ids derive from it so a repeated request appends nothing. */
   idempotencyScope: string | null;
   ifMatch: number | null;
+  /** Recorded in every event's metadata: the file the command came from (a spreadsheet import). */
+  source?: EventSource | undefined;
 };
 
 export type CommandResult<S> = {
@@ -227,7 +229,7 @@ async function decideAndAppend<S, C, E extends { type: string; data: unknown }>(
 }
 
 function eventsToAppend(stream: string, events: { type: string; data: unknown }[], ctx: CommandContext): NewEvent[] {
-  const metadata: EventMetadata = { actor: ctx.actor, occurredAt: ctx.occurredAt, correlationId: ctx.correlationId };
+  const metadata: EventMetadata = { actor: ctx.actor, occurredAt: ctx.occurredAt, correlationId: ctx.correlationId, ...(ctx.source ? { source: ctx.source } : {}) };
   return events.map((e, i) => ({
     id: ctx.idempotencyScope ? eventIdFrom(`${ctx.idempotencyScope}|${stream}|${i}`) : randomUUID(),
     type: e.type,

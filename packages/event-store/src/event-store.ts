@@ -10,7 +10,11 @@ export type EventMetadata = {
   occurredAt: string;
   correlationId: string;
   causationId?: string;
+  /** The file a bulk import took the command from (its SHA-256 and name as the caller gave it). */
+  source?: EventSource;
 };
+
+export type EventSource = { kind: 'import'; sha256: string; fileName: string | null };
 
 export type NewEvent = {
   /** Unique across the log: appending the same id again is a no-op. */

@@ -73,7 +73,9 @@ const accessControl = async (app: FastifyInstance, options: AccessOptions) => {
   // A declared body over the limit is refused before anything else, its bytes drained unparsed.
   app.addHook('onRequest', async (request, reply) => {
     const declared = Number(request.headers['content-length']);
-    if (Number.isFinite(declared) && declared > options.bodyLimit) return refuseBodyTooLarge(request, reply, options.bodyLimit);
+    // A route may take larger bodies than the service's limit (a spreadsheet import): its own limit counts.
+    const limit = request.routeOptions.bodyLimit ?? options.bodyLimit;
+    if (Number.isFinite(declared) && declared > limit) return refuseBodyTooLarge(request, reply, limit);
     request.principal = identify(request, options.keyRing);
     // Every later line of this request (including "request completed") names the caller's key.
     if (request.principal && options.keyRing) request.log = request.log.child({ key: request.principal.name });

@@ -27,6 +27,7 @@ import { reviewRoutes } from './routes/reviews.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { meRoutes } from './routes/me.js';
 import { webRoutes } from './routes/web.js';
+import { sheetRoutes } from './routes/sheets.js';
 
 // Messages a ministry tool's developer reads: "is required" rather than zod's type jargon.
 function configureMessages(): void {
@@ -175,6 +176,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(webhookRoutes, deps);
   await app.register(meRoutes, deps);
   await app.register(webRoutes, { webRoot: deps.webRoot });
+  await app.register(sheetRoutes, deps);
   return app;
 }
 

@@ -103,6 +103,10 @@ const CASES: Record<string, Expect> = {
     expect(body.total).toBe(seesAll(key) ? 3 : 2);
     const overdue = (await read('/v1/commitments?overdue=true', key)).json<Json>().items.map((c: Json) => c.id).sort();
     expect(overdue).toEqual(seesAll(key) ? ['rus-gas', 'ven-oil'] : ['ven-oil']);
+    // The spreadsheet export holds the same rows: only the key's agreements.
+    const csv = await read('/v1/commitments?format=csv', key);
+    expect(csv.body.includes(HIDDEN)).toBe(seesAll(key));
+    expect(csv.body).toContain(VISIBLE);
   },
   'GET /v1/dashboard': async (key) => {
     const d = (await read('/v1/dashboard', key)).json<Json>();
@@ -179,6 +183,12 @@ const CASES: Record<string, Expect> = {
     const me = (await read('/v1/me', key)).json<Json>();
     expect(me).toMatchObject({ name: key.name, role: key.role, parties: key.parties ?? [], auth: 'on' });
     expect(JSON.stringify(me)).not.toContain(HIDDEN);
+  },
+  // An empty template: no agreement's data.
+  'GET /v1/imports/template': async (key) => {
+    const r = await read('/v1/imports/template?format=csv', key);
+    expect(r.statusCode).toBe(200);
+    expect(r.body).not.toContain(HIDDEN);
   },
   // Counters by route template and the log's head: no agreement's data.
   'GET /metrics': async (key) => {

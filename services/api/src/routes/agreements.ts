@@ -19,6 +19,9 @@ import {
   entryIntoForceBody, lifecycleBody, milestoneBody, milestoneParams, milestoneStatusBody, optionalReasonBody, progressBody, ratificationBody, readQuery, reasonBody, suspensionBody,
 } from '../schemas.js';
 import { createTimeTravel, latestInstant, timeViewOf } from '../time-travel.js';
+import { CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE } from '../sheets/columns.js';
+import { exportCommitments, sheetFormatOf } from './sheets.js';
+import { z } from 'zod';
 
 /** What every command on one commitment can meet besides what every command can. */
 const COMMITMENT_COMMAND = {
@@ -329,11 +332,21 @@ export const agreementRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps)
   app.get('/v1/commitments', {
     schema: {
       tags: ['commitments'], operationId: 'listCommitments', summary: 'List commitments across agreements, by due date then id',
-      querystring: commitmentFilter.extend(readQuery.shape), problems: READ,
+      description:
+        'JSON pages by default. With `?format=csv|xlsx`, or an Accept of `text/csv` or the XLSX media type, the answer is a spreadsheet ' +
+        'of every matching commitment (no page limit; `limit` and `cursor` are ignored), streamed, in the import columns, so it re-imports unchanged.',
+      querystring: commitmentFilter.extend(readQuery.shape).extend({
+        format: z.enum(['json', 'csv', 'xlsx']).optional().describe('csv or xlsx: the whole list as a spreadsheet (default: by Accept, else JSON)'),
+      }),
+      produces: ['application/json', CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE],
+      problems: READ,
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     await awaitPosition(readStore, request.query.after, deps.readWaitMs);
-    return queriesFor(deps, principalOf(request)).listCommitments(request.query, nowIso());
+    const { format, after: _after, ...filter } = request.query;
+    const sheet = sheetFormatOf(request, format);
+    if (sheet) return exportCommitments(deps, request, reply, sheet, filter);
+    return queriesFor(deps, principalOf(request)).listCommitments(filter, nowIso());
   });
 
   app.get('/v1/dashboard', {
