@@ -20,6 +20,7 @@ import { CURRENT_HASH_SCHEME, eventHash, genesisHash } from './event-hash.mjs';
 import { chainFault, hashScheme, type HashScheme, type StreamHeadRow } from './hash-chain.js';
 import { LATEST_SCHEMA_VERSION, SchemaTooNewError, migratePostgres } from './postgres-migrations.js';
 import type { ImportSummary } from './sqlite-event-store.js';
+import { pollingSubscription } from './polling-subscription.js';
 
 export { LATEST_SCHEMA_VERSION, MIGRATIONS, SchemaTooNewError, migratePostgres, type MigrationReport } from './postgres-migrations.js';
 
@@ -488,59 +489,14 @@ export async function openPostgresEventStore(options: PostgresEventStoreOptions)
       return rows.map((r) => r.stream);
     },
     subscribe(opts: SubscribeOptions): Subscription {
-      let active = true;
-      let wake: (() => void) | null = null;
-      let poked = false;
-      const poke = () => {
-        poked = true;
-        wake?.();
-      };
-      wakers.add(poke);
-      startListener();
-      const batchSize = opts.batchSize ?? 500;
-      let after: Position | null = opts.after;
-      const done = (async () => {
-        while (active) {
-          poked = false;
-          try {
-            const batch = await store.readAll({ after, limit: batchSize });
-            if (!active) break;
-            if (batch.length > 0) {
-              await opts.onEvents(batch);
-              after = batch.at(-1)!.position;
-            }
-            if (batch.length === batchSize || poked) continue;
-          } catch (err) {
-            if (!active) break;
-            try {
-              opts.onError(err);
-            } catch (thrown) {
-              try {
-                logError('PostgreSQL subscription: onError threw; reading on', thrown);
-              } catch {
-                // Nothing left to report to.
-              }
-            }
-          }
-          if (!active) break;
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, pollIntervalMs);
-            wake = () => {
-              clearTimeout(t);
-              resolve();
-            };
-          });
-          wake = null;
-        }
-      })();
-      return {
-        async close() {
-          active = false;
-          wakers.delete(poke);
-          poke();
-          await done;
+      return pollingSubscription(opts, {
+        readAll: (o) => store.readAll(o), pollIntervalMs, logError, label: 'PostgreSQL subscription',
+        onPoke: (poke) => {
+          wakers.add(poke);
+          startListener();
+          return () => wakers.delete(poke);
         },
-      };
+      });
     },
     async close() {
       if (closed) return;

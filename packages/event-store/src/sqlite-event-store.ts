@@ -15,6 +15,7 @@ import type {
 import { chainFault, hashScheme, type HashScheme, type StreamHeadRow } from './hash-chain.js';
 import { createSqliteWriter, type AppendOutcome, type GroupAppend, type SqliteWriter, type WriterSupervision } from './sqlite-writer.js';
 import { registerWriter } from './sqlite-writer-registry.js';
+import { pollingSubscription } from './polling-subscription.js';
 
 export { WriterUnavailableError, type WriterSupervision } from './sqlite-writer.js';
 
@@ -315,62 +316,17 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
       return stmt.streams.all().map((r) => r.stream);
     },
     subscribe(opts: SubscribeOptions): Subscription {
-      let active = true;
-      let wake: (() => void) | null = null;
-      // Set when this process announces an append: the log may have grown since the last read.
-      let poked = false;
-      const poke = () => {
-        poked = true;
-        wake?.();
-      };
-      appended.on('appended', poke);
-      subscriptions.add(poke);
-      const batchSize = opts.batchSize ?? 500;
-      let after: Position | null = opts.after;
-      const done = (async () => {
-        while (active) {
-          poked = false;
-          try {
-            const batch = await store.readAll({ after, limit: batchSize });
-            if (batch.length > 0) {
-              await opts.onEvents(batch);
-              after = batch.at(-1)!.position;
-            }
-            // A short batch was the end of the log when read: read again at once only if this
-            // process announced an append since (other processes' appends are found by the poll).
-            if (batch.length === batchSize || poked) continue;
-          } catch (err) {
-            if (!active) break;
-            try {
-              opts.onError(err);
-            } catch (thrown) {
-              // A subscriber whose error handler throws still gets its events: never die silently.
-              try {
-                logError('SQLite subscription: onError threw; polling on', thrown);
-              } catch {
-                // Nothing left to report to.
-              }
-            }
-          }
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, pollIntervalMs);
-            wake = () => {
-              clearTimeout(t);
-              resolve();
-            };
-          });
-          wake = null;
-        }
-      })();
-      return {
-        async close() {
-          active = false;
-          appended.off('appended', poke);
-          subscriptions.delete(poke);
-          poke();
-          await done;
+      return pollingSubscription(opts, {
+        readAll: (o) => store.readAll(o), pollIntervalMs, logError, label: 'SQLite subscription',
+        onPoke: (poke) => {
+          appended.on('appended', poke);
+          subscriptions.add(poke);
+          return () => {
+            appended.off('appended', poke);
+            subscriptions.delete(poke);
+          };
         },
-      };
+      });
     },
     async close() {
       if (closed) return;
