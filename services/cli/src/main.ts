@@ -64,6 +64,16 @@ const logDescription = (config: Config) =>
   config.eventStore.kind === 'sqlite' ? config.eventStore.path : config.eventStore.kind === 'postgres' ? maskUrlPasswords(config.eventStore.url) : 'EventStoreDB';
 
 /** The log the configuration names. A PostgreSQL log must be at the current schema (pnpm migrate), not migrated here. */
+/** The log, or the exit code after one line on stderr saying why it cannot be opened (78 a newer schema, 69 unreachable). */
+async function openLogOrSay(config: Config): Promise<EventStore | number> {
+  try {
+    return await openLog(config);
+  } catch (err) {
+    process.stderr.write(`cannot open the log at ${logDescription(config)}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof SchemaTooNewError ? 78 : 69;
+  }
+}
+
 async function openLog(config: Config): Promise<EventStore> {
   const es = config.eventStore;
   if (es.kind === 'sqlite') return createSqliteEventStore({ path: es.path });
@@ -109,13 +119,8 @@ async function exportLog(args: string[]): Promise<number> {
     process.stderr.write(`no event log at ${config.eventStore.path}: set DATA_DIR (or EVENT_STORE_URL=sqlite:<path>) to the one the service writes\n`);
     return 78;
   }
-  let eventStore: EventStore;
-  try {
-    eventStore = await openLog(config);
-  } catch (err) {
-    process.stderr.write(`cannot open the log at ${logDescription(config)}: ${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof SchemaTooNewError ? 78 : 69;
-  }
+  const eventStore = await openLogOrSay(config);
+  if (typeof eventStore === 'number') return eventStore;
   try {
     return await runExport({
       eventStore, source: logDescription(config), out, stdout: process.stdout, stderr: (s) => process.stderr.write(s), progress: stderrProgress, now: () => new Date(),
@@ -272,13 +277,8 @@ async function rebuild(flags: string[]): Promise<number> {
 
   // stdout carries the progress and the summary; the JSON log goes to stderr.
   const logger = createLogger({ level: config.logLevel, fd: 2 });
-  let eventStore: EventStore;
-  try {
-    eventStore = await openLog(config);
-  } catch (err) {
-    process.stderr.write(`cannot open the log at ${logDescription(config)}: ${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof SchemaTooNewError ? 78 : 69;
-  }
+  const eventStore = await openLogOrSay(config);
+  if (typeof eventStore === 'number') return eventStore;
   const interrupt = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     process.stdout.write(`\n${signal}: stopping after the current batch; the live read models are left as they are\n`);
