@@ -29,6 +29,8 @@ type Backing = {
   write(fn: () => boolean): boolean;
   setPosition(position: Position): void;
   leafIndexOf(position: Position): number | null;
+  /** Reads only the positions and hashes of the next events, when the log is at hand (SQLite). */
+  readLeaves?(after: Position | null, limit: number): { position: Position; hash: string }[];
 };
 
 export type LogTreeOptions = { batch?: number; onProgress?: (leaves: number) => void };
@@ -40,7 +42,7 @@ function createLogTree(eventStore: EventStore, backing: Backing, options: LogTre
     let reported = 0;
     for (;;) {
       const after = backing.lastPosition();
-      const events = await eventStore.readAll({ after, limit: batch });
+      const events = backing.readLeaves ? backing.readLeaves(after, batch) : await eventStore.readAll({ after, limit: batch });
       if (events.length === 0) return backing.store.size();
       backing.write(() => {
         if (backing.lastPosition() !== after) return false;
@@ -101,12 +103,21 @@ export function createSqliteLogTree(db: Database.Database, eventStore: EventStor
     putLeaf: db.prepare<[number, bigint, Buffer]>('INSERT INTO merkle_leaves (leaf_index, position, hash) VALUES (?, ?, ?)'),
     putNode: db.prepare<[number, number, Buffer]>('INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)'),
     indexOf: db.prepare<[bigint], { i: number }>('SELECT leaf_index AS i FROM merkle_leaves WHERE position = ?'),
+    // The same events readAll answers, in the same order, without parsing their payloads.
+    leaves: db.prepare<[bigint, number], { position: bigint; hash: string }>('SELECT position, hash FROM events WHERE position > ? ORDER BY position LIMIT ?'),
   };
+  stmt.leaves.safeIntegers(true);
   stmt.last.safeIntegers(true);
   let position = 0n;
+  // Inside a write (an IMMEDIATE transaction, so no other process appends meanwhile) the size and
+  // the last subtree put at each level are kept here: appending a leaf then reads nothing back,
+  // since the left sibling it hashes with is always the last one put at its level.
+  let writing: { size: number; last: Map<number, { index: number; hash: Hash }> } | null = null;
   const store: NodeStore = {
-    size: () => stmt.size.get()?.n ?? 0,
+    size: () => writing?.size ?? stmt.size.get()?.n ?? 0,
     node(level, index) {
+      const kept = writing?.last.get(level);
+      if (kept && kept.index === index) return kept.hash;
       const row = level === 0 ? stmt.leaf.get(index) : stmt.node.get(level, index);
       if (!row) throw new Error(`the Merkle tree has no subtree at level ${level}, index ${index}`);
       return row.hash;
@@ -114,6 +125,10 @@ export function createSqliteLogTree(db: Database.Database, eventStore: EventStor
     put(level, index, hash) {
       if (level === 0) stmt.putLeaf.run(index, position, hash);
       else stmt.putNode.run(level, index, hash);
+      if (writing) {
+        writing.last.set(level, { index, hash });
+        if (level === 0) writing.size = index + 1;
+      }
     },
   };
   return createLogTree(eventStore, {
@@ -124,15 +139,21 @@ export function createSqliteLogTree(db: Database.Database, eventStore: EventStor
     },
     write: (fn) => {
       let ok = false;
-      db.transaction(() => {
-        ok = fn();
-      }).immediate();
+      try {
+        db.transaction(() => {
+          writing = { size: stmt.size.get()?.n ?? 0, last: new Map() };
+          ok = fn();
+        }).immediate();
+      } finally {
+        writing = null;
+      }
       return ok;
     },
     setPosition: (p) => {
       position = BigInt(p);
     },
     leafIndexOf: (p) => stmt.indexOf.get(BigInt(p))?.i ?? null,
+    readLeaves: (after, limit) => stmt.leaves.all(after === null ? 0n : BigInt(after), limit).map((r) => ({ position: String(r.position), hash: r.hash })),
   }, options);
 }
 
