@@ -11,3 +11,4 @@ export * from './merkle.js';
 export * from './log-tree.js';
 export * from './signed-note.js';
 export * from './postgres-event-store.js';
+export * from './blob-store.js';

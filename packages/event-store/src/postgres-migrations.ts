@@ -44,6 +44,19 @@ CREATE TABLE log_head (
 INSERT INTO log_head (id, position, recorded_at) VALUES (true, 0, NULL);
 `,
   },
+  {
+    version: 2,
+    description: 'evidence blobs, content-addressed',
+    sql: `
+-- Evidence files by SHA-256 of their bytes; stored once per content, never updated.
+CREATE TABLE blobs (
+  sha256     text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+  size       bigint NOT NULL,
+  bytes      bytea NOT NULL,
+  stored_at  timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
