@@ -6,3 +6,4 @@ export * from './review-decider.js';
 export * from './status-rules.js';
 export * from './decider.js';
 export * from './access.js';
+export * from './party-time.js';

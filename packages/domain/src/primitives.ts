@@ -70,7 +70,7 @@ export const sector = z
   .regex(/^[a-z][a-z0-9_-]{1,39}$/, 'must be a lower-case sector name such as health');
 
 export const commitmentStatus = z.enum(['pending', 'in_progress', 'delayed', 'implemented', 'cancelled']);
-export const agreementStatus = z.enum(['signed', 'in_implementation', 'delayed', 'implemented', 'terminated']);
+export const agreementStatus = z.enum(['signed', 'in_implementation', 'delayed', 'implemented', 'cancelled', 'terminated']);
 export const reviewStatus = z.enum(['scheduled', 'held', 'cancelled']);
 export const rating = z.enum(['on_track', 'at_risk', 'off_track', 'done']);
 export const locale = z.enum(['en', 'es', 'ru']);

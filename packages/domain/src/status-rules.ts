@@ -35,12 +35,15 @@ type StatusInput = Pick<ExistingAgreement, 'terminated' | 'commitments'> & { den
 /**
  * First match wins: terminated; implemented (every non-cancelled commitment implemented, and at
  * least one of them: an agreement whose commitments were all cancelled has implemented nothing);
- * delayed (a live commitment delayed or overdue); in_implementation (any progress); signed.
+ * cancelled (there are commitments and every one of them was cancelled: nothing is left to
+ * implement, which `signed` would hide); delayed (a live commitment delayed or overdue);
+ * in_implementation (any progress); signed.
  */
 export function deriveAgreementStatus(a: StatusInput, asOf: string): AgreementStatus {
   if (terminationAt(a, asOf)) return 'terminated';
   const active = a.commitments.filter((c) => c.status !== 'cancelled');
   if (active.length > 0 && active.every((c) => c.status === 'implemented')) return 'implemented';
+  if (active.length === 0 && a.commitments.length > 0) return 'cancelled';
   if (active.some((c) => c.status === 'delayed' || isOverdue(c, asOf))) return 'delayed';
   if (active.some((c) => c.status !== 'pending' || c.progress > 0)) return 'in_implementation';
   return 'signed';
@@ -80,6 +83,8 @@ function statusReasonOf(a: StatusInput, asOf: string): string {
       ];
       return `delayed: ${parts.join('; ')}`;
     }
+    case 'cancelled':
+      return `cancelled: every commitment was cancelled (${a.commitments.length}); nothing is left to implement`;
     case 'in_implementation':
       return 'in_implementation: progress reported; no commitment delayed or overdue';
     case 'signed':

@@ -112,8 +112,8 @@ describe('deriveAgreementStatus', () => {
     expect(deriveAgreementStatus({ terminated: open, commitments: [implemented(), cancelled(), implemented()] }, AFTER_DUE)).toBe('implemented');
   });
 
-  it('is not implemented when every commitment was cancelled', () => {
-    expect(deriveAgreementStatus({ terminated: open, commitments: [cancelled(), cancelled()] }, AFTER_DUE)).toBe('signed');
+  it('is cancelled, not implemented nor signed, when every commitment was cancelled', () => {
+    expect(deriveAgreementStatus({ terminated: open, commitments: [cancelled(), cancelled()] }, AFTER_DUE)).toBe('cancelled');
   });
 
   it('is not implemented without commitments', () => {

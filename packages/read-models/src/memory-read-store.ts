@@ -12,7 +12,7 @@ import { addMilestones, awaitingByParty, createScanQueries, descDate, zeroMilest
 import { CheckpointMismatchError, type ReadStore } from './read-store.js';
 
 const PAST = '0001-01-01T00:00:00.000Z';
-const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'];
+const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'cancelled', 'terminated'];
 const COMMITMENT_STATUSES: CommitmentStatus[] = ['pending', 'in_progress', 'delayed', 'implemented', 'cancelled'];
 /** Statuses an agreement leaves for `delayed` when an open commitment's due date passes. */
 const CAN_FALL_OVERDUE: readonly AgreementStatus[] = ['signed', 'in_implementation'];
@@ -31,7 +31,7 @@ function markOf(a: ExistingAgreement): AgreementMark {
   return { sector: a.sector, status, earliest };
 }
 
-const zeroAgreementCounts = (): Record<AgreementStatus, number> => ({ signed: 0, in_implementation: 0, delayed: 0, implemented: 0, terminated: 0 });
+const zeroAgreementCounts = (): Record<AgreementStatus, number> => ({ signed: 0, in_implementation: 0, delayed: 0, implemented: 0, cancelled: 0, terminated: 0 });
 
 export function createMemoryReadStore(): ReadStore {
   const agreements = new Map<string, AgreementDoc>();

@@ -159,7 +159,7 @@ export function createScanQueries(store: Pick<ReadStore, 'allAgreements' | 'allR
     },
 
     async dashboard(now: string, upcoming = 10): Promise<Dashboard> {
-      const byStatus = (): Record<AgreementStatus, number> => ({ signed: 0, in_implementation: 0, delayed: 0, implemented: 0, terminated: 0 });
+      const byStatus = (): Record<AgreementStatus, number> => ({ signed: 0, in_implementation: 0, delayed: 0, implemented: 0, cancelled: 0, terminated: 0 });
       const agreements = { total: 0, byStatus: byStatus(), bySector: {} as Record<string, { total: number; byStatus: Record<AgreementStatus, number> }> };
       const commitments = { total: 0, byStatus: { pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0 } as Record<CommitmentStatus, number>, overdue: 0 };
       const awaiting: Record<string, string[]> = {};

@@ -120,7 +120,7 @@ return {'applied', ''}
 
 type ScriptedRedis = Redis & { commitBatch(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown> };
 
-const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'];
+const AGREEMENT_STATUSES: AgreementStatus[] = ['signed', 'in_implementation', 'delayed', 'implemented', 'cancelled', 'terminated'];
 const COMMITMENT_STATUSES: CommitmentStatus[] = ['pending', 'in_progress', 'delayed', 'implemented', 'cancelled'];
 /** Statuses whose agreements turn `delayed` when an open commitment's due date passes. */
 const CAN_FALL_OVERDUE = ['signed', 'in_implementation'] as const;

@@ -88,6 +88,7 @@ const MESSAGES: Record<Locale, Messages> = {
       in_implementation: 'In implementation',
       delayed: 'Delayed',
       implemented: 'Implemented',
+      cancelled: 'Cancelled',
       terminated: 'Terminated',
     },
     commitmentStatus: {
@@ -122,6 +123,7 @@ const MESSAGES: Record<Locale, Messages> = {
       in_implementation: 'En ejecución',
       delayed: 'Retrasado',
       implemented: 'Cumplido',
+      cancelled: 'Cancelado',
       terminated: 'Terminado',
     },
     commitmentStatus: {
@@ -156,6 +158,7 @@ const MESSAGES: Record<Locale, Messages> = {
       in_implementation: 'Выполняется',
       delayed: 'С задержкой',
       implemented: 'Выполнено',
+      cancelled: 'Отменено',
       terminated: 'Прекращено',
     },
     commitmentStatus: {

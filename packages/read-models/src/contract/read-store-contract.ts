@@ -127,7 +127,7 @@ const ALL_COMMITMENTS = [
 
 const ALL_REVIEWS = ['march-review', 'april-board', 'april-review', 'may-review', 'june-review'];
 
-const ZERO_AGREEMENTS = { signed: 0, in_implementation: 0, delayed: 0, implemented: 0, terminated: 0 };
+const ZERO_AGREEMENTS = { signed: 0, in_implementation: 0, delayed: 0, implemented: 0, cancelled: 0, terminated: 0 };
 const ZERO_COMMITMENTS = { pending: 0, in_progress: 0, delayed: 0, implemented: 0, cancelled: 0 };
 const NO_CHANGES = (): ProjectionChanges => ({ agreements: new Map(), reviews: new Map() });
 
@@ -767,7 +767,7 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
           const d = await store.dashboard(NOW);
           expect(d.agreements).toEqual({
             total: 7,
-            byStatus: { signed: 2, in_implementation: 1, delayed: 2, implemented: 1, terminated: 1 },
+            byStatus: { signed: 2, in_implementation: 1, delayed: 2, implemented: 1, cancelled: 0, terminated: 1 },
             bySector: {
               health: { total: 2, byStatus: { ...ZERO_AGREEMENTS, delayed: 1, implemented: 1 } },
               air_transport: { total: 1, byStatus: { ...ZERO_AGREEMENTS, signed: 1 } },
@@ -780,7 +780,7 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
           expect(d.commitments).toEqual({ total: 11, byStatus: { pending: 5, in_progress: 2, delayed: 1, implemented: 2, cancelled: 1 }, overdue: 2 });
 
           const july = await store.dashboard(JULY);
-          expect(july.agreements.byStatus).toEqual({ signed: 1, in_implementation: 0, delayed: 4, implemented: 1, terminated: 1 });
+          expect(july.agreements.byStatus).toEqual({ signed: 1, in_implementation: 0, delayed: 4, implemented: 1, cancelled: 0, terminated: 1 });
           expect(july.agreements.bySector.science).toEqual({ total: 1, byStatus: { ...ZERO_AGREEMENTS, delayed: 1 } });
           expect(july.commitments.overdue).toBe(5);
           expect(july.commitments.byStatus).toEqual(d.commitments.byStatus);
@@ -839,7 +839,7 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
           expect(await agreementIds({ status: 'delayed' }, JULY)).toEqual(['health-cooperation', 'science-programme', 'culture-exchange']);
           expect(await agreementIds({ sector: 'energy' })).toEqual(['energy-memorandum']);
           const d = await store.dashboard(NOW);
-          expect(d.agreements.byStatus).toEqual({ signed: 2, in_implementation: 1, delayed: 1, implemented: 1, terminated: 2 });
+          expect(d.agreements.byStatus).toEqual({ signed: 2, in_implementation: 1, delayed: 1, implemented: 1, cancelled: 0, terminated: 2 });
           expect(d.agreements.bySector.energy).toEqual({ total: 1, byStatus: { ...ZERO_AGREEMENTS, terminated: 1 } });
           // Its commitments keep their own status.
           expect(await commitmentKeys({ status: 'delayed' })).toEqual(['energy-memorandum/pipeline']);
@@ -860,14 +860,15 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
           expect(Object.values(d.agreements.byStatus).reduce((x, y) => x + y, 0)).toBe(d.agreements.total);
         });
 
-        it('an agreement whose last open commitment is cancelled falls back to signed, and is no longer delayed later', async () => {
+        it('an agreement whose last open commitment is cancelled becomes cancelled, and is no longer delayed later', async () => {
           expect(await agreementIds({ status: 'delayed' }, JULY)).toContain('culture-exchange');
           await ledger.cancel('culture-exchange', 'festival');
           await ledger.commitTo(store);
 
-          // Every commitment cancelled: nothing was implemented, so it is signed, not implemented.
+          // Every commitment cancelled: nothing is left to implement, so it is cancelled, neither signed nor implemented.
           for (const now of [NOW, JULY]) {
-            expect(await agreementIds({ status: 'signed' }, now)).toEqual(['air-services', 'culture-exchange']);
+            expect(await agreementIds({ status: 'signed' }, now)).toEqual(['air-services']);
+            expect(await agreementIds({ status: 'cancelled' }, now)).toEqual(['culture-exchange']);
             expect(await agreementIds({ status: 'implemented' }, now)).toEqual(['health-protocol']);
           }
           expect(await agreementIds({ status: 'delayed' }, JULY)).toEqual(['health-cooperation', 'science-programme', 'energy-memorandum']);
@@ -1029,7 +1030,7 @@ export function readStoreContract(name: string, factory: ReadStoreFactory): void
     describe('the reference semantics, over a generated mixed ledger', () => {
       const AGREEMENT_FILTERS: Record<string, unknown>[] = [
         {},
-        ...['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'].map((status) => ({ status })),
+        ...['signed', 'in_implementation', 'delayed', 'implemented', 'cancelled', 'terminated'].map((status) => ({ status })),
         ...['health', 'air_transport', 'science', 'energy', 'economy', 'culture', 'mining'].map((sector) => ({ sector })),
         ...['VEN', 'RUS', 'CUB', 'BLR', 'CHN'].map((party) => ({ party })),
         { session: 'CIAN XIX' },
