@@ -351,13 +351,15 @@ async function verifyRun(client: ServiceClient, before: Map<string, number>, run
     if (rev.log !== rev.readModel) readModelsMatchLog = false;
     for (const e of await historySince(client, id, before.get(id)! + 1)) {
       eventsAppended++;
-      const req = e.correlationId === undefined ? undefined : audit.sent.get(e.correlationId);
+      // The service records a caller's correlation id under its key's name (`<key>:<id>`).
+      const sentId = e.correlationId?.slice(e.correlationId.indexOf(':') + 1);
+      const req = sentId === undefined ? undefined : audit.sent.get(sentId);
       if (!req || e.type !== 'ProgressReported' || req.agreementId !== id || e.data.commitmentId !== req.commitmentId || e.data.percent !== req.percent) {
         foreignEvents++;
         continue;
       }
-      if (seen.has(e.correlationId!)) duplicatedRequests++;
-      seen.add(e.correlationId!);
+      if (seen.has(sentId!)) duplicatedRequests++;
+      seen.add(sentId!);
       const key = `${id}@${e.revision}`;
       const claims = answersLeft.get(key) ?? 0;
       if (claims > 0) {
