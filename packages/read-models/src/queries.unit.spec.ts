@@ -338,7 +338,7 @@ describe('dashboard', () => {
 
     expect(d.agreements.total).toBe(7);
     expect(d.agreements.byStatus).toEqual({ signed: 2, in_implementation: 1, delayed: 2, implemented: 1, cancelled: 0, terminated: 1 });
-    expect(d.agreements.bySector.health).toEqual({ total: 2, byStatus: { signed: 0, in_implementation: 0, delayed: 1, implemented: 1, terminated: 0 } });
+    expect(d.agreements.bySector.health).toEqual({ total: 2, byStatus: { signed: 0, in_implementation: 0, delayed: 1, implemented: 1, cancelled: 0, terminated: 0 } });
     expect(Object.keys(d.agreements.bySector).sort()).toEqual(['air_transport', 'culture', 'economy', 'energy', 'health', 'science']);
     expect(d.commitments).toEqual({
       total: 11,
