@@ -10,6 +10,17 @@ export function isOverdue(c: Pick<CommitmentState, 'status' | 'dueDate'>, asOf: 
   return c.dueDate < asOf.slice(0, 10);
 }
 
+/**
+ * On a review's agenda as "due before the meeting": dated on or before the meeting's day, the
+ * day taken in UTC from the meeting instant (an offset is converted first). Day-granular on
+ * purpose: a commitment due the day of the meeting is on that meeting's agenda, whatever the hour.
+ * A pending relative date (null) never is.
+ */
+export function isDueByMeeting(c: Pick<CommitmentState, 'dueDate'>, scheduledFor: string): boolean {
+  if (c.dueDate === null) return false;
+  return c.dueDate <= new Date(scheduledFor).toISOString().slice(0, 10);
+}
+
 export type CommitmentCounts = Record<CommitmentStatus, number> & { total: number; overdue: number };
 
 export function commitmentCounts(commitments: readonly CommitmentState[], asOf: string): CommitmentCounts {

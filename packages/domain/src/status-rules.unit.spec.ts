@@ -1,7 +1,7 @@
 // The rules computed against "now" (or asOf): overdue, counts, progress, agreement status.
 import { describe, expect, it } from 'vitest';
 import type { CommitmentState } from './agreement-decider.js';
-import { agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue } from './status-rules.js';
+import { agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isDueByMeeting, isOverdue } from './status-rules.js';
 
 let nextId = 0;
 function commitment(overrides: Partial<CommitmentState> = {}): CommitmentState {
@@ -53,6 +53,17 @@ describe('isOverdue', () => {
 
   it.each(['implemented', 'cancelled'] as const)('a %s commitment is never overdue', (status) => {
     expect(isOverdue({ status, dueDate: '2026-06-30' }, '2027-01-01T00:00:00.000Z')).toBe(false);
+  });
+});
+
+describe('isDueByMeeting', () => {
+  it('counts a date on the meeting day (UTC) whatever the hour, not the day after, never a pending date', () => {
+    for (const meeting of ['2026-07-10T00:30:00.000Z', '2026-07-10T23:30:00.000Z', '2026-07-09T20:30:00-04:00', '2026-07-11T02:30:00+03:00']) {
+      expect(isDueByMeeting({ dueDate: '2026-07-09' }, meeting)).toBe(true);
+      expect(isDueByMeeting({ dueDate: '2026-07-10' }, meeting)).toBe(true);
+      expect(isDueByMeeting({ dueDate: '2026-07-11' }, meeting)).toBe(false);
+      expect(isDueByMeeting({ dueDate: null }, meeting)).toBe(false);
+    }
   });
 });
 

@@ -2,7 +2,7 @@
 // derived here, against the instant asked about.
 import {
   terminationAt, DEFAULT_NOTICE_PERIOD_MONTHS, awaitingRatification, deriveLifecycle, milestoneProgress,
-  agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isOverdue,
+  agreementProgress, agreementStatusReason, commitmentCounts, deriveAgreementStatus, isDueByMeeting, isOverdue,
   type CommitmentState, type ExistingAgreement, type ExistingReview,
 } from '@cm/domain';
 import type { AgreementDoc, ReviewDoc, ReviewRef } from './documents.js';
@@ -128,7 +128,7 @@ export function reviewAgenda(review: ExistingReview, agreements: ReadonlyMap<str
     const a = doc.agreement;
     const commitments = a.commitments
       .filter((c) => c.status !== 'implemented' && c.status !== 'cancelled')
-      .filter((c) => c.status === 'delayed' || isOverdue(c, asOf) || (c.dueDate !== null && c.dueDate <= review.scheduledFor.slice(0, 10)))
+      .filter((c) => c.status === 'delayed' || isOverdue(c, asOf) || isDueByMeeting(c, review.scheduledFor))
       .map((c) => commitmentView(c, asOf));
     return [{ agreementId: a.id, title: a.title, status: deriveAgreementStatus(a, asOf), progress: agreementProgress(a.commitments), commitments }];
   });

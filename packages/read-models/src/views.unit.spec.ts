@@ -217,6 +217,37 @@ describe('reviewAgenda', () => {
   });
 });
 
+describe('reviewAgenda: due before the meeting, at the day boundary', () => {
+  // The agenda is read a month ahead: nothing here is overdue, so only the meeting's day decides.
+  const AS_OF = at('2026-06-10');
+
+  async function dueOnAgenda(scheduledFor: string) {
+    const log = createEventLog();
+    const store = await storeWith([
+      log.signed('health', { title: 'Agreement on health' }),
+      log.added('health', 'eve', { dueDate: '2026-07-09' }),
+      log.added('health', 'same-day', { dueDate: '2026-07-10' }),
+      log.added('health', 'next-day', { dueDate: '2026-07-11' }),
+      log.scheduled('july', scheduledFor, ['health']),
+    ]);
+    const review = (await store.getReviews(['july'])).get('july')!.review;
+    const [health] = reviewAgenda(review, await store.getAgreements(review.agreementIds), AS_OF);
+    return health!.commitments.map((c) => c.id).sort();
+  }
+
+  it('lists a commitment due the day of the meeting, whether it meets at 00:30 or 23:30 UTC', async () => {
+    expect(await dueOnAgenda('2026-07-10T00:30:00.000Z')).toEqual(['eve', 'same-day']);
+    expect(await dueOnAgenda('2026-07-10T23:30:00.000Z')).toEqual(['eve', 'same-day']);
+  });
+
+  it('takes the meeting day in UTC when the instant carries an offset', async () => {
+    // 2026-07-10T00:30Z, written in Caracas time: the day before locally.
+    expect(await dueOnAgenda('2026-07-09T20:30:00-04:00')).toEqual(['eve', 'same-day']);
+    // 2026-07-10T23:30Z, written in Moscow time: the day after locally.
+    expect(await dueOnAgenda('2026-07-11T02:30:00+03:00')).toEqual(['eve', 'same-day']);
+  });
+});
+
 describe('reviewView', () => {
   it('shows the review as rescheduled, with its sequence and revision', async () => {
     const log = createEventLog();
