@@ -1,6 +1,7 @@
 // The Merkle tree against the RFC 6962 test vectors kept by transparency-dev/merkle (testonly:
 // LeafInputs, RootHashes, the reference proofs), against the RFC's recursive definitions for every
-// size up to 1,000 (every leaf, every pair of sizes), and with tampered proofs refused.
+// size up to 1,000 (every leaf, every pair of sizes, against the RFC's PATH and PROOF; the verifier on
+// all of them up to size 300 and a seeded sample above), and with tampered proofs refused.
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
@@ -70,22 +71,105 @@ describe('the RFC 6962 test vectors (transparency-dev/merkle testonly)', () => {
 
 describe('every size up to 1,000', () => {
   const N = 1000;
+  // The verifier hashes every step, so it is run on every leaf and every pair of sizes up to
+  // VERIFY_ALL, and above that on a seeded sample per size; every proof of every size up to N is
+  // still compared, hash for hash, with the RFC's own PATH and PROOF.
+  const VERIFY_ALL = 300;
+  const SAMPLE = 4;
   const leaves = Array.from({ length: N }, (_, i) => leafHash(Buffer.from(String(i))));
   const store = treeOf(leaves);
   const roots = Array.from({ length: N + 1 }, (_, n) => rootAt(store, n));
 
+  // MTH(D[lo:hi]) by the RFC's recursion over the leaf hashes, each range computed once.
+  const ranges = new Map<number, Hash>();
+  const mthOf = (lo: number, hi: number): Hash => {
+    const key = lo * (N + 1) + hi;
+    let h = ranges.get(key);
+    if (!h) {
+      h = hi - lo === 0 ? EMPTY_ROOT : hi - lo === 1 ? leaves[lo]! : nodeHash(mthOf(lo, lo + k(hi - lo)), mthOf(lo + k(hi - lo), hi));
+      ranges.set(key, h);
+    }
+    return h;
+  };
+  // PATH(m, D[0:n]) and PROOF(m, D[0:n]) of RFC 9162 2.1.3.1 and 2.1.4.1, unrolled top-down.
+  const refPath = (m: number, n: number): Hash[] => {
+    const out: Hash[] = [];
+    let lo = 0;
+    let hi = n;
+    while (hi - lo > 1) {
+      const s = k(hi - lo);
+      if (m < s) {
+        out.push(mthOf(lo + s, hi));
+        hi = lo + s;
+      } else {
+        out.push(mthOf(lo, lo + s));
+        m -= s;
+        lo += s;
+      }
+    }
+    return out.reverse();
+  };
+  const refProof = (m: number, n: number): Hash[] => {
+    if (m === 0 || m === n) return [];
+    const out: Hash[] = [];
+    let lo = 0;
+    let hi = n;
+    let whole = true;
+    while (m !== hi - lo) {
+      const s = k(hi - lo);
+      if (m <= s) {
+        out.push(mthOf(lo + s, hi));
+        hi = lo + s;
+      } else {
+        out.push(mthOf(lo, lo + s));
+        m -= s;
+        lo += s;
+        whole = false;
+      }
+    }
+    if (!whole) out.push(mthOf(lo, hi));
+    return out.reverse();
+  };
+  const sameProof = (a: Hash[], b: Hash[]) => a.length === b.length && a.every((h, j) => h.equals(b[j]!));
+
+  // mulberry32: the same sample every run.
+  let seed = 0x6962;
+  const random = (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+
   it('the incrementally kept tree has the root the RFC defines, for every size', () => {
-    for (let n = 0; n <= N; n++) expect(roots[n]!.equals(mth(leaves.slice(0, n))), `size ${n}`).toBe(true);
+    for (let n = 0; n <= N; n++) expect(roots[n]!.equals(mthOf(0, n)), `size ${n}`).toBe(true);
+    for (const n of [0, 1, 2, 3, 255, 256, 257, 511, 512, 513, 999, N]) expect(roots[n]!.equals(mth(leaves.slice(0, n))), `size ${n}`).toBe(true);
   });
 
-  it('proves every leaf in every tree size, and each proof is refused for another leaf, index or size', () => {
+  it('the reference PATH and PROOF give the RFC 6962 test vectors', () => {
+    const vectors = LEAF_INPUTS.map(leafHash);
+    ranges.clear();
+    const saved = leaves.splice(0, vectors.length, ...vectors);
+    try {
+      for (const [index, size, want] of INCLUSION) expect(hex(refPath(index, size))).toEqual(want);
+      for (const [from, to, want] of CONSISTENCY) expect(hex(refProof(from, to))).toEqual(want);
+    } finally {
+      leaves.splice(0, vectors.length, ...saved);
+      ranges.clear();
+    }
+  });
+
+  it('proves every leaf in every tree size as the RFC does, and each proof is refused for another leaf, index or size', () => {
     for (let n = 1; n <= N; n++) {
+      const checked = n <= VERIFY_ALL ? null : new Set(Array.from({ length: SAMPLE }, () => random(n)));
       for (let i = 0; i < n; i++) {
         const proof = inclusionProof(store, i, n);
-        if (!verifyInclusion(i, n, leaves[i]!, proof, roots[n]!)) throw new Error(`leaf ${i} of size ${n} does not verify`);
+        if (!sameProof(proof, refPath(i, n))) throw new Error(`leaf ${i} of size ${n}: not the RFC's PATH`);
+        if ((!checked || checked.has(i)) && !verifyInclusion(i, n, leaves[i]!, proof, roots[n]!)) throw new Error(`leaf ${i} of size ${n} does not verify`);
       }
       const i = n - 1;
       const proof = inclusionProof(store, i, n);
+      if (!verifyInclusion(i, n, leaves[i]!, proof, roots[n]!)) throw new Error(`leaf ${i} of size ${n} does not verify`);
       if (n > 1) {
         expect(verifyInclusion(i, n, leaves[(i + 1) % n]!, proof, roots[n]!)).toBe(false);
         expect(verifyInclusion(i, n, leaves[i]!, flipped(proof, proof.length - 1), roots[n]!)).toBe(false);
@@ -96,20 +180,29 @@ describe('every size up to 1,000', () => {
     }
   }, 300_000);
 
-  it('proves every pair of sizes consistent, and refuses a tampered proof or the wrong roots', () => {
+  it('proves every pair of sizes consistent as the RFC does, and refuses a tampered proof or the wrong roots', () => {
+    const refuse = (from: number, to: number, proof: Hash[]) => {
+      // Each hash of a proof is flipped in one pair or another.
+      if (verifyConsistency(from, to, roots[from]!, roots[to]!, flipped(proof, from % proof.length))) throw new Error(`tampered ${from} -> ${to} verifies`);
+      if (verifyConsistency(from, to, roots[from - 1]!, roots[to]!, proof)) throw new Error(`${from} -> ${to} verifies with the root of ${from - 1}`);
+      if (verifyConsistency(from, to, roots[from]!, roots[to - 1]!, proof)) throw new Error(`${from} -> ${to} verifies with the root of ${to - 1}`);
+      if (verifyConsistency(from, to, roots[from]!, roots[to]!, proof.slice(0, -1))) throw new Error(`${from} -> ${to} verifies shortened`);
+    };
+    let refused = 0;
     for (let to = 1; to <= N; to++) {
+      const checked = to <= VERIFY_ALL ? null : new Set([0, to, ...Array.from({ length: SAMPLE }, () => 1 + random(to - 1))]);
       for (let from = 0; from <= to; from++) {
         const proof = consistencyProof(store, from, to);
+        if (!sameProof(proof, refProof(from, to))) throw new Error(`${from} -> ${to}: not the RFC's PROOF`);
+        if (checked && !checked.has(from)) continue;
         if (!verifyConsistency(from, to, roots[from]!, roots[to]!, proof)) throw new Error(`${from} -> ${to} does not verify`);
-        if (from > 0 && from < to && (from + to) % 7 === 0) {
-          // Each hash of a proof is flipped in one pair or another.
-          if (verifyConsistency(from, to, roots[from]!, roots[to]!, flipped(proof, from % proof.length))) throw new Error(`tampered ${from} -> ${to} verifies`);
-          expect(verifyConsistency(from, to, roots[from - 1]!, roots[to]!, proof)).toBe(false);
-          expect(verifyConsistency(from, to, roots[from]!, roots[to - 1]!, proof)).toBe(false);
-          expect(verifyConsistency(from, to, roots[from]!, roots[to]!, proof.slice(0, -1))).toBe(false);
+        if (from > 0 && from < to && (checked || (from + to) % 7 === 0)) {
+          refuse(from, to, proof);
+          refused++;
         }
       }
     }
+    expect(refused).toBeGreaterThan(8000);
   }, 300_000);
 });
 
