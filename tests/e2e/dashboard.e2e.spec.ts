@@ -49,6 +49,17 @@ async function screenshots(page: Page, name: string) {
   await page.setViewportSize({ width: 1280, height: 800 });
 }
 
+/** Loads the example dataset into a running service with examples/load.ts, as an operator does. */
+async function loadExamples(url: string, env: Record<string, string>) {
+  const load = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'examples/load.ts'), url], {
+    cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  load.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const code = await new Promise<number | null>((ok) => load.once('close', ok));
+  expect(code, err).toBe(0);
+}
+
 const figure = async (page: Page, id: string) => Number((await page.getByTestId(id).locator('.figure-value').innerText()).replace(/\D/g, ''));
 
 beforeAll(async () => {
@@ -58,13 +69,7 @@ beforeAll(async () => {
   svc = await startService({ env: { AUTH: 'on' } });
   dirs.push(svc.dataDir);
   secret = SECRET.exec(svc.stderr())![0];
-  const load = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'examples/load.ts'), svc.url], {
-    cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CM_API_KEY: secret }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  load.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const code = await new Promise<number | null>((ok) => load.once('close', ok));
-  expect(code, err).toBe(0);
+  await loadExamples(svc.url, { CM_API_KEY: secret });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 }, 180_000);
 
@@ -192,4 +197,45 @@ describe('the dashboard at /', () => {
     await screenshots(page, 'institution');
     await page.close();
   }, 60_000);
+});
+
+describe('the dashboard of a service run with AUTH=off', () => {
+  it('asks for no key: it opens on the overview, says access is open, and shows /v1/dashboard\'s figures', async () => {
+    const open = await startService({ env: { AUTH: 'off' } });
+    dirs.push(open.dataDir);
+    await loadExamples(open.url, {});
+    const res = await fetch(`${open.url}/v1/dashboard`);
+    expect(res.status).toBe(200);
+    const dash = (await res.json()) as { commitments: { total: number; overdue: number; byStatus: Record<string, number> } };
+    expect(dash.commitments.total).toBeGreaterThan(0);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(10_000);
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    await page.goto(`${open.url}/`);
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    expect(await page.getByLabel('API key').count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Sign in' }).count()).toBe(0);
+    expect(await page.getByRole('heading', { name: 'Sign in' }).count()).toBe(0);
+    expect(await page.getByTestId('who-name').innerText()).toBe('Open access (AUTH=off)');
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+    expect(await page.evaluate('sessionStorage.length + localStorage.length + document.cookie.length')).toBe(0);
+
+    expect(await figure(page, 'count-overdue')).toBe(dash.commitments.overdue);
+    expect(await figure(page, 'count-delayed')).toBe(dash.commitments.byStatus.delayed);
+    expect(await figure(page, 'count-implemented')).toBe(dash.commitments.byStatus.implemented);
+    expect(await figure(page, 'count-total')).toBe(dash.commitments.total);
+    const totals = await page.getByTestId('sector-table').locator('td.total').allInnerTexts();
+    expect(totals.reduce((n, t) => n + Number(t.replace(/\D/g, '')), 0)).toBe(dash.commitments.total);
+
+    // A reload still asks for nothing.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    expect(await page.getByLabel('API key').count()).toBe(0);
+    expect(problems).toEqual([]);
+    await page.close();
+    await open.stop();
+  }, 120_000);
 });
