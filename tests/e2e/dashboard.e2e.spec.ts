@@ -2,7 +2,8 @@
 // service (AUTH on) holding the example dataset. It signs in with the printed admin key, checks
 // that the overview's figures are /v1/dashboard's to the unit, follows a filter link, replays an
 // agreement as of an earlier day, runs axe-core on each page (no serious or critical violation)
-// and saves laptop and phone screenshots under tests/e2e/artifacts/ (not committed).
+// and saves laptop and phone screenshots under tests/e2e/artifacts/ (not committed). A viewer key
+// is shown no write or audit control; a second service with AUTH=off opens with no sign-in form.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -197,6 +198,47 @@ describe('the dashboard at /', () => {
     await screenshots(page, 'institution');
     await page.close();
   }, 60_000);
+
+  it('shows a viewer key no write or audit control: only filters, navigation and sign-out', async () => {
+    const added = spawnSync('pnpm', ['keys', 'add', '--name', 'press-office', '--role', 'viewer'], {
+      cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: svc.dataDir }, encoding: 'utf8', timeout: 60_000,
+    });
+    expect(added.status, added.stderr).toBe(0);
+    const viewer = SECRET.exec(added.stdout)![0];
+    // The running service picks the new key up from its key file.
+    await expect.poll(async () => (await fetch(`${svc.url}/v1/me`, { headers: { authorization: `Bearer ${viewer}` } })).status, { timeout: 15_000, interval: 200 }).toBe(200);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(10_000);
+    const problems: string[] = [];
+    const refused: string[] = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error' && !/401/.test(m.text())) problems.push(m.text()); });
+    page.on('response', (r) => { if (r.status() === 403) refused.push(r.url()); });
+    const writes: string[] = [];
+    page.on('request', (r) => { if (r.method() !== 'GET') writes.push(`${r.method()} ${r.url()}`); });
+    await page.goto(`${svc.url}/`);
+    await page.getByLabel('API key').fill(viewer);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    expect(await page.getByTestId('who-role').innerText()).toBe('Role: viewer');
+    const buttons = async () => (await page.getByRole('button').allInnerTexts()).map((t) => t.trim()).sort();
+    expect(await buttons()).toEqual(['Apply filters', 'Sign out']);
+    expect(await page.locator('form[method="post" i], textarea, input[type="file"]').count()).toBe(0);
+
+    const a = (await apiGet<{ items: { title: string }[] }>('/v1/agreements?limit=1')).items[0]!;
+    await page.getByRole('link', { name: a.title }).first().click();
+    await page.getByRole('heading', { name: a.title, level: 1 }).waitFor();
+    await page.getByTestId('commitments-table').waitFor();
+    // No "Why?" (explain), no history, no integrity: those are the auditor's and admin's.
+    expect(await buttons()).toEqual(['Show', 'Sign out']);
+    expect(await page.getByTestId('integrity').count()).toBe(0);
+    expect(await page.locator('main').innerText()).toMatch(/shown to auditor and admin keys/);
+    expect(refused).toEqual([]);
+    expect(writes).toEqual([]);
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 90_000);
 });
 
 describe('the dashboard of a service run with AUTH=off', () => {
