@@ -2,7 +2,8 @@
 // service (AUTH on) holding the example dataset. It signs in with the printed admin key, checks
 // that the overview's figures are /v1/dashboard's to the unit, follows a filter link, replays an
 // agreement as of an earlier day, runs axe-core on each page (no serious or critical violation)
-// and saves laptop and phone screenshots under tests/e2e/artifacts/ (not committed).
+// and saves laptop and phone screenshots under tests/e2e/artifacts/ (not committed). A viewer key
+// is shown no write or audit control; a second service with AUTH=off opens with no sign-in form.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -49,6 +50,17 @@ async function screenshots(page: Page, name: string) {
   await page.setViewportSize({ width: 1280, height: 800 });
 }
 
+/** Loads the example dataset into a running service with examples/load.ts, as an operator does. */
+async function loadExamples(url: string, env: Record<string, string>) {
+  const load = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'examples/load.ts'), url], {
+    cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  load.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const code = await new Promise<number | null>((ok) => load.once('close', ok));
+  expect(code, err).toBe(0);
+}
+
 const figure = async (page: Page, id: string) => Number((await page.getByTestId(id).locator('.figure-value').innerText()).replace(/\D/g, ''));
 
 beforeAll(async () => {
@@ -58,13 +70,7 @@ beforeAll(async () => {
   svc = await startService({ env: { AUTH: 'on' } });
   dirs.push(svc.dataDir);
   secret = SECRET.exec(svc.stderr())![0];
-  const load = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'examples/load.ts'), svc.url], {
-    cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CM_API_KEY: secret }, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  load.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const code = await new Promise<number | null>((ok) => load.once('close', ok));
-  expect(code, err).toBe(0);
+  await loadExamples(svc.url, { CM_API_KEY: secret });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 }, 180_000);
 
@@ -192,4 +198,86 @@ describe('the dashboard at /', () => {
     await screenshots(page, 'institution');
     await page.close();
   }, 60_000);
+
+  it('shows a viewer key no write or audit control: only filters, navigation and sign-out', async () => {
+    const added = spawnSync('pnpm', ['keys', 'add', '--name', 'press-office', '--role', 'viewer'], {
+      cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: svc.dataDir }, encoding: 'utf8', timeout: 60_000,
+    });
+    expect(added.status, added.stderr).toBe(0);
+    const viewer = SECRET.exec(added.stdout)![0];
+    // The running service picks the new key up from its key file.
+    await expect.poll(async () => (await fetch(`${svc.url}/v1/me`, { headers: { authorization: `Bearer ${viewer}` } })).status, { timeout: 15_000, interval: 200 }).toBe(200);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(10_000);
+    const problems: string[] = [];
+    const refused: string[] = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error' && !/401/.test(m.text())) problems.push(m.text()); });
+    page.on('response', (r) => { if (r.status() === 403) refused.push(r.url()); });
+    const writes: string[] = [];
+    page.on('request', (r) => { if (r.method() !== 'GET') writes.push(`${r.method()} ${r.url()}`); });
+    await page.goto(`${svc.url}/`);
+    await page.getByLabel('API key').fill(viewer);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    expect(await page.getByTestId('who-role').innerText()).toBe('Role: viewer');
+    const buttons = async () => (await page.getByRole('button').allInnerTexts()).map((t) => t.trim()).sort();
+    expect(await buttons()).toEqual(['Apply filters', 'Sign out']);
+    expect(await page.locator('form[method="post" i], textarea, input[type="file"]').count()).toBe(0);
+
+    const a = (await apiGet<{ items: { title: string }[] }>('/v1/agreements?limit=1')).items[0]!;
+    await page.getByRole('link', { name: a.title }).first().click();
+    await page.getByRole('heading', { name: a.title, level: 1 }).waitFor();
+    await page.getByTestId('commitments-table').waitFor();
+    // No "Why?" (explain), no history, no integrity: those are the auditor's and admin's.
+    expect(await buttons()).toEqual(['Show', 'Sign out']);
+    expect(await page.getByTestId('integrity').count()).toBe(0);
+    expect(await page.locator('main').innerText()).toMatch(/shown to auditor and admin keys/);
+    expect(refused).toEqual([]);
+    expect(writes).toEqual([]);
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 90_000);
+});
+
+describe('the dashboard of a service run with AUTH=off', () => {
+  it('asks for no key: it opens on the overview, says access is open, and shows /v1/dashboard\'s figures', async () => {
+    const open = await startService({ env: { AUTH: 'off' } });
+    dirs.push(open.dataDir);
+    await loadExamples(open.url, {});
+    const res = await fetch(`${open.url}/v1/dashboard`);
+    expect(res.status).toBe(200);
+    const dash = (await res.json()) as { commitments: { total: number; overdue: number; byStatus: Record<string, number> } };
+    expect(dash.commitments.total).toBeGreaterThan(0);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(10_000);
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    await page.goto(`${open.url}/`);
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    expect(await page.getByLabel('API key').count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Sign in' }).count()).toBe(0);
+    expect(await page.getByRole('heading', { name: 'Sign in' }).count()).toBe(0);
+    expect(await page.getByTestId('who-name').innerText()).toBe('Open access (AUTH=off)');
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+    expect(await page.evaluate('sessionStorage.length + localStorage.length + document.cookie.length')).toBe(0);
+
+    expect(await figure(page, 'count-overdue')).toBe(dash.commitments.overdue);
+    expect(await figure(page, 'count-delayed')).toBe(dash.commitments.byStatus.delayed);
+    expect(await figure(page, 'count-implemented')).toBe(dash.commitments.byStatus.implemented);
+    expect(await figure(page, 'count-total')).toBe(dash.commitments.total);
+    const totals = await page.getByTestId('sector-table').locator('td.total').allInnerTexts();
+    expect(totals.reduce((n, t) => n + Number(t.replace(/\D/g, '')), 0)).toBe(dash.commitments.total);
+
+    // A reload still asks for nothing.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    expect(await page.getByLabel('API key').count()).toBe(0);
+    expect(problems).toEqual([]);
+    await page.close();
+    await open.stop();
+  }, 120_000);
 });
