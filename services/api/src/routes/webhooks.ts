@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { NotFoundError, ValidationError, party, slug } from '@cm/domain';
 import type { AppDeps } from '../deps.js';
+import { answerCommand } from '../http-support.js';
 import { EVENT_TYPES } from '../event-feed.js';
 import { SECRET_PATTERN, generateSecret } from '../webhooks/signature.js';
 import { refuseUrl, type WebhookSubscription } from '../webhooks/webhook-dispatcher.js';
@@ -50,10 +51,10 @@ export const webhookRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =
     config: ADMIN,
     schema: {
       tags: ['events'], operationId: 'createWebhook', summary: 'Register a webhook subscription (admin)',
-      description: 'Each matching event from now on is POSTed to `url`, signed per Standard Webhooks (see docs/api.md). The answer shows the secret this once.',
+      description: 'Each matching event from now on is POSTed to `url`, signed per Standard Webhooks (see docs/api.md). The answer shows the secret this once (and to a repeat under the same `Idempotency-Key`).',
       body: webhookInput, response: { 201: created }, problems: { 400: ['invalid_input'] },
     },
-  }, async (request, reply) => {
+  }, async (request, reply) => answerCommand(request, reply, deps, async () => {
     const refused = await refuseUrl(request.body.url, hooks);
     if (refused) throw new ValidationError(`url ${refused}`, [{ path: 'url', message: refused }]);
     const sub: WebhookSubscription = {
@@ -63,9 +64,9 @@ export const webhookRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =
     };
     store.save(sub);
     request.log.info({ webhook: sub.id, url: sub.url }, 'webhook registered');
-    reply.code(201).header('location', `/v1/webhooks/${sub.id}`);
-    return { ...view(sub), secret: sub.secret };
-  });
+    // A repeat under the same Idempotency-Key answers this, secret included, without a second subscription.
+    return { status: 201, headers: { location: `/v1/webhooks/${sub.id}` }, body: { ...view(sub), secret: sub.secret } };
+  }));
 
   app.get('/v1/webhooks', {
     config: ADMIN,

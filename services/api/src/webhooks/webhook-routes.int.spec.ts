@@ -70,4 +70,31 @@ describe('webhook routes', () => {
     });
     expect((await get(t, '/v1/webhooks', bearer(admin))).json<Json>().items).toEqual([]);
   });
+
+  it('honour Idempotency-Key: a repeat answers the first answer (secret too) without a second subscription; another body under the key is 422', async () => {
+    const keyed = (key: string) => ({ ...bearer(admin), 'idempotency-key': key });
+    const hookIds = async () => (await get(t, '/v1/webhooks', bearer(admin))).json<Json>().items.map((h: Json) => h.id as string);
+    const before = new Set(await hookIds());
+    const added = async () => (await hookIds()).filter((id: string) => !before.has(id)).sort();
+    const first = await post(t, '/v1/webhooks', { url, types: ['AgreementSigned'] }, keyed('hook-once'));
+    expect(first.statusCode, first.body).toBe(201);
+    const again = await post(t, '/v1/webhooks', { types: ['AgreementSigned'], url }, keyed('hook-once'));
+    expect(again.statusCode, again.body).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.headers.location).toBe(first.headers.location);
+    expect(again.json<Json>()).toEqual(first.json<Json>());
+    const other = expectProblem(await post(t, '/v1/webhooks', { url, types: ['AgreementTerminated'] }, keyed('hook-once')), 422);
+    expect(other.code).toBe('idempotency_key_reused');
+    expect(other.errors[0].path).toBe('Idempotency-Key');
+    expect(await added()).toEqual([first.json<Json>().id]);
+
+    // A refusal frees the key for the corrected request.
+    expect(expectProblem(await post(t, '/v1/webhooks', { url: 'http://example.org/hook' }, keyed('hook-fixed')), 400).errors[0].path).toBe('url');
+    const fixed = await post(t, '/v1/webhooks', { url }, keyed('hook-fixed'));
+    expect(fixed.statusCode, fixed.body).toBe(201);
+    expect(fixed.headers['idempotent-replayed']).toBeUndefined();
+    const mine = await added();
+    expect(mine).toEqual([first.json<Json>().id, fixed.json<Json>().id].sort());
+    for (const id of mine) await t.app.inject({ method: 'DELETE', url: `/v1/webhooks/${id}`, headers: bearer(admin) });
+  });
 });
