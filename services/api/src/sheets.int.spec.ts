@@ -126,4 +126,63 @@ describe('spreadsheets', () => {
     expect(problems[0]).toMatchObject({ field: 'progress' });
     expect(problems[0]!.message).toMatch(/^forbidden/);
   });
+  it('exports a commitment whose due date waits for entry into force with an empty due_date, and re-imports it unchanged', async () => {
+    const t = await app();
+    await createAgreement(t, { id: 'energy-grid', commitments: [
+      commitmentInput({ id: 'grid-study', dueDate: { relativeTo: 'entry_into_force', days: 90 } }),
+      commitmentInput({ id: 'fixed' }),
+    ] });
+    const csv = (await t.app.inject({ method: 'GET', url: '/v1/commitments?format=csv' })).body;
+    const grid = csv.split('\r\n').find((l) => l.includes(',grid-study,'))!;
+    expect(grid.split(',')[12]).toBe('');
+    const again = await expectNothingAppended(t, () => upload(t, csv, CSV));
+    expect(again.statusCode, again.body).toBe(201);
+    expect(again.json()).toMatchObject({ unchanged: 2, updated: 0, position: null });
+
+    // A date where the ledger has none yet is a due date change, not a match.
+    const dated = csv.replace(/(,grid-study,(?:[^,]*,){3})(,)/, '$12027-01-01$2');
+    expect(dated).not.toBe(csv);
+    const refused = await expectNothingAppended(t, () => upload(t, dated, CSV));
+    expect(refused.statusCode, refused.body).toBe(422);
+    expect((refused.json().problems as Json[]).map((p) => `${p.field}`)).toEqual(['due_date']);
+
+    // A new commitment needs its date: a sheet has no column for a relative rule.
+    const added = `${csv.trimEnd()}\r\n${grid.replace('grid-study', 'new-one')}`;
+    const undated = await expectNothingAppended(t, () => upload(t, added, CSV));
+    expect(undated.statusCode, undated.body).toBe(422);
+    expect(undated.json().problems).toEqual([expect.objectContaining({ field: 'due_date', column: 'M', message: expect.stringMatching(/new commitment/) })]);
+  });
+
+  it('creates a new commitment row that says implemented or cancelled and records that status; refuses one that says delayed, naming status', async () => {
+    const t = await app();
+    await createAgreement(t, { id: 'health-vaccines', commitments: [commitmentInput({ id: 'plant-open' })] });
+    const csv = (await t.app.inject({ method: 'GET', url: '/v1/commitments?format=csv' })).body.trimEnd();
+    const row = csv.split('\r\n')[1]!;
+    const like = (id: string, status: string, note: string) => row.replace('plant-open', id).replace(/,pending,0,$/, `,${status},0,${note}`);
+    expect(like('x', 'implemented', '')).not.toBe(row.replace('plant-open', 'x'));
+
+    const delayed = await expectNothingAppended(t, () => upload(t, [csv, like('late-one', 'delayed', 'Funds late')].join('\r\n'), CSV));
+    expect(delayed.statusCode, delayed.body).toBe(422);
+    expect(delayed.json().problems).toEqual([expect.objectContaining({ row: 3, field: 'status', column: 'N' })]);
+
+    const unreasoned = await expectNothingAppended(t, () => upload(t, [csv, like('dropped', 'cancelled', '')].join('\r\n'), CSV));
+    expect(unreasoned.statusCode, unreasoned.body).toBe(422);
+    expect(unreasoned.json().problems).toEqual([expect.objectContaining({ row: 3, field: 'note' })]);
+
+    const file = [csv, like('done-one', 'implemented', ''), like('dropped', 'cancelled', 'Merged into plant-open')].join('\r\n');
+    const res = await upload(t, file, CSV);
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.json()).toMatchObject({ created: { agreements: 0, commitments: 2 }, unchanged: 1, plan: [
+      { row: 2, outcome: 'unchanged', actions: [] },
+      { row: 3, commitmentId: 'done-one', outcome: 'created', actions: ['add_commitment', 'implement'] },
+      { row: 4, commitmentId: 'dropped', outcome: 'created', actions: ['add_commitment', 'cancel'] },
+    ] });
+    await settle(t, res.json().position);
+    const after = await t.app.inject({ method: 'GET', url: '/v1/commitments?format=csv' });
+    expect(after.body).toContain(',done-one,');
+    expect(after.body).toMatch(/,dropped,[^\r]*,cancelled,0,Merged into plant-open\r\n/);
+    expect(after.body).toMatch(/,done-one,[^\r]*,implemented,/);
+    const again = await expectNothingAppended(t, () => upload(t, after.rawPayload, CSV));
+    expect(again.json(), again.body).toMatchObject({ unchanged: 3 });
+  });
 });

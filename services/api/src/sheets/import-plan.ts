@@ -32,7 +32,8 @@ const CELL: Record<Column, z.ZodType> = {
   commitment_title: plainText(300),
   responsible_party: party,
   responsible_institution: plainText(200),
-  due_date: isoDate,
+  // Empty: the date waits for the agreement's event (a relative rule); only a recorded commitment may say so.
+  due_date: optionalText(isoDate),
   status: commitmentStatus.optional(),
   progress: progressCell.optional(),
   note: optionalText(multilineText(4000)),
@@ -42,7 +43,7 @@ type Row = {
   row: number;
   agreementId: string;
   agreement: { title: string; kind: z.infer<typeof agreementKind>; sector: string; parties: string[]; signedAt: string; session: { name: string; date: string } | null };
-  commitment: { id: string; title: string; party: string; institution: string; dueDate: string; status: z.infer<typeof commitmentStatus> | undefined; progress: number | undefined; note: string | undefined };
+  commitment: { id: string; title: string; party: string; institution: string; dueDate: string | null; status: z.infer<typeof commitmentStatus> | undefined; progress: number | undefined; note: string | undefined };
 };
 
 const letter = (c: Column) => columnLetter(COLUMNS.indexOf(c));
@@ -80,7 +81,7 @@ function checkCells(sheet: RawSheet): { rows: Row[]; problems: SheetProblem[] } 
       },
       commitment: {
         id: v.commitment_id, title: v.commitment_title, party: v.responsible_party, institution: v.responsible_institution,
-        dueDate: v.due_date, status: values.status as Row['commitment']['status'], progress: values.progress as number | undefined, note: values.note as string | undefined,
+        dueDate: (values.due_date as string | undefined) ?? null, status: values.status as Row['commitment']['status'], progress: values.progress as number | undefined, note: values.note as string | undefined,
       },
     });
   }
@@ -118,17 +119,23 @@ function followUps(r: Row, held: { status: string; progress: number; dueDate: st
   const c = r.commitment;
   const steps: Step[] = [];
   const status = held?.status ?? 'pending';
-  const dueDate = held?.dueDate ?? c.dueDate;
+  const dueDate = held ? held.dueDate : c.dueDate;
+  if (c.dueDate === null && !held) {
+    problem('due_date', 'is required for a new commitment (a date falling due relative to entry into force is set through the API, not a sheet)');
+    return [];
+  }
   const needReason = (what: string) => {
     if (c.note === undefined) problem('note', `must give the reason of the ${what}`);
     return c.note ?? '';
   };
   if (c.status === 'delayed' && status !== 'delayed' && !held) {
     problem('status', 'a new commitment cannot start delayed: import it with its original due date, then import the delay (status delayed, the new due_date, the reason in note)');
-  } else if (c.status === 'delayed' && c.dueDate !== dueDate) {
+  } else if (c.status === 'delayed' && c.dueDate !== null && c.dueDate !== dueDate) {
     steps.push({ row: r.row, column: 'due_date', action: 'delay', command: { type: 'DelayCommitment', commitmentId: c.id, reason: needReason('delay'), newDueDate: c.dueDate } });
   } else if (c.dueDate !== dueDate) {
-    problem('due_date', `differs from the ledger's ${dueDate}: a due date moves only by a delay (status delayed, the reason in note) or a correction`);
+    problem('due_date', dueDate === null
+      ? "differs from the ledger, which has no due date yet (it falls due relative to entry into force): leave the cell empty"
+      : `differs from the ledger's ${dueDate}: a due date moves only by a delay (status delayed, the reason in note) or a correction`);
   } else if (c.status === 'delayed' && status !== 'delayed') {
     problem('due_date', 'a delay needs a due_date later than the one the ledger holds');
   }
@@ -192,12 +199,17 @@ export async function planImport(sheet: RawSheet, deps: { eventStore: EventStore
     }
     if (!start.exists) {
       const h = head.agreement;
+      const undated = group.filter((r) => r.commitment.dueDate === null);
+      if (undated.length) {
+        for (const r of undated) followUps(r, null, (c, m) => problem(r.row, c, m));
+        continue;
+      }
       steps.push({
         row: head.row, column: 'agreement_id', action: 'create_agreement',
         command: {
           type: 'SignAgreement', agreementId, title: h.title, kind: h.kind, sector: h.sector, parties: h.parties, signedAt: h.signedAt,
           ...(h.session ? { session: h.session } : {}),
-          commitments: group.map((r) => ({ commitmentId: r.commitment.id, title: r.commitment.title, dueDate: r.commitment.dueDate, responsible: { party: r.commitment.party, institution: r.commitment.institution } })),
+          commitments: group.map((r) => ({ commitmentId: r.commitment.id, title: r.commitment.title, dueDate: r.commitment.dueDate!, responsible: { party: r.commitment.party, institution: r.commitment.institution } })),
         },
       });
       for (const r of group) {
@@ -219,6 +231,10 @@ export async function planImport(sheet: RawSheet, deps: { eventStore: EventStore
         const held = a.commitments.find((x) => x.id === c.id);
         const rowProblem = (col: Column, m: string) => problem(r.row, col, m);
         if (!held) {
+          if (c.dueDate === null) {
+            followUps(r, null, rowProblem);
+            continue;
+          }
           steps.push({ row: r.row, column: 'commitment_id', action: 'add_commitment', command: { type: 'AddCommitment', commitment: { commitmentId: c.id, title: c.title, dueDate: c.dueDate, responsible: { party: c.party, institution: c.institution } } } });
           items.set(r.row, { row: r.row, agreementId, commitmentId: c.id, outcome: 'created', actions: ['add_commitment'] });
           steps.push(...followUps(r, null, rowProblem));
