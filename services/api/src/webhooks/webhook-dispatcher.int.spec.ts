@@ -100,6 +100,21 @@ describe('webhook deliveries', () => {
     expect(verify(sub.secret, first, first.body.replace('ven-', 'rus-'))).toBe(false);
   });
 
+  it("a delivery pass's progress never brings back a subscription deleted meanwhile, nor resumes one paused meanwhile", () => {
+    const store = openStore('race');
+    const passView = subscription({ id: 'raced' });
+    store.save(passView);
+    // An admin pauses it while a pass (holding its own copy) is delivering; the pass then moves the cursor.
+    store.save({ ...passView, status: 'paused' });
+    expect(store.recordProgress({ ...passView, cursor: '7' })).toBe(true);
+    expect(store.get('raced')).toMatchObject({ status: 'paused', cursor: '7' });
+    // An admin deletes it; the pass's next progress must not insert it again.
+    expect(store.remove('raced')).toBe(true);
+    expect(store.recordProgress({ ...passView, cursor: '8' })).toBe(false);
+    expect(store.get('raced')).toBeNull();
+    expect(store.list().map((s) => s.id)).not.toContain('raced');
+  });
+
   it('a receiver that fails 3 times then recovers gets everything, retried with backoff', async () => {
     received.length = 0;
     failNext = 3;

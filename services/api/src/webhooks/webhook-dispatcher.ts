@@ -46,6 +46,18 @@ export function createWebhookStore(db: Database.Database) {
       return row ? (JSON.parse(row.doc) as WebhookSubscription) : null;
     },
     remove: (id: string) => del.run(id).changes > 0,
+    /**
+     * Writes a delivery pass's progress (cursor, retry state, failing) onto the stored row, in one
+     * transaction: a subscription deleted meanwhile stays deleted, and one paused meanwhile stays paused.
+     */
+    recordProgress: db.transaction((sub: WebhookSubscription): boolean => {
+      const row = one.get(sub.id);
+      if (!row) return false;
+      const stored = JSON.parse(row.doc) as WebhookSubscription;
+      const status = sub.status === 'failing' ? 'failing' : stored.status;
+      put.run(sub.id, JSON.stringify({ ...stored, status, cursor: sub.cursor, attempts: sub.attempts, firstFailureAt: sub.firstFailureAt, nextAttemptAt: sub.nextAttemptAt, lastError: sub.lastError }));
+      return true;
+    }),
   };
 }
 export type WebhookStore = ReturnType<typeof createWebhookStore>;
@@ -157,19 +169,19 @@ export function createWebhookDispatcher(options: DispatcherOptions) {
             sub.nextAttemptAt = new Date(at.getTime() + backoffMs(sub.attempts)).toISOString();
             logger.warn({ webhook: sub.id, event: event.id, error: sub.lastError, nextAttemptAt: sub.nextAttemptAt }, 'webhook delivery failed; will retry');
           }
-          store.save(sub);
+          store.recordProgress(sub);
           return;
         }
         sub.cursor = event.position;
         sub.attempts = 0;
         sub.firstFailureAt = null;
         sub.nextAttemptAt = null;
-        store.save(sub);
+        if (!store.recordProgress(sub)) return;
       }
       // Events the subscription does not take are passed over too.
       if (page.next !== sub.cursor) {
         sub.cursor = page.next;
-        store.save(sub);
+        if (!store.recordProgress(sub)) return;
       }
       if (!page.more) return;
     }
