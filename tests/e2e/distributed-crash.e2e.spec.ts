@@ -318,7 +318,7 @@ async function verifyAgainstReplay(apis: Client[], ids: string[], outcomes: Outc
   expect(order, 'commitments sorted by due date then id').toEqual([...order].sort());
 
   const statusCounts = <S extends string>(all: readonly S[], values: S[]) => Object.fromEntries(all.map((s) => [s, values.filter((v) => v === s).length]));
-  const AGREEMENT_STATUSES = ['signed', 'in_implementation', 'delayed', 'implemented', 'terminated'] as const;
+  const AGREEMENT_STATUSES = ['signed', 'in_implementation', 'delayed', 'implemented', 'cancelled', 'terminated'] as const;
   const COMMITMENT_STATUSES = ['pending', 'in_progress', 'delayed', 'implemented', 'cancelled'] as const;
   const docs = [...replays.values()];
   const sectors = [...new Set(docs.map((a) => a.sector as string))];

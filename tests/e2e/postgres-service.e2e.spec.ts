@@ -69,6 +69,6 @@ describe.skipIf(PG_SKIP)('the service on PostgreSQL', () => {
     await c.end();
     const r = await runUntilExit({ EVENT_STORE_URL: d.url, AUTH: 'off', LOG_LEVEL: 'info' });
     expect(r.code).toBe(78);
-    expect(r.stdout + r.stderr).toMatch(/schema is at version 7, newer than version 1/);
+    expect(r.stdout + r.stderr).toMatch(/schema is at version 7, newer than version 2/);
   });
 });

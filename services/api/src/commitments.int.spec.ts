@@ -299,9 +299,9 @@ describe('GET /v1/dashboard', () => {
     expect(res.statusCode).toBe(200);
     const d = res.json<Json>();
     expect(d.agreements.total).toBe(3);
-    expect(d.agreements.byStatus).toEqual({ signed: 0, in_implementation: 1, delayed: 1, implemented: 1, terminated: 0 });
-    expect(d.agreements.bySector.health).toEqual({ total: 2, byStatus: { signed: 0, in_implementation: 1, delayed: 1, implemented: 0, terminated: 0 } });
-    expect(d.agreements.bySector.energy).toEqual({ total: 1, byStatus: { signed: 0, in_implementation: 0, delayed: 0, implemented: 1, terminated: 0 } });
+    expect(d.agreements.byStatus).toEqual({ signed: 0, in_implementation: 1, delayed: 1, implemented: 1, cancelled: 0, terminated: 0 });
+    expect(d.agreements.bySector.health).toEqual({ total: 2, byStatus: { signed: 0, in_implementation: 1, delayed: 1, implemented: 0, cancelled: 0, terminated: 0 } });
+    expect(d.agreements.bySector.energy).toEqual({ total: 1, byStatus: { signed: 0, in_implementation: 0, delayed: 0, implemented: 1, cancelled: 0, terminated: 0 } });
     expect(d.commitments).toEqual({ total: 4, byStatus: { pending: 1, in_progress: 1, delayed: 0, implemented: 1, cancelled: 1 }, overdue: 1 });
     expect(d.upcomingReviews).toEqual([]);
   });
