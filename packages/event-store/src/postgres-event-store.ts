@@ -21,22 +21,13 @@ import { chainFault, hashScheme, type HashScheme, type StreamHeadRow } from './h
 import { LATEST_SCHEMA_VERSION, SchemaTooNewError, migratePostgres } from './postgres-migrations.js';
 import type { ImportSummary } from './sqlite-event-store.js';
 import { pollingSubscription } from './polling-subscription.js';
+import { storedEventOf, type EventRow } from './event-row.js';
 
 export { LATEST_SCHEMA_VERSION, MIGRATIONS, SchemaTooNewError, migratePostgres, type MigrationReport } from './postgres-migrations.js';
 
 export const NOTIFY_CHANNEL = 'cm_events_appended';
 
-type Row = {
-  position: string;
-  event_id: string;
-  stream: string;
-  revision: number;
-  type: string;
-  data: string;
-  metadata: string;
-  prev_hash: string;
-  hash: string;
-};
+type Row = EventRow<string>;
 
 export type PostgresEventStoreOptions = {
   /** postgres://user@host:5432/db (or postgresql://). */
@@ -79,17 +70,6 @@ type Pending = {
   reject: (e: unknown) => void;
 };
 
-const toStored = (r: Row): StoredEvent => ({
-  id: r.event_id,
-  stream: r.stream,
-  revision: Number(r.revision),
-  position: String(r.position),
-  type: r.type,
-  data: JSON.parse(r.data) as unknown,
-  metadata: JSON.parse(r.metadata) as StoredEvent['metadata'],
-  prevHash: r.prev_hash,
-  hash: r.hash,
-});
 
 export async function openPostgresEventStore(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
   const now = options.now ?? (() => new Date());
@@ -148,7 +128,7 @@ export async function openPostgresEventStore(options: PostgresEventStoreOptions)
           rows.push(r);
         }
         if (rows.some((r) => r.stream !== p.stream)) return { error: new Error(`event ${firstRow.event_id} was already appended to stream ${firstRow.stream}, not ${p.stream}`) };
-        const events = rows.map(toStored);
+        const events = rows.map(storedEventOf);
         const last = events.at(-1)!;
         return { ok: { revision: last.revision, position: last.position, events, duplicate: true }, wrote: false };
       }
@@ -453,7 +433,7 @@ export async function openPostgresEventStore(options: PostgresEventStoreOptions)
         limit = ` LIMIT $${params.length}`;
       }
       const { rows } = await pool.query<Row>(`SELECT * FROM events WHERE ${clauses.join(' AND ')} ORDER BY revision${limit}`, params);
-      return rows.map(toStored);
+      return rows.map(storedEventOf);
     },
     async streamRevision(stream) {
       const { rows } = await pool.query<{ revision: number }>('SELECT revision FROM streams WHERE stream = $1', [stream]);
@@ -478,7 +458,7 @@ export async function openPostgresEventStore(options: PostgresEventStoreOptions)
     },
     async readAll({ after, limit }) {
       const { rows } = await pool.query<Row>('SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2', [after ?? '0', limit]);
-      return rows.map(toStored);
+      return rows.map(storedEventOf);
     },
     async headPosition() {
       const { rows } = await pool.query<{ p: string | null }>('SELECT max(position) AS p FROM events');

@@ -16,20 +16,11 @@ import { chainFault, hashScheme, type HashScheme, type StreamHeadRow } from './h
 import { createSqliteWriter, type AppendOutcome, type GroupAppend, type SqliteWriter, type WriterSupervision } from './sqlite-writer.js';
 import { registerWriter } from './sqlite-writer-registry.js';
 import { pollingSubscription } from './polling-subscription.js';
+import { storedEventOf, type EventRow } from './event-row.js';
 
 export { WriterUnavailableError, type WriterSupervision } from './sqlite-writer.js';
 
-type Row = {
-  position: number | bigint;
-  event_id: string;
-  stream: string;
-  revision: number;
-  type: string;
-  data: string;
-  metadata: string;
-  prev_hash: string;
-  hash: string;
-};
+type Row = EventRow<number | bigint>;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
@@ -128,17 +119,6 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
 
   const readStreamStatements = new Map<string, Database.Statement<Record<string, unknown>, Row>>();
 
-  const toStored = (r: Row): StoredEvent => ({
-    id: r.event_id,
-    stream: r.stream,
-    revision: Number(r.revision),
-    position: String(r.position),
-    type: r.type,
-    data: JSON.parse(r.data) as unknown,
-    metadata: JSON.parse(r.metadata) as StoredEvent['metadata'],
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  });
 
   // Group commit: appends that arrive while the writer thread is busy (or in the same turn of the
   // event loop when it is idle) share one transaction and so one fsync. Each runs in its own
@@ -163,7 +143,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
     }
     const r = o.ok;
     if ('duplicateRows' in r) {
-      const found = r.duplicateRows.map(toStored);
+      const found = r.duplicateRows.map(storedEventOf);
       const last = found.at(-1)!;
       p.resolve({ revision: last.revision, position: last.position, events: found, duplicate: true });
       return false;
@@ -275,7 +255,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
         const from = opts.fromRevision ?? 0;
         const head = stmt.streamHead.get(stream);
         if (!head || head.revision < from) return [];
-        return stmt.streamFrom.all(stream, from).map(toStored);
+        return stmt.streamFrom.all(stream, from).map(storedEventOf);
       }
       const clauses = ['stream = @stream', 'revision >= @from'];
       if (opts.toRevision !== undefined) clauses.push('revision <= @to');
@@ -288,7 +268,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
       const rows = prepared.all({
         stream, from: opts.fromRevision ?? 0, to: opts.toRevision, upTo: opts.recordedUpTo, limit: opts.limit ?? -1,
       });
-      return rows.map(toStored);
+      return rows.map(storedEventOf);
     },
     async streamRevision(stream) {
       return stmt.streamHead.get(stream)?.revision ?? -1;
@@ -306,7 +286,7 @@ export function createSqliteEventStore(options: SqliteEventStoreOptions): Sqlite
       return stmt.lastRecordedAt.get()?.at ?? null;
     },
     async readAll({ after, limit }) {
-      return stmt.readAll.all(after === null ? 0n : BigInt(after), limit).map(toStored);
+      return stmt.readAll.all(after === null ? 0n : BigInt(after), limit).map(storedEventOf);
     },
     async headPosition() {
       const p = stmt.head.get()?.p;
