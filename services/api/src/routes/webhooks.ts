@@ -81,10 +81,10 @@ export const webhookRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) =
         params, body: z.strictObject({}).optional(), response: { 200: webhookView }, problems: { ...NOT_FOUND, 400: ['invalid_input'] },
       },
     }, async (request) => {
-      const sub = find(request.params.id);
-      sub.status = status;
-      if (status === 'active') Object.assign(sub, { attempts: 0, firstFailureAt: null, nextAttemptAt: null });
-      store.save(sub);
+      // Read and written in one transaction, so a delivery pass's cursor moved meanwhile is kept.
+      const sub = store.update(request.params.id, (stored) => ({
+        ...stored, status, ...(status === 'active' ? { attempts: 0, firstFailureAt: null, nextAttemptAt: null } : {}),
+      })) ?? find(request.params.id);
       if (status === 'active') void hooks.dispatcher.runOnce().catch((err: unknown) => request.log.error({ err }, 'webhook deliveries failed'));
       return view(sub);
     });

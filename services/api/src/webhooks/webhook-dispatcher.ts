@@ -36,6 +36,14 @@ export function createWebhookStore(db: Database.Database) {
   const all = db.prepare<[], { doc: string }>('SELECT doc FROM webhook_subscriptions ORDER BY id');
   const one = db.prepare<[string], { doc: string }>('SELECT doc FROM webhook_subscriptions WHERE id = ?');
   const del = db.prepare<[string]>('DELETE FROM webhook_subscriptions WHERE id = ?');
+  /** Changes the stored subscription in one transaction; null (and nothing written) when it is gone. */
+  const update = db.transaction((id: string, change: (stored: WebhookSubscription) => WebhookSubscription): WebhookSubscription | null => {
+    const row = one.get(id);
+    if (!row) return null;
+    const next = change(JSON.parse(row.doc) as WebhookSubscription);
+    put.run(id, JSON.stringify(next));
+    return next;
+  });
   return {
     save(sub: WebhookSubscription) {
       put.run(sub.id, JSON.stringify(sub));
@@ -46,18 +54,17 @@ export function createWebhookStore(db: Database.Database) {
       return row ? (JSON.parse(row.doc) as WebhookSubscription) : null;
     },
     remove: (id: string) => del.run(id).changes > 0,
+    update,
     /**
-     * Writes a delivery pass's progress (cursor, retry state, failing) onto the stored row, in one
-     * transaction: a subscription deleted meanwhile stays deleted, and one paused meanwhile stays paused.
+     * Writes a delivery pass's progress (cursor, retry state, failing) onto the stored row: a
+     * subscription deleted meanwhile stays deleted, and one paused meanwhile stays paused.
      */
-    recordProgress: db.transaction((sub: WebhookSubscription): boolean => {
-      const row = one.get(sub.id);
-      if (!row) return false;
-      const stored = JSON.parse(row.doc) as WebhookSubscription;
-      const status = sub.status === 'failing' ? 'failing' : stored.status;
-      put.run(sub.id, JSON.stringify({ ...stored, status, cursor: sub.cursor, attempts: sub.attempts, firstFailureAt: sub.firstFailureAt, nextAttemptAt: sub.nextAttemptAt, lastError: sub.lastError }));
-      return true;
-    }),
+    recordProgress(sub: WebhookSubscription): boolean {
+      return update(sub.id, (stored) => ({
+        ...stored, status: sub.status === 'failing' ? 'failing' : stored.status,
+        cursor: sub.cursor, attempts: sub.attempts, firstFailureAt: sub.firstFailureAt, nextAttemptAt: sub.nextAttemptAt, lastError: sub.lastError,
+      })) !== null;
+    },
   };
 }
 export type WebhookStore = ReturnType<typeof createWebhookStore>;
