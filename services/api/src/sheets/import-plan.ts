@@ -46,6 +46,8 @@ type Row = {
   commitment: { id: string; title: string; party: string; institution: string; dueDate: string | null; status: z.infer<typeof commitmentStatus> | undefined; progress: number | undefined; note: string | undefined };
 };
 
+const UNDATED_NEW_COMMITMENT = 'is required for a new commitment (a date falling due relative to entry into force is set through the API, not a sheet)';
+
 const letter = (c: Column) => columnLetter(COLUMNS.indexOf(c));
 
 /** Every cell of every row checked; rows without a problem come back typed. */
@@ -121,7 +123,7 @@ function followUps(r: Row, held: { status: string; progress: number; dueDate: st
   const status = held?.status ?? 'pending';
   const dueDate = held ? held.dueDate : c.dueDate;
   if (c.dueDate === null && !held) {
-    problem('due_date', 'is required for a new commitment (a date falling due relative to entry into force is set through the API, not a sheet)');
+    problem('due_date', UNDATED_NEW_COMMITMENT);
     return [];
   }
   const needReason = (what: string) => {
@@ -201,7 +203,7 @@ export async function planImport(sheet: RawSheet, deps: { eventStore: EventStore
       const h = head.agreement;
       const undated = group.filter((r) => r.commitment.dueDate === null);
       if (undated.length) {
-        for (const r of undated) followUps(r, null, (c, m) => problem(r.row, c, m));
+        for (const r of undated) problem(r.row, 'due_date', UNDATED_NEW_COMMITMENT);
         continue;
       }
       steps.push({
