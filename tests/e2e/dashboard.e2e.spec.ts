@@ -63,6 +63,17 @@ async function loadExamples(url: string, env: Record<string, string>) {
 
 const figure = async (page: Page, id: string) => Number((await page.getByTestId(id).locator('.figure-value').innerText()).replace(/\D/g, ''));
 
+type DashboardFigures = { commitments: { total: number; overdue: number; byStatus: Record<string, number> } };
+/** The overview's four figures and its sector table's grand total equal /v1/dashboard's. */
+async function expectOverviewFigures(page: Page, dash: DashboardFigures) {
+  expect(await figure(page, 'count-overdue')).toBe(dash.commitments.overdue);
+  expect(await figure(page, 'count-delayed')).toBe(dash.commitments.byStatus.delayed);
+  expect(await figure(page, 'count-implemented')).toBe(dash.commitments.byStatus.implemented);
+  expect(await figure(page, 'count-total')).toBe(dash.commitments.total);
+  const totals = await page.getByTestId('sector-table').locator('td.total').allInnerTexts();
+  expect(totals.reduce((n, t) => n + Number(t.replace(/\D/g, '')), 0)).toBe(dash.commitments.total);
+}
+
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\``);
   const built = spawnSync(process.execPath, [join(ROOT, 'scripts/build-web.mjs'), '--if-stale'], { cwd: ROOT, encoding: 'utf8' });
@@ -116,15 +127,9 @@ describe('the dashboard at /', () => {
     expect(await page.evaluate('sessionStorage.getItem("cm.apiKey")')).toBe(secret);
     expect(await page.evaluate('localStorage.length + document.cookie.length')).toBe(0);
 
-    const dash = await apiGet<{ commitments: { total: number; overdue: number; byStatus: Record<string, number> } }>('/v1/dashboard');
+    const dash = await apiGet<DashboardFigures>('/v1/dashboard');
     expect(dash.commitments.total).toBeGreaterThan(0);
-    expect(await figure(page, 'count-overdue')).toBe(dash.commitments.overdue);
-    expect(await figure(page, 'count-delayed')).toBe(dash.commitments.byStatus.delayed);
-    expect(await figure(page, 'count-implemented')).toBe(dash.commitments.byStatus.implemented);
-    expect(await figure(page, 'count-total')).toBe(dash.commitments.total);
-    // The sector table's grand total is every commitment.
-    const totals = await page.getByTestId('sector-table').locator('td.total').allInnerTexts();
-    expect(totals.reduce((n, t) => n + Number(t.replace(/\D/g, '')), 0)).toBe(dash.commitments.total);
+    await expectOverviewFigures(page, dash);
     expect(await axeViolations(page)).toEqual([]);
     await screenshots(page, 'overview');
 
@@ -248,7 +253,7 @@ describe('the dashboard of a service run with AUTH=off', () => {
     await loadExamples(open.url, {});
     const res = await fetch(`${open.url}/v1/dashboard`);
     expect(res.status).toBe(200);
-    const dash = (await res.json()) as { commitments: { total: number; overdue: number; byStatus: Record<string, number> } };
+    const dash = (await res.json()) as DashboardFigures;
     expect(dash.commitments.total).toBeGreaterThan(0);
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -265,12 +270,7 @@ describe('the dashboard of a service run with AUTH=off', () => {
     expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
     expect(await page.evaluate('sessionStorage.length + localStorage.length + document.cookie.length')).toBe(0);
 
-    expect(await figure(page, 'count-overdue')).toBe(dash.commitments.overdue);
-    expect(await figure(page, 'count-delayed')).toBe(dash.commitments.byStatus.delayed);
-    expect(await figure(page, 'count-implemented')).toBe(dash.commitments.byStatus.implemented);
-    expect(await figure(page, 'count-total')).toBe(dash.commitments.total);
-    const totals = await page.getByTestId('sector-table').locator('td.total').allInnerTexts();
-    expect(totals.reduce((n, t) => n + Number(t.replace(/\D/g, '')), 0)).toBe(dash.commitments.total);
+    await expectOverviewFigures(page, dash);
 
     // A reload still asks for nothing.
     await page.reload();
